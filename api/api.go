@@ -1,0 +1,90 @@
+// Package api holds the wire types of the local socket protocol (HTTP and
+// JSON over a UNIX socket), defined once for both the daemon and the client.
+package api
+
+import (
+	"strings"
+	"time"
+)
+
+// VersionHeader is sent both ways; Version is the protocol version.
+const (
+	VersionHeader = "Clinit-Version"
+	Version       = "0"
+)
+
+// Paths of the protocol, all under /v0/.
+const (
+	PathTell     = "/v0/tell"     // POST TellRequest -> Message
+	PathReread   = "/v0/reread"   // POST -> Message
+	PathStatus   = "/v0/status"   // GET -> Status
+	PathShutdown = "/v0/shutdown" // POST -> Message, answered once every group has stopped
+)
+
+// MaxRequestBody bounds every request body the daemon reads.
+const MaxRequestBody = 64 << 10
+
+// Group states (SPEC 4).
+const (
+	StateStarting = "STARTING"
+	StateChecking = "CHECKING"
+	StateDone     = "DONE"
+	StatePassed   = "PASSED"
+	StateFailed   = "FAILED"
+	StateStopping = "STOPPING"
+)
+
+// TellRequest asks the daemon to move Group to Level.
+type TellRequest struct {
+	Group string `json:"group"`
+	Level string `json:"level"`
+}
+
+// Message is the answer to an action: one line for the operator.
+type Message struct {
+	Message string `json:"message"`
+}
+
+// Error is the body of every non-2xx answer. Lines carries one problem per
+// line when there are several (an invalid cltab).
+type Error struct {
+	Error string   `json:"error"`
+	Lines []string `json:"lines,omitempty"`
+}
+
+// Status is the daemon's view of its groups.
+type Status struct {
+	Node   string        `json:"node"`
+	Cltab  string        `json:"cltab"`
+	Groups []GroupStatus `json:"groups"`
+}
+
+// GroupStatus is one clstat line plus the state of each entry.
+type GroupStatus struct {
+	Group   string        `json:"group"`
+	Level   string        `json:"level"`
+	State   string        `json:"state"`
+	Since   time.Time     `json:"since"`
+	Entries []EntryStatus `json:"entries,omitempty"`
+}
+
+// EntryStatus is one cltab entry of a told group.
+type EntryStatus struct {
+	Tag       string    `json:"tag"`
+	Mode      string    `json:"mode"`
+	Pid       int       `json:"pid,omitempty"` // 0 when not running
+	Restarts  int       `json:"restarts"`
+	Since     time.Time `json:"since,omitzero"` // last start or exit
+	Exit      *int      `json:"exit,omitempty"` // last exit status, -1 for a signal
+	Throttled bool      `json:"throttled,omitempty"`
+}
+
+// Clstat renders the status as clstat lines: `GROUP LEVEL STATE`, one per
+// told group, in the order of Groups (sorted by the daemon). SPEC 4.
+func (s Status) Clstat() string {
+	var b strings.Builder
+	for _, g := range s.Groups {
+		b.WriteString(g.Group + " " + g.Level + " " + g.State + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,280 @@
+// Package cli is clinit's command line (SPEC 2) as a library: flag
+// parsing, path precedence, and the exit statuses, with stdout and stderr
+// injected so it runs in tests without a process.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/client"
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/daemon"
+)
+
+// Exit statuses (SPEC 2).
+const (
+	ExitOK       = 0
+	ExitFail     = 1 // unknown group, invalid cltab, any other failure
+	ExitUsage    = 2
+	ExitNoDaemon = 3
+)
+
+// Built-in defaults of the paths (SPEC 2).
+const (
+	DefaultCltab    = "/etc/cltab"
+	DefaultSocket   = "/var/run/clinit/clinit.s"
+	DefaultClstat   = "/var/run/clinit/clstat"
+	DefaultHastat   = "/var/run/clinit/hastat"
+	DefaultHactl    = "/var/lib/clinit/hactl"
+	DefaultStateDir = "/var/lib/clinit"
+)
+
+// requestTimeout bounds every request but -k, which waits for the groups
+// to stop.
+const requestTimeout = 30 * time.Second
+
+type options struct {
+	daemon, verbose, kill, help, check, json, status, debug bool
+
+	cltab, socket, clstat, hastat, hactl, stateDir, log, node string
+	flags                                                     *pflag.FlagSet
+}
+
+func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("clinit", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.BoolVarP(&o.daemon, "daemon", "d", false, "run the daemon in the foreground")
+	fs.StringVarP(&o.cltab, "cltab", "c", DefaultCltab, "the cltab file")
+	fs.StringVarP(&o.socket, "socket", "s", DefaultSocket, "the daemon's socket (cltab setting socket)")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the status lines after the action")
+	fs.BoolVarP(&o.kill, "kill", "k", false, "stop every group gracefully; the daemon exits")
+	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
+	fs.BoolVar(&o.check, "check", false, "validate the cltab and exit 0 (valid) or 1")
+	fs.BoolVar(&o.status, "status", false, "print the status lines only (no reread)")
+	fs.BoolVar(&o.json, "json", false, "print the status as JSON, with every entry (implies --status without an action)")
+	fs.StringVar(&o.clstat, "clstat", DefaultClstat, "the status file (cltab setting clstat)")
+	fs.StringVar(&o.hastat, "hastat", DefaultHastat, "the cluster status file (cltab setting hastat)")
+	fs.StringVar(&o.hactl, "hactl", DefaultHactl, "the HA control file (cltab setting hactl)")
+	fs.StringVar(&o.stateDir, "state-dir", DefaultStateDir, "where the daemon keeps state across restarts (cltab setting statedir)")
+	fs.StringVar(&o.log, "log", "", "also log to this file (cltab setting log)")
+	fs.StringVar(&o.node, "node", "", "this node's name (default: the host name)")
+	fs.BoolVar(&o.debug, "debug", false, "log at debug level")
+	o.flags = fs
+	return fs
+}
+
+const synopsis = `usage:
+  clinit -d [-c CLTAB] [-s SOCKET] [flags]   run the daemon, in the foreground
+  clinit [-c CLTAB] [-s SOCKET] [-v] GROUP LEVEL
+                                             tell GROUP to go to LEVEL
+  clinit [-c CLTAB] [-s SOCKET] [-v] LEVEL   GROUP is this node's name
+  clinit [-c CLTAB] [-s SOCKET] [-v]         reread the cltab
+  clinit [-c CLTAB] [-s SOCKET] -k           stop every group; the daemon exits
+  clinit --check [-c CLTAB]                  validate the cltab
+  clinit --status [--json]                   print the status
+  clinit -h
+
+exit status: 0 done, 1 failed (unknown group, invalid cltab), 2 usage, 3 no daemon
+
+flags:
+`
+
+// Run runs clinit with args (without the program name) and returns the
+// exit status.
+func Run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := newFlags(&o, stderr)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "clinit: %v\n%s", err, "run clinit -h for help\n")
+		return ExitUsage
+	}
+	if o.help {
+		fmt.Fprint(stdout, synopsis+fs.FlagUsages())
+		return ExitOK
+	}
+	rest := fs.Args()
+	modes := 0
+	for _, b := range []bool{o.daemon, o.kill, o.check} {
+		if b {
+			modes++
+		}
+	}
+	switch {
+	case modes > 1:
+		return usage(stderr, "-d, -k and --check exclude each other")
+	case modes == 1 && len(rest) > 0:
+		return usage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
+	case len(rest) > 2:
+		return usage(stderr, fmt.Sprintf("too many arguments: %q", rest))
+	}
+	switch {
+	case o.check:
+		return check(&o, stdout, stderr)
+	case o.daemon:
+		return runDaemon(&o, stderr)
+	}
+	return runClient(&o, rest, stdout, stderr)
+}
+
+func usage(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "clinit: %s\nrun clinit -h for help\n", msg)
+	return ExitUsage
+}
+
+func check(o *options, stdout, stderr io.Writer) int {
+	t, err := cltab.Load(o.cltab)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitFail
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d entries in %d groups\n", o.cltab, len(t.Entries), len(t.Groups()))
+	return ExitOK
+}
+
+// path resolves a path: the flag if given, then the cltab setting, then
+// the default (SPEC 1).
+func (o *options) path(flag, setting string, t *cltab.Tab) string {
+	f := o.flags.Lookup(flag)
+	if f.Changed || t == nil {
+		return f.Value.String()
+	}
+	if v, ok := t.Setting(setting); ok {
+		return v
+	}
+	return f.Value.String()
+}
+
+func runDaemon(o *options, stderr io.Writer) int {
+	t, err := cltab.Load(o.cltab)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		if errors.Is(err, cltab.ErrInvalid) {
+			fmt.Fprintf(stderr, "clinit: %s is invalid: not starting\n", o.cltab)
+		}
+		return ExitFail
+	}
+	node := o.node
+	if node == "" {
+		if node, err = os.Hostname(); err != nil {
+			fmt.Fprintf(stderr, "clinit: cannot tell this node's name (use --node): %v\n", err)
+			return ExitFail
+		}
+	}
+	log, err := daemon.NewLogger(o.path("log", "log", t), o.debug)
+	if err != nil {
+		fmt.Fprintf(stderr, "clinit: log file: %v\n", err)
+		return ExitFail
+	}
+	defer log.Sync()
+	cfg := daemon.Config{
+		CltabPath: o.cltab,
+		Tab:       t,
+		Clstat:    o.path("clstat", "clstat", t),
+		Node:      node,
+		Log:       log,
+	}
+	if err := daemon.Run(cfg, o.path("socket", "socket", t)); err != nil {
+		fmt.Fprintf(stderr, "clinit: %v\n", err)
+		return ExitFail
+	}
+	return ExitOK
+}
+
+func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
+	// The cltab may be invalid (that is what a reread reports), so only
+	// its socket setting is looked for here.
+	socket := o.socket
+	if !o.flags.Lookup("socket").Changed {
+		if v, ok := scanSetting(o.cltab, "socket"); ok {
+			socket = v
+		}
+	}
+	c := client.New(socket)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+
+	var msg string
+	var err error
+	switch {
+	case o.kill:
+		msg, err = c.Shutdown(context.Background())
+	case len(rest) == 2:
+		msg, err = c.Tell(ctx, rest[0], rest[1])
+	case len(rest) == 1:
+		msg, err = c.Tell(ctx, "", rest[0])
+	case o.status || o.json:
+		// status only
+	default:
+		msg, err = c.Reread(ctx)
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if msg != "" {
+		fmt.Fprintln(stdout, msg)
+	}
+	if o.kill || !(o.verbose || o.status || o.json) {
+		return ExitOK
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	printStatus(stdout, st, o.json)
+	return ExitOK
+}
+
+func printStatus(w io.Writer, st api.Status, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return
+	}
+	fmt.Fprint(w, st.Clstat())
+}
+
+func fail(stderr io.Writer, err error) int {
+	var ae *client.APIError
+	if errors.As(err, &ae) && len(ae.Lines) > 0 {
+		for _, l := range ae.Lines {
+			fmt.Fprintln(stderr, l)
+		}
+		fmt.Fprintln(stderr, "clinit: "+ae.Msg)
+		return ExitFail
+	}
+	fmt.Fprintln(stderr, "clinit: "+err.Error())
+	if errors.Is(err, client.ErrNoDaemon) {
+		return ExitNoDaemon
+	}
+	return ExitFail
+}
+
+// scanSetting finds a `:::name:value` line in a cltab without validating
+// the rest of the file.
+func scanSetting(path, name string) (string, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	prefix := ":::" + name + ":"
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if v, ok := strings.CutPrefix(line, prefix); ok && v != "" {
+			return v, true
+		}
+	}
+	return "", false
+}

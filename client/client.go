@@ -1,0 +1,139 @@
+// Package client is the Go client of the daemon's local socket protocol
+// (package api). It turns transport failures into sentences that tell the
+// operator what to check.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/clinit/clinit/api"
+)
+
+// ErrNoDaemon is matched by the error of any call that could not reach a
+// daemon on the socket.
+var ErrNoDaemon = errors.New("no clinit daemon")
+
+// Client talks to one daemon socket.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// New returns a client of the daemon listening on socket.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableKeepAlives: true,
+	}
+	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// APIError is an error the daemon answered with.
+type APIError struct {
+	Code  int      // HTTP status
+	Msg   string   // the daemon's message
+	Lines []string // one problem per line, when there are several
+}
+
+func (e *APIError) Error() string {
+	if len(e.Lines) > 0 {
+		return strings.Join(e.Lines, "\n")
+	}
+	return e.Msg
+}
+
+// NotFound reports whether the daemon answered that the thing asked for
+// (a group) does not exist.
+func (e *APIError) NotFound() bool { return e.Code == http.StatusNotFound }
+
+// Tell asks the daemon to move group to level; an empty group means the
+// node's own group. It returns the daemon's one-line answer.
+func (c *Client) Tell(ctx context.Context, group, level string) (string, error) {
+	var m api.Message
+	err := c.do(ctx, http.MethodPost, api.PathTell, api.TellRequest{Group: group, Level: level}, &m)
+	return m.Message, err
+}
+
+// Reread asks the daemon to reread its cltab.
+func (c *Client) Reread(ctx context.Context) (string, error) {
+	var m api.Message
+	err := c.do(ctx, http.MethodPost, api.PathReread, nil, &m)
+	return m.Message, err
+}
+
+// Status returns the daemon's groups.
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var st api.Status
+	err := c.do(ctx, http.MethodGet, api.PathStatus, nil, &st)
+	return st, err
+}
+
+// Shutdown asks the daemon to stop every group and exit; it returns once
+// everything has stopped.
+func (c *Client) Shutdown(ctx context.Context) (string, error) {
+	var m api.Message
+	err := c.do(ctx, http.MethodPost, api.PathShutdown, nil, &m)
+	return m.Message, err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://clinit"+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(api.VersionHeader, api.Version)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("reading the daemon's answer on %s: %w", c.Socket, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var ae api.Error
+		if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
+			ae.Error = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		return &APIError{Code: resp.StatusCode, Msg: ae.Error, Lines: ae.Lines}
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("bad answer from the daemon on %s: %w", c.Socket, err)
+	}
+	return nil
+}
+
+// transportError says what to check when the daemon cannot be reached.
+func (c *Client) transportError(err error) error {
+	switch {
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%w: cannot connect to %s: permission denied (the socket is root's: run as root)", ErrNoDaemon, c.Socket)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("the clinit daemon on %s did not answer in time: %w", c.Socket, err)
+	}
+	return fmt.Errorf("%w answers on %s: is clinit -d running?", ErrNoDaemon, c.Socket)
+}

@@ -1,0 +1,15 @@
+package daemon
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/internal/atomicfile"
+)
+
+// writeClstat replaces the clstat file with the current state.
+func (e *Engine) writeClstat() {
+	e.dirty = false
+	if err := atomicfile.Write(e.cfg.Clstat, []byte(e.status().Clstat()), 0o644); err != nil {
+		e.log.Error("writing clstat", zap.String("path", e.cfg.Clstat), zap.Error(err))
+	}
+}

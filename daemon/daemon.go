@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	sdaemon "github.com/coreos/go-systemd/v22/daemon"
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/cltab"
+)
+
+// Run is `clinit -d`: it takes the socket, serves requests, rereads the
+// cltab on SIGHUP and on change, and returns once SIGTERM, SIGINT or a
+// shutdown request has stopped every group.
+func Run(cfg Config, socket string) error {
+	log := cfg.Log
+	ln, err := Listen(socket)
+	if err != nil {
+		return err
+	}
+	eng, err := NewEngine(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := NewServer(eng, log)
+	go eng.Run()
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			log.Error("socket server", zap.Error(err))
+		}
+	}()
+
+	reread := func(why string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := eng.Reread(ctx)
+		var invalid cltab.Errors
+		switch {
+		case errors.As(err, &invalid):
+			log.Error("cltab invalid, keeping the last good one", zap.String("cause", why), zap.Strings("errors", invalid.Lines()))
+		case err != nil && !errors.Is(err, ErrStopping):
+			log.Error("cltab reread", zap.String("cause", why), zap.Error(err))
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	if err := watchFile(cfg.CltabPath, log, stop, func() { reread("file changed") }); err != nil {
+		log.Warn("cannot watch the cltab; reread with clinit or SIGHUP", zap.Error(err))
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					reread("SIGHUP")
+					continue
+				}
+				log.Info("signal: stopping", zap.Stringer("signal", sig))
+				go eng.Shutdown(context.Background())
+			case <-eng.Done():
+				return
+			}
+		}
+	}()
+
+	log.Info("clinit daemon ready", zap.String("socket", socket), zap.String("cltab", cfg.CltabPath), zap.String("node", cfg.Node))
+	if _, err := sdaemon.SdNotify(false, sdaemon.SdNotifyReady); err != nil {
+		log.Warn("systemd notify", zap.Error(err))
+	}
+	<-eng.Done()
+	sdaemon.SdNotify(false, sdaemon.SdNotifyStopping)
+	srv.Close()
+	return nil
+}

@@ -1,0 +1,332 @@
+// Package daemon is the node engine: resource groups, their processes and
+// runlevels (SPEC 3), the clstat file (SPEC 4) and the socket server
+// (SPEC 5). One goroutine, Engine.run, owns every group and process; the
+// rest of the program talks to it through channels.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNoGroup  = errors.New("no such group")
+	ErrStopping = errors.New("clinit daemon is shutting down")
+)
+
+// Config is what the engine needs; paths are already resolved
+// (flag, then cltab setting, then default).
+type Config struct {
+	CltabPath string
+	Tab       *cltab.Tab // the validated cltab to start with
+	Clstat    string
+	Node      string
+	Log       *zap.Logger
+}
+
+// timing holds the settings that a reread may change.
+type timing struct {
+	stop   time.Duration // grace between SIGTERM and SIGKILL
+	window time.Duration // an exit this soon after its start is rapid
+	pause  time.Duration // how long a too-rapid entry rests
+	limit  int           // rapid restarts allowed before the pause
+}
+
+func timingOf(t *cltab.Tab) timing {
+	return timing{
+		stop:   t.Duration("stoptimeout", 10*time.Second),
+		window: t.Duration("respawnwindow", time.Second),
+		pause:  t.Duration("respawnpause", 60*time.Second),
+		limit:  t.Int("respawnlimit", 5),
+	}
+}
+
+// heartbeat is how often clstat is rewritten when nothing changes.
+const heartbeat = 30 * time.Second
+
+// Engine runs the groups of one node.
+type Engine struct {
+	cfg  Config
+	log  *zap.Logger
+	kids *spawner
+
+	events chan func() // child exits and timers, posted by their goroutines
+	reqs   chan func() // API calls, run by the loop
+	done   chan struct{}
+
+	// Owned by run.
+	tab      *cltab.Tab
+	timing   timing
+	groups   map[string]*group
+	dirty    bool // clstat must be rewritten
+	stopping bool // shutting down: start nothing, stop everything
+	stopped  []chan struct{}
+}
+
+// NewEngine prepares an engine; Run starts it.
+func NewEngine(cfg Config) (*Engine, error) {
+	kids, err := newSpawner(cfg.Node, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:    cfg,
+		log:    cfg.Log,
+		kids:   kids,
+		events: make(chan func(), 1024),
+		reqs:   make(chan func()),
+		done:   make(chan struct{}),
+		groups: map[string]*group{},
+	}
+	e.load(cfg.Tab)
+	return e, nil
+}
+
+// Done is closed once the engine has stopped every group and exited.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Run is the engine loop. It returns after Shutdown has stopped everything.
+func (e *Engine) Run() {
+	defer close(e.done)
+	defer e.kids.close()
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	e.writeClstat()
+	for {
+		select {
+		case f := <-e.events:
+			f()
+		case f := <-e.reqs:
+			f()
+		case <-tick.C:
+			e.dirty = true
+		}
+		// Drain what is already queued before writing clstat once.
+		for n := len(e.events); n > 0; n-- {
+			(<-e.events)()
+		}
+		if e.stopping && e.idle() {
+			e.finish()
+			return
+		}
+		if e.dirty {
+			e.writeClstat()
+		}
+	}
+}
+
+// post hands f to the loop from any goroutine. The channel is large and
+// the loop drains it until it exits, so this only blocks under a burst.
+func (e *Engine) post(f func()) {
+	select {
+	case e.events <- f:
+	case <-e.done:
+	}
+}
+
+// call runs f on the loop and waits for it.
+func (e *Engine) call(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case e.reqs <- func() { f(); close(ran) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return ErrStopping
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return ErrStopping
+	}
+}
+
+// Tell moves group g to level l; an empty g means the node's own group.
+// It returns the group name it acted on.
+func (e *Engine) Tell(ctx context.Context, g, l string) (string, error) {
+	if g == "" {
+		g = e.cfg.Node
+	}
+	var err error
+	cerr := e.call(ctx, func() { err = e.tell(g, l) })
+	return g, errors.Join(cerr, err)
+}
+
+// Reread loads the cltab again and reconciles the running groups with it.
+// An invalid file changes nothing; its error (cltab.Errors) is returned.
+func (e *Engine) Reread(ctx context.Context) (changed []string, err error) {
+	t, lerr := cltab.Load(e.cfg.CltabPath)
+	if lerr != nil {
+		return nil, lerr
+	}
+	cerr := e.call(ctx, func() { changed = e.reconcile(t) })
+	return changed, cerr
+}
+
+// Status returns the state of every told group.
+func (e *Engine) Status(ctx context.Context) (api.Status, error) {
+	var st api.Status
+	err := e.call(ctx, func() { st = e.status() })
+	return st, err
+}
+
+// Shutdown stops every group gracefully and makes Run return. It returns
+// once everything has stopped, or when ctx ends.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	wait := make(chan struct{})
+	err := e.call(ctx, func() {
+		e.stopped = append(e.stopped, wait)
+		if !e.stopping {
+			e.stopping = true
+			e.log.Info("stopping every group")
+			for _, g := range e.groups {
+				e.advance(g)
+			}
+		}
+	})
+	if errors.Is(err, ErrStopping) {
+		<-e.done
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) tell(name, level string) error {
+	if e.stopping {
+		return ErrStopping
+	}
+	g := e.groups[name]
+	if g == nil || len(g.procs) == 0 {
+		return fmt.Errorf("%w: %s", ErrNoGroup, name)
+	}
+	e.log.Info("tell", zap.String("group", name), zap.String("level", level))
+	if !g.told || g.level != level {
+		g.epoch++
+		for _, p := range g.procs {
+			p.unthrottle()
+		}
+	}
+	g.told, g.level = true, level
+	g.state = "" // every tell is a transition, even to the same state
+	e.advance(g)
+	return nil
+}
+
+// load builds the groups of a first cltab.
+func (e *Engine) load(t *cltab.Tab) {
+	e.tab, e.timing = t, timingOf(t)
+	for _, ent := range t.Entries {
+		g := e.group(ent.Group)
+		g.add(&proc{g: g, entry: ent})
+	}
+}
+
+func (e *Engine) group(name string) *group {
+	g := e.groups[name]
+	if g == nil {
+		g = &group{name: name}
+		e.groups[name] = g
+	}
+	return g
+}
+
+// reconcile switches to a new cltab (SPEC 3, reread): removed entries
+// stop, changed ones restart, new ones start where their group's level
+// has them. Groups with no change are not touched.
+func (e *Engine) reconcile(t *cltab.Tab) []string {
+	e.tab, e.timing = t, timingOf(t)
+	touched := map[*group]bool{}
+	newByTag := map[string]*cltab.Entry{}
+	for _, ent := range t.Entries {
+		newByTag[ent.Tag] = ent
+	}
+	// Retire what is gone or changed.
+	for _, g := range e.groups {
+		kept := g.procs[:0]
+		for _, p := range g.procs {
+			n := newByTag[p.entry.Tag]
+			if n == nil || n.Group != p.entry.Group || n.Mode != p.entry.Mode || n.Command != p.entry.Command {
+				g.retire(p)
+				touched[g] = true
+				continue
+			}
+			if n.RawLevels != p.entry.RawLevels {
+				touched[g] = true
+			}
+			p.entry = n
+			kept = append(kept, p)
+		}
+		g.procs = kept
+	}
+	// Add what is new, then put every group back in file order.
+	for _, ent := range t.Entries {
+		g := e.group(ent.Group)
+		if g.byTag[ent.Tag] == nil {
+			g.add(&proc{g: g, entry: ent})
+			touched[g] = true
+		}
+	}
+	for _, g := range e.groups {
+		g.sortByLine()
+	}
+	var names []string
+	for g := range touched {
+		names = append(names, g.name)
+		e.advance(g)
+		e.forget(g)
+	}
+	sort.Strings(names)
+	if len(names) > 0 {
+		e.log.Info("cltab reread", zap.Strings("changed", names))
+	}
+	return names
+}
+
+// forget drops a group that left the cltab once nothing of it runs.
+func (e *Engine) forget(g *group) {
+	if len(g.procs) == 0 && len(g.retiring) == 0 {
+		delete(e.groups, g.name)
+		e.dirty = true
+	}
+}
+
+// idle reports whether no process of any group is alive.
+func (e *Engine) idle() bool {
+	for _, g := range e.groups {
+		if g.alive() {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) finish() {
+	if err := os.Remove(e.cfg.Clstat); err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.log.Warn("removing clstat", zap.Error(err))
+	}
+	e.log.Info("every group stopped")
+	for _, w := range e.stopped {
+		close(w)
+	}
+}

@@ -1,0 +1,206 @@
+package daemon
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+)
+
+// proc is the runtime of one cltab entry: at most one process at a time.
+// Owned by the engine loop; its Wait and output goroutines only post.
+type proc struct {
+	g     *group
+	entry *cltab.Entry
+
+	run      int // counts starts; tells a late event from a current one
+	pid      int // 0 when no process runs
+	epoch    int // group epoch of the last start
+	started  time.Time
+	since    time.Time
+	exit     int  // last exit status; -1 for a signal
+	exited   bool // exit is meaningful
+	lastPid  int  // the process group of a lingering stop
+	restarts int
+
+	// Stopping: term is set once SIGTERM went to the process group, kill
+	// once SIGKILL did. linger is set when the leader exited on SIGTERM
+	// but others of its process group live on until the kill deadline.
+	term, kill, linger bool
+	killTimer          *time.Timer
+
+	rapid    int         // consecutive exits within the respawn window
+	throttle *time.Timer // non-nil while a too-rapid respawn entry rests
+}
+
+func (p *proc) alive() bool { return p.pid != 0 || p.linger }
+
+func (p *proc) unthrottle() {
+	if p.throttle != nil {
+		p.throttle.Stop()
+		p.throttle = nil
+	}
+	p.rapid = 0
+}
+
+func (p *proc) status() api.EntryStatus {
+	s := api.EntryStatus{Tag: p.entry.Tag, Mode: string(p.entry.Mode), Pid: p.pid, Restarts: p.restarts, Since: p.since, Throttled: p.throttle != nil}
+	if p.exited && p.pid == 0 {
+		code := p.exit
+		s.Exit = &code
+	}
+	return s
+}
+
+// start runs p's command in a process group of its own.
+func (e *Engine) start(p *proc) {
+	g := p.g
+	if p.run > 0 && p.entry.Mode == cltab.ModeRespawn {
+		p.restarts++
+	}
+	p.run++
+	p.epoch = g.epoch
+	p.term, p.kill, p.linger, p.exited = false, false, false, false
+	p.started = time.Now()
+	p.since = p.started
+	run := p.run
+	pid, err := e.kids.spawn(p.entry, g.level, func(ps *os.ProcessState) {
+		e.post(func() { e.exited(p, run, ps) })
+	})
+	if err != nil {
+		e.log.Error("cannot start", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Error(err))
+		p.exit, p.exited = 127, true
+		if p.entry.Mode == cltab.ModeRespawn {
+			e.rest(p, "cannot start")
+		}
+		return
+	}
+	p.pid = pid
+	e.dirty = true
+	e.log.Debug("started", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
+}
+
+// stop sends SIGTERM to p's process group, and SIGKILL after the grace.
+func (e *Engine) stop(p *proc) {
+	if p.term || !p.alive() {
+		return
+	}
+	p.term = true
+	if e.timing.stop <= 0 {
+		e.killNow(p)
+		return
+	}
+	e.signal(p, syscall.SIGTERM)
+	run := p.run
+	p.killTimer = time.AfterFunc(e.timing.stop, func() {
+		e.post(func() { e.killDeadline(p, run) })
+	})
+}
+
+func (e *Engine) killDeadline(p *proc, run int) {
+	if p.run != run || !p.alive() {
+		return
+	}
+	if p.pid != 0 {
+		e.log.Warn("did not stop in time: SIGKILL", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", p.pid))
+	}
+	e.killNow(p)
+	if p.linger {
+		p.linger = false
+		e.advance(p.g)
+	}
+}
+
+func (e *Engine) killNow(p *proc) {
+	p.kill = true
+	e.signal(p, syscall.SIGKILL)
+}
+
+// signal signals p's whole process group (its pgid is its pid).
+func (e *Engine) signal(p *proc, sig syscall.Signal) {
+	pgid := p.pid
+	if pgid == 0 && p.linger {
+		pgid = p.lastPid
+	}
+	if pgid <= 0 {
+		return
+	}
+	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		e.log.Warn("signal", zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Stringer("signal", sig), zap.Error(err))
+	}
+}
+
+// exited handles the end of p's process (from its Wait goroutine).
+func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
+	if p.run != run {
+		return
+	}
+	g := p.g
+	pgid := p.pid
+	p.pid = 0
+	p.exit, p.exited = exitCode(ps), true
+	p.since = time.Now()
+	p.lastPid = pgid
+	e.dirty = true
+	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Int("exit", p.exit)}
+	switch {
+	case p.term:
+		// Stopped by us. Others of its process group may still run.
+		if !p.kill && syscall.Kill(-pgid, 0) == nil {
+			p.linger = true
+		} else if p.killTimer != nil {
+			p.killTimer.Stop()
+		}
+		e.log.Info("stopped", fields...)
+	case p.entry.Mode == cltab.ModeRespawn:
+		e.log.Info("exited", fields...)
+		if p.started.Add(e.timing.window).After(p.since) {
+			p.rapid++
+		} else {
+			p.rapid = 0
+		}
+		if p.rapid > e.timing.limit {
+			e.rest(p, "respawning too rapidly")
+		}
+	case p.exit != 0 && (p.entry.Mode == cltab.ModeWait || p.entry.Mode == cltab.ModeTest):
+		e.log.Warn("failed", fields...)
+	default:
+		e.log.Info("exited", fields...)
+	}
+	e.advance(g)
+	if len(g.procs) == 0 {
+		e.forget(g)
+	}
+}
+
+// rest pauses a respawn entry, then lets advance start it again.
+func (e *Engine) rest(p *proc, why string) {
+	e.log.Warn(p.entry.Tag+" "+why, zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Duration("pause", e.timing.pause))
+	var t *time.Timer
+	t = time.AfterFunc(e.timing.pause, func() {
+		e.post(func() {
+			if p.throttle != t {
+				return
+			}
+			p.throttle, p.rapid = nil, 0
+			e.advance(p.g)
+		})
+	})
+	p.throttle = t
+	e.dirty = true
+}
+
+func exitCode(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -1
+	}
+	return ps.ExitCode()
+}

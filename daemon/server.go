@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+)
+
+// Server answers the local protocol (package api) for an Engine.
+type Server struct {
+	eng *Engine
+	log *zap.Logger
+	srv *http.Server
+}
+
+// NewServer builds the HTTP server; Serve runs it on a listener.
+func NewServer(eng *Engine, log *zap.Logger) *Server {
+	s := &Server{eng: eng, log: log}
+	mux := http.NewServeMux()
+	for path, h := range map[string]http.HandlerFunc{
+		"POST " + api.PathTell:     s.tell,
+		"POST " + api.PathReread:   s.reread,
+		"GET " + api.PathStatus:    s.status,
+		"POST " + api.PathShutdown: s.shutdown,
+	} {
+		mux.HandleFunc(path, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such request: %s %s", r.Method, r.URL.Path), nil)
+	})
+	s.srv = &http.Server{
+		Handler:           s.guard(mux),
+		ConnContext:       peerUID,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	return s
+}
+
+// Serve serves until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops serving, giving requests in flight a moment to finish.
+func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s.srv.Shutdown(ctx) != nil {
+		s.srv.Close()
+	}
+}
+
+// guard refuses other users (SO_PEERCRED) and bounds request bodies.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.VersionHeader, api.Version)
+		if uid, ok := allowed(r.Context()); !ok {
+			s.log.Warn("request refused", zap.Int("uid", uid), zap.String("path", r.URL.Path))
+			writeError(w, http.StatusForbidden, fmt.Sprintf("permission denied: uid %d may not control this daemon", uid), nil)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, api.MaxRequestBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
+	var req api.TellRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	if req.Level == "" || strings.ContainsAny(req.Level, ": \t\n,") || strings.ContainsAny(req.Group, ": \t\n,") {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group or level: %q %q", req.Group, req.Level), nil)
+		return
+	}
+	g, err := s.eng.Tell(r.Context(), req.Group, req.Level)
+	switch {
+	case errors.Is(err, ErrNoGroup):
+		writeError(w, http.StatusNotFound, "no such group: "+g, nil)
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+	default:
+		writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: going to level %s", g, req.Level)})
+	}
+}
+
+func (s *Server) reread(w http.ResponseWriter, r *http.Request) {
+	changed, err := s.eng.Reread(r.Context())
+	var invalid cltab.Errors
+	switch {
+	case errors.As(err, &invalid):
+		writeError(w, http.StatusUnprocessableEntity, "invalid cltab, nothing changed", invalid.Lines())
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+	case len(changed) == 0:
+		writeJSON(w, http.StatusOK, api.Message{Message: "cltab reread: no group changed"})
+	default:
+		writeJSON(w, http.StatusOK, api.Message{Message: "cltab reread: changed " + strings.Join(changed, ", ")})
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.eng.Status(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
+	// The answer comes once every group has stopped: a client's -k
+	// returns when nothing is left running.
+	if err := s.eng.Shutdown(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Message{Message: "every group stopped; daemon exiting"})
+}
+
+// decode reads one JSON object, strictly.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("request body over %d bytes", tooBig.Limit)
+		}
+		return fmt.Errorf("bad request body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("bad request body: more than one JSON value")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string, lines []string) {
+	writeJSON(w, code, api.Error{Error: msg, Lines: lines})
+}

@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+)
+
+// settle is how long the cltab must stay quiet after a change before it
+// is reread: editors write, truncate and rename in bursts.
+const settle = 150 * time.Millisecond
+
+// watchFile calls changed whenever path's content changes on disk. It
+// watches the directory, not the file, so an editor that replaces the file
+// by a rename is seen too. It runs until stop is closed.
+func watchFile(path string, log *zap.Logger, stop <-chan struct{}, changed func()) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		return err
+	}
+	last, _ := os.ReadFile(abs)
+	go func() {
+		defer w.Close()
+		var quiet *time.Timer
+		var fire <-chan time.Time
+		for {
+			select {
+			case <-stop:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) != abs {
+					continue
+				}
+				if quiet == nil {
+					quiet = time.NewTimer(settle)
+				} else {
+					quiet.Reset(settle)
+				}
+				fire = quiet.C
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				log.Warn("watching cltab", zap.Error(err))
+			case <-fire:
+				fire = nil
+				now, err := os.ReadFile(abs)
+				if err != nil || bytes.Equal(now, last) {
+					continue // gone for a moment, or touched without change
+				}
+				last = now
+				changed()
+			}
+		}
+	}()
+	return nil
+}
