@@ -44,10 +44,10 @@ type timing struct {
 
 func timingOf(t *cltab.Tab) timing {
 	return timing{
-		stop:   t.Duration("stoptimeout", 10*time.Second),
-		window: t.Duration("respawnwindow", time.Second),
-		pause:  t.Duration("respawnpause", 60*time.Second),
-		limit:  t.Int("respawnlimit", 5),
+		stop:   t.Duration("stoptimeout", cltab.DefaultStopTimeout),
+		window: t.Duration("respawnwindow", cltab.DefaultRespawnWindow),
+		pause:  t.Duration("respawnpause", cltab.DefaultRespawnPause),
+		limit:  t.Int("respawnlimit", cltab.DefaultRespawnLimit),
 	}
 }
 

@@ -1,0 +1,38 @@
+# clinit: build, test, demo, install.
+GO       ?= go
+BIN      ?= bin/clinit
+PREFIX   ?= /usr/local
+FUZZTIME ?= 20s
+
+.PHONY: build test fuzz demo install clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/clinit
+
+# Formatting, vet, and every test (unit and t/ end to end) under the race
+# detector.
+test:
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# Every fuzz target, each for FUZZTIME.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# The example cltab on a daemon of your own, no root needed.
+demo: build
+	./examples/demo.sh $(BIN)
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/clinit
+	install -d -m 0755 $(DESTDIR)/var/lib/clinit
+
+clean:
+	rm -rf bin demo-run

@@ -1,0 +1,139 @@
+package cltab
+
+import (
+	"errors"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Built-in defaults of the settings that have one; callers pass them to
+// Duration and Int so flag > cltab > default precedence stays in one place.
+const (
+	DefaultStopTimeout   = 10 * time.Second
+	DefaultRespawnWindow = 1 * time.Second
+	DefaultRespawnPause  = 60 * time.Second
+	DefaultRespawnLimit  = 5
+)
+
+// settings maps every known setting to the check of its value.
+var settings = map[string]func(string) error{
+	"socket":        nonEmpty,
+	"clstat":        nonEmpty,
+	"hastat":        nonEmpty,
+	"hactl":         nonEmpty,
+	"log":           nonEmpty,
+	"statedir":      nonEmpty,
+	"stoptimeout":   checkDuration,
+	"respawnwindow": checkDuration,
+	"respawnpause":  checkDuration,
+	"fencetime":     checkDuration,
+	"respawnlimit":  positiveInt,
+	"nodes":         positiveInt,
+	"quorum":        positiveInt,
+	"stomith":       nonEmpty,
+}
+
+// KnownSettings returns the sorted names of every setting the cltab accepts.
+func KnownSettings() []string {
+	names := make([]string, 0, len(settings))
+	for n := range settings {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func checkDuration(v string) error {
+	_, err := ParseDuration(v)
+	return err
+}
+
+func positiveInt(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("want an integer")
+	}
+	if n < 1 {
+		return errors.New("must be at least 1")
+	}
+	return nil
+}
+
+// ParseDuration accepts a Go duration ("10s", "1m30s", "500ms") or a bare
+// non-negative number meaning seconds ("10", "0.5"), the form the Perl
+// original's settings used. Negative durations are an error.
+func ParseDuration(s string) (time.Duration, error) {
+	if isDecimal(s) {
+		secs, err := strconv.ParseFloat(s, 64)
+		if err != nil || secs*float64(time.Second) >= math.MaxInt64 {
+			return 0, errors.New("out of range")
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if d < 0 || err != nil && strings.HasPrefix(s, "-") && isDecimal(s[1:]) {
+		return 0, errors.New("must not be negative")
+	}
+	if err != nil {
+		return 0, errors.New("want a duration like 10s, 1m30s or 500ms, or a number of seconds")
+	}
+	return d, nil
+}
+
+// isDecimal reports whether s is digits with at most one '.', so that
+// ParseFloat's other forms (1e3, inf, 0x1p4) are not taken as seconds.
+func isDecimal(s string) bool {
+	digits := false
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			digits = true
+		} else if r != '.' {
+			return false
+		}
+	}
+	return digits && strings.Count(s, ".") <= 1
+}
+
+// Duration returns a duration setting's value, or def when unset (or when
+// t is nil: no cltab).
+func (t *Tab) Duration(name string, def time.Duration) time.Duration {
+	if t == nil {
+		return def
+	}
+	v, ok := t.Setting(name)
+	if !ok {
+		return def
+	}
+	d, err := ParseDuration(v)
+	if err != nil { // only for a Tab not built by Parse
+		return def
+	}
+	return d
+}
+
+// Int returns an integer setting's value, or def when unset (or when t is
+// nil: no cltab).
+func (t *Tab) Int(name string, def int) int {
+	if t == nil {
+		return def
+	}
+	v, ok := t.Setting(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil { // only for a Tab not built by Parse
+		return def
+	}
+	return n
+}

@@ -1,0 +1,84 @@
+package cltab
+
+import (
+	"sort"
+	"testing"
+	"time"
+)
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"10s", 10 * time.Second, true},
+		{"1m30s", 90 * time.Second, true},
+		{"500ms", 500 * time.Millisecond, true},
+		{"10", 10 * time.Second, true},
+		{"0.5", 500 * time.Millisecond, true},
+		{".5", 500 * time.Millisecond, true},
+		{"0", 0, true},
+		{"0s", 0, true},
+		{"-1s", 0, false},
+		{"-1", 0, false},
+		{"-0.5", 0, false},
+		{"", 0, false},
+		{"abc", 0, false},
+		{"10 s", 0, false},
+		{"1e3", 0, false},
+		{"inf", 0, false},
+		{"NaN", 0, false},
+		{"1.2.3", 0, false},
+		{".", 0, false},
+		{"99999999999999999999", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseDuration(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestDurationAndInt(t *testing.T) {
+	tab, err := Parse("p", []byte(":::stoptimeout:3\n:::fencetime:250ms\n:::quorum:2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	durations := []struct {
+		name string
+		def  time.Duration
+		want time.Duration
+	}{
+		{"stoptimeout", DefaultStopTimeout, 3 * time.Second},
+		{"fencetime", time.Second, 250 * time.Millisecond},
+		{"respawnpause", DefaultRespawnPause, DefaultRespawnPause},
+	}
+	for _, tt := range durations {
+		if got := tab.Duration(tt.name, tt.def); got != tt.want {
+			t.Errorf("Duration(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := tab.Int("quorum", 9); got != 2 {
+		t.Errorf("Int(quorum) = %d, want 2", got)
+	}
+	if got := tab.Int("respawnlimit", DefaultRespawnLimit); got != DefaultRespawnLimit {
+		t.Errorf("Int(respawnlimit) = %d, want default", got)
+	}
+	var none *Tab // no cltab at all: every setting is its default
+	if none.Duration("stoptimeout", time.Minute) != time.Minute || none.Int("nodes", 4) != 4 {
+		t.Error("nil Tab does not give defaults")
+	}
+}
+
+func TestKnownSettings(t *testing.T) {
+	got := KnownSettings()
+	if !sort.StringsAreSorted(got) || len(got) != 14 {
+		t.Errorf("KnownSettings() = %q, want 14 sorted names", got)
+	}
+	got[0] = "clobbered" // callers get their own copy
+	if KnownSettings()[0] == "clobbered" {
+		t.Error("KnownSettings shares its slice")
+	}
+}
