@@ -19,6 +19,9 @@ import (
 // shutdown request has stopped every group.
 func Run(cfg Config, socket string) error {
 	log := cfg.Log
+	if err := BecomeSubreaper(); err != nil {
+		log.Warn("cannot become a child subreaper: orphans of services go to init", zap.Error(err))
+	}
 	ln, err := Listen(socket)
 	if err != nil {
 		return err

@@ -65,12 +65,13 @@ type Engine struct {
 	done   chan struct{}
 
 	// Owned by run.
-	tab      *cltab.Tab
-	timing   timing
-	groups   map[string]*group
-	dirty    bool // clstat must be rewritten
-	stopping bool // shutting down: start nothing, stop everything
-	stopped  []chan struct{}
+	tab       *cltab.Tab
+	timing    timing
+	groups    map[string]*group
+	lingering map[*proc]bool // stopped leaders whose process group lives on
+	dirty     bool           // clstat must be rewritten
+	stopping  bool           // shutting down: start nothing, stop everything
+	stopped   []chan struct{}
 }
 
 // NewEngine prepares an engine; Run starts it.
@@ -80,13 +81,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:    cfg,
-		log:    cfg.Log,
-		kids:   kids,
-		events: make(chan func(), 1024),
-		reqs:   make(chan func()),
-		done:   make(chan struct{}),
-		groups: map[string]*group{},
+		cfg:       cfg,
+		log:       cfg.Log,
+		kids:      kids,
+		events:    make(chan func(), 1024),
+		reqs:      make(chan func()),
+		done:      make(chan struct{}),
+		groups:    map[string]*group{},
+		lingering: map[*proc]bool{},
 	}
 	e.load(cfg.Tab)
 	return e, nil
@@ -99,6 +101,9 @@ func (e *Engine) Done() <-chan struct{} { return e.done }
 func (e *Engine) Run() {
 	defer close(e.done)
 	defer e.kids.close()
+	stopReaping := make(chan struct{})
+	defer close(stopReaping)
+	go e.kids.reaper.watch(stopReaping)
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	e.writeClstat()
@@ -108,6 +113,8 @@ func (e *Engine) Run() {
 			f()
 		case f := <-e.reqs:
 			f()
+		case <-e.kids.reaper.reaped:
+			e.lingerCheck()
 		case <-tick.C:
 			e.dirty = true
 		}

@@ -112,9 +112,28 @@ func (e *Engine) killDeadline(p *proc, run int) {
 	e.killNow(p)
 	if p.linger {
 		p.linger = false
+		delete(e.lingering, p)
 		e.advance(p.g)
 	}
 }
+
+// lingerCheck runs after orphans were reaped: a lingering process group
+// may be empty now, and then its stop is complete.
+func (e *Engine) lingerCheck() {
+	for p := range e.lingering {
+		if groupAlive(p.lastPid) {
+			continue
+		}
+		p.linger = false
+		delete(e.lingering, p)
+		if p.killTimer != nil {
+			p.killTimer.Stop()
+		}
+		e.advance(p.g)
+	}
+}
+
+func groupAlive(pgid int) bool { return syscall.Kill(-pgid, 0) == nil }
 
 func (e *Engine) killNow(p *proc) {
 	p.kill = true
@@ -150,10 +169,16 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Int("exit", p.exit)}
 	switch {
 	case p.term:
-		// Stopped by us. Others of its process group may still run.
-		if !p.kill && syscall.Kill(-pgid, 0) == nil {
-			p.linger = true
-		} else if p.killTimer != nil {
+		// Stopped by us. Others of its process group may still run:
+		// collect the orphans it left first, so zombies do not count.
+		if !p.kill {
+			e.kids.reaper.reap()
+			if groupAlive(pgid) {
+				p.linger = true
+				e.lingering[p] = true
+			}
+		}
+		if !p.linger && p.killTimer != nil {
 			p.killTimer.Stop()
 		}
 		e.log.Info("stopped", fields...)

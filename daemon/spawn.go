@@ -32,6 +32,7 @@ type spawner struct {
 	log     *zap.Logger
 	devnull *os.File
 	env     []string
+	reaper  *reaper
 }
 
 func newSpawner(node string, log *zap.Logger) (*spawner, error) {
@@ -47,7 +48,7 @@ func newSpawner(node string, log *zap.Logger) (*spawner, error) {
 		}
 		env = append(env, kv)
 	}
-	return &spawner{node: node, log: log, devnull: devnull, env: env}, nil
+	return &spawner{node: node, log: log, devnull: devnull, env: env, reaper: newReaper()}, nil
 }
 
 func (s *spawner) close() { s.devnull.Close() }
@@ -61,21 +62,29 @@ func (s *spawner) spawn(ent *cltab.Entry, level string, onExit func(*os.ProcessS
 	}
 	env := append(s.env[:len(s.env):len(s.env)],
 		"CLINIT_GROUP="+ent.Group, "CLINIT_TAG="+ent.Tag, "CLINIT_LEVEL="+level, "CLINIT_NODE="+s.node)
-	child, err := os.StartProcess("/bin/sh", []string{"/bin/sh", "-c", ent.Command}, &os.ProcAttr{
-		Env:   env,
-		Files: []*os.File{s.devnull, w, w},
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	var child *os.Process
+	pid, err := s.reaper.spawn(func() (int, error) {
+		var err error
+		child, err = os.StartProcess("/bin/sh", []string{"/bin/sh", "-c", ent.Command}, &os.ProcAttr{
+			Env:   env,
+			Files: []*os.File{s.devnull, w, w},
+			Sys:   &syscall.SysProcAttr{Setpgid: true},
+		})
+		if err != nil {
+			return 0, err
+		}
+		return child.Pid, nil
 	})
 	w.Close()
 	if err != nil {
 		r.Close()
 		return 0, err
 	}
-	pid := child.Pid
 	go s.capture(r, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
 	// One Wait goroutine per child: the exit is an event, never polled.
 	go func() {
 		ps, _ := child.Wait()
+		s.reaper.waited(pid)
 		onExit(ps)
 	}()
 	return pid, nil
