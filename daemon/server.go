@@ -18,28 +18,45 @@ import (
 
 // Server answers the local protocol (package api) for an Engine.
 type Server struct {
-	eng *Engine
-	log *zap.Logger
-	srv *http.Server
+	eng    *Engine
+	log    *zap.Logger
+	srv    *http.Server
+	routes map[string]route
+}
+
+// route is one request the protocol knows: its method and handler.
+type route struct {
+	method string
+	h      http.HandlerFunc
+}
+
+// route dispatches by path, answering unknown paths and wrong methods
+// with a JSON error like every other failure.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	rt, ok := s.routes[r.URL.Path]
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such request: %s %s", r.Method, r.URL.Path), nil)
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s wants %s, not %s", r.URL.Path, rt.method, r.Method), nil)
+		return
+	}
+	rt.h(w, r)
 }
 
 // NewServer builds the HTTP server; Serve runs it on a listener.
 func NewServer(eng *Engine, log *zap.Logger) *Server {
 	s := &Server{eng: eng, log: log}
-	mux := http.NewServeMux()
-	for path, h := range map[string]http.HandlerFunc{
-		"POST " + api.PathTell:     s.tell,
-		"POST " + api.PathReread:   s.reread,
-		"GET " + api.PathStatus:    s.status,
-		"POST " + api.PathShutdown: s.shutdown,
-	} {
-		mux.HandleFunc(path, h)
+	s.routes = map[string]route{
+		api.PathTell:     {http.MethodPost, s.tell},
+		api.PathReread:   {http.MethodPost, s.reread},
+		api.PathStatus:   {http.MethodGet, s.status},
+		api.PathShutdown: {http.MethodPost, s.shutdown},
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such request: %s %s", r.Method, r.URL.Path), nil)
-	})
 	s.srv = &http.Server{
-		Handler:           s.guard(mux),
+		Handler:           s.guard(http.HandlerFunc(s.route)),
 		ConnContext:       peerUID,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,

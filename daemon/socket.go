@@ -66,6 +66,9 @@ func peerUID(ctx context.Context, c net.Conn) context.Context {
 
 // allowed reports whether the peer may talk to us: root, or our own uid.
 func allowed(ctx context.Context) (int, bool) {
-	uid, _ := ctx.Value(peerKey{}).(int)
+	uid, ok := ctx.Value(peerKey{}).(int)
+	if !ok {
+		uid = -1 // not from our listener: unknown, refused
+	}
 	return uid, uid == 0 || uid == os.Geteuid()
 }
