@@ -182,6 +182,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		CltabPath: o.cltab,
 		Tab:       t,
 		Clstat:    o.path("clstat", "clstat", t),
+		StateDir:  o.path("state-dir", "statedir", t),
 		Node:      node,
 		Log:       log,
 	}

@@ -8,7 +8,7 @@ import (
 
 // writeClstat replaces the clstat file with the current state.
 func (e *Engine) writeClstat() {
-	e.dirty = false
+	e.dirty = false // the caller, persist, writes the state too
 	if err := atomicfile.Write(e.cfg.Clstat, []byte(e.status().Clstat()), 0o644); err != nil {
 		e.log.Error("writing clstat", zap.String("path", e.cfg.Clstat), zap.Error(err))
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	CltabPath string
 	Tab       *cltab.Tab // the validated cltab to start with
 	Clstat    string
+	StateDir  string // where state survives the daemon; "" keeps none
 	Node      string
 	Log       *zap.Logger
 }
@@ -106,7 +107,8 @@ func (e *Engine) Run() {
 	go e.kids.reaper.watch(stopReaping)
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
-	e.writeClstat()
+	e.restore()
+	e.persist()
 	for {
 		select {
 		case f := <-e.events:
@@ -127,7 +129,7 @@ func (e *Engine) Run() {
 			return
 		}
 		if e.dirty {
-			e.writeClstat()
+			e.persist()
 		}
 	}
 }
@@ -328,7 +330,14 @@ func (e *Engine) idle() bool {
 	return true
 }
 
+// persist writes clstat and the state that survives the daemon.
+func (e *Engine) persist() {
+	e.writeClstat()
+	e.saveState()
+}
+
 func (e *Engine) finish() {
+	e.dropState()
 	if err := os.Remove(e.cfg.Clstat); err != nil && !errors.Is(err, os.ErrNotExist) {
 		e.log.Warn("removing clstat", zap.Error(err))
 	}

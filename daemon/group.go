@@ -81,9 +81,6 @@ func (e *Engine) setState(g *group, s string) {
 // in file order, a wait or test holding back the entries after it.
 func (e *Engine) advance(g *group) {
 	g.retiring = pruneDead(g.retiring)
-	if !g.told && !e.stopping {
-		return
-	}
 	pending := false
 	for _, p := range g.retiring {
 		e.stop(p)

@@ -18,15 +18,20 @@ type proc struct {
 	g     *group
 	entry *cltab.Entry
 
-	run      int // counts starts; tells a late event from a current one
-	pid      int // 0 when no process runs
-	epoch    int // group epoch of the last start
-	started  time.Time
-	since    time.Time
-	exit     int  // last exit status; -1 for a signal
-	exited   bool // exit is meaningful
-	lastPid  int  // the process group of a lingering stop
-	restarts int
+	run     int // counts starts; tells a late event from a current one
+	pid     int // 0 when no process runs
+	epoch   int // group epoch of the last start
+	started time.Time
+	since   time.Time
+	exit    int  // last exit status; -1 for a signal
+	exited  bool // exit is meaningful
+	lastPid int  // the process group of a lingering stop
+	// startTicks is the /proc start time of pid: with it, the pid names
+	// this process for good. adopted: started by a previous daemon.
+	startTicks uint64
+	adopted    bool
+	fifo       string // the output FIFO of the current run, if any
+	restarts   int
 
 	// Stopping: term is set once SIGTERM went to the process group, kill
 	// once SIGKILL did. linger is set when the leader exited on SIGTERM
@@ -69,7 +74,12 @@ func (e *Engine) start(p *proc) {
 	p.started = time.Now()
 	p.since = p.started
 	run := p.run
-	pid, err := e.kids.spawn(p.entry, g.level, func(ps *os.ProcessState) {
+	exitFile := ""
+	if p.entry.Mode == cltab.ModeWait || p.entry.Mode == cltab.ModeTest {
+		exitFile = e.exitFile(p.entry.Tag)
+	}
+	p.fifo = e.outFifo(p.entry.Tag, run)
+	pid, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(ps *os.ProcessState) {
 		e.post(func() { e.exited(p, run, ps) })
 	})
 	if err != nil {
@@ -81,6 +91,7 @@ func (e *Engine) start(p *proc) {
 		return
 	}
 	p.pid = pid
+	p.startTicks, _, _ = procStart(pid)
 	e.dirty = true
 	e.log.Debug("started", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
 }
@@ -163,6 +174,10 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	pgid := p.pid
 	p.pid = 0
 	p.exit, p.exited = exitCode(ps), true
+	if ps == nil { // adopted: not our child, so no wait status
+		p.exit = e.readExit(p)
+	}
+	p.adopted = false
 	p.since = time.Now()
 	p.lastPid = pgid
 	e.dirty = true

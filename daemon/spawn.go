@@ -6,11 +6,13 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/clinit/clinit/cltab"
 )
@@ -53,10 +55,25 @@ func newSpawner(node string, log *zap.Logger) (*spawner, error) {
 
 func (s *spawner) close() { s.devnull.Close() }
 
-// spawn starts ent's command and returns its pid. onExit is called from
-// the child's own Wait goroutine when it ends.
-func (s *spawner) spawn(ent *cltab.Entry, level string, onExit func(*os.ProcessState)) (int, error) {
-	r, w, err := os.Pipe()
+// exitWrapper runs a command and leaves its exit status in a file, for a
+// daemon that was not there to wait for it.
+const exitWrapper = `/bin/sh -c "$1"; s=$?; echo $s >"$2"; exit $s`
+
+// spawn starts ent's command and returns its pid. With exitFile set, the
+// command's exit status is also written there. onExit is called from the
+// child's own Wait goroutine when it ends.
+func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*os.ProcessState)) (int, error) {
+	argv := []string{"/bin/sh", "-c", ent.Command}
+	if exitFile != "" {
+		if err := os.MkdirAll(filepath.Dir(exitFile), 0o700); err != nil {
+			return 0, err
+		}
+		if err := os.Remove(exitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+		argv = []string{"/bin/sh", "-c", exitWrapper, "clinit-" + ent.Tag, ent.Command, exitFile}
+	}
+	r, w, err := outputPipe(outFifo)
 	if err != nil {
 		return 0, err
 	}
@@ -65,7 +82,7 @@ func (s *spawner) spawn(ent *cltab.Entry, level string, onExit func(*os.ProcessS
 	var child *os.Process
 	pid, err := s.reaper.spawn(func() (int, error) {
 		var err error
-		child, err = os.StartProcess("/bin/sh", []string{"/bin/sh", "-c", ent.Command}, &os.ProcAttr{
+		child, err = os.StartProcess(argv[0], argv, &os.ProcAttr{
 			Env:   env,
 			Files: []*os.File{s.devnull, w, w},
 			Sys:   &syscall.SysProcAttr{Setpgid: true},
@@ -80,7 +97,7 @@ func (s *spawner) spawn(ent *cltab.Entry, level string, onExit func(*os.ProcessS
 		r.Close()
 		return 0, err
 	}
-	go s.capture(r, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
+	go s.capture(r, outFifo, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
 	// One Wait goroutine per child: the exit is an event, never polled.
 	go func() {
 		ps, _ := child.Wait()
@@ -90,10 +107,55 @@ func (s *spawner) spawn(ent *cltab.Entry, level string, onExit func(*os.ProcessS
 	return pid, nil
 }
 
+// outputPipe makes the pipe for a child's stdout and stderr. Without a
+// FIFO path it is an ordinary pipe, and the child's writes fail with
+// SIGPIPE if the daemon dies. With one, it is a FIFO that the child holds
+// open for reading and writing: being a reader itself, it never gets
+// SIGPIPE (its writes wait once 64 KiB are buffered), and a daemon that
+// starts again reopens the FIFO by its path and goes on reading.
+func outputPipe(fifo string) (r, w *os.File, err error) {
+	if fifo == "" {
+		return os.Pipe()
+	}
+	if err := os.MkdirAll(filepath.Dir(fifo), 0o700); err != nil {
+		return nil, nil, err
+	}
+	// A FIFO of the same name can only be a leftover of a run this
+	// daemon does not know (its predecessor died before saving it).
+	if err := os.Remove(fifo); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, nil, err
+	}
+	if r, err = openFifo(fifo); err != nil {
+		os.Remove(fifo)
+		return nil, nil, err
+	}
+	// Opened with a raw open so that the runtime does not make it
+	// non-blocking: the child gets a blocking stdout.
+	fd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		r.Close()
+		os.Remove(fifo)
+		return nil, nil, err
+	}
+	return r, os.NewFile(uintptr(fd), fifo), nil
+}
+
+// openFifo opens a child's output FIFO for reading, through the poller.
+func openFifo(fifo string) (*os.File, error) {
+	return os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+}
+
 // capture logs a child's output line by line until every holder of the
-// pipe has closed it. Memory is bounded by the reader's buffer.
-func (s *spawner) capture(r *os.File, log *zap.Logger) {
+// pipe has closed it, then removes its FIFO if it has one. Memory is
+// bounded by the reader's buffer.
+func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 	defer r.Close()
+	if fifo != "" {
+		defer os.Remove(fifo)
+	}
 	br := bufio.NewReaderSize(r, lineMax)
 	lim := limiter{tokens: burstLines, last: time.Now()}
 	skipping := false // inside a line already cut

@@ -1,0 +1,232 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/atomicfile"
+)
+
+// What the daemon remembers across its own death (SPEC 5): each group's
+// level and every process it runs, so that a daemon started after a
+// SIGKILL adopts what still runs and starts nothing twice.
+
+const stateVersion = 1
+
+type savedState struct {
+	Version int          `json:"version"`
+	Node    string       `json:"node"`
+	Groups  []savedGroup `json:"groups"`
+}
+
+type savedGroup struct {
+	Group string      `json:"group"`
+	Told  bool        `json:"told"`
+	Level string      `json:"level"`
+	Epoch int         `json:"epoch"`
+	Procs []savedProc `json:"procs,omitempty"`
+}
+
+type savedProc struct {
+	Tag      string     `json:"tag"`
+	Mode     cltab.Mode `json:"mode"`
+	Hash     string     `json:"hash"` // of mode and command: a changed entry is not ours
+	Pid      int        `json:"pid,omitempty"`
+	Start    uint64     `json:"start,omitempty"` // /proc start time of pid
+	Run      int        `json:"run"`
+	Epoch    int        `json:"epoch"`
+	Started  time.Time  `json:"started,omitzero"`
+	Restarts int        `json:"restarts,omitempty"`
+	Exited   bool       `json:"exited,omitempty"`
+	Exit     int        `json:"exit,omitempty"`
+	Retiring bool       `json:"retiring,omitempty"`
+	Fifo     string     `json:"fifo,omitempty"` // its output, to read again
+}
+
+func entryHash(e *cltab.Entry) string {
+	sum := sha256.Sum256([]byte(string(e.Mode) + "\x00" + e.Command))
+	return hex.EncodeToString(sum[:8])
+}
+
+func (e *Engine) statePath() string { return filepath.Join(e.cfg.StateDir, "state.json") }
+
+// outFifo is the output FIFO of run number run of an entry, or "" when
+// the daemon keeps no state (then a plain pipe is used).
+func (e *Engine) outFifo(tag string, run int) string {
+	if e.cfg.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cfg.StateDir, "out", tag+"."+strconv.Itoa(run))
+}
+
+// exitFile is where a wait or test entry's wrapper leaves its exit
+// status, so that it is known even if the daemon was dead when it ended.
+func (e *Engine) exitFile(tag string) string {
+	if e.cfg.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cfg.StateDir, "exit", tag)
+}
+
+func (e *Engine) saveState() {
+	if e.cfg.StateDir == "" {
+		return
+	}
+	st := savedState{Version: stateVersion, Node: e.cfg.Node}
+	for _, g := range e.groups {
+		sg := savedGroup{Group: g.name, Told: g.told, Level: g.level, Epoch: g.epoch}
+		for _, p := range g.procs {
+			sg.Procs = append(sg.Procs, p.saved(false))
+		}
+		for _, p := range g.retiring {
+			sg.Procs = append(sg.Procs, p.saved(true))
+		}
+		if sg.Told || len(sg.Procs) > 0 {
+			st.Groups = append(st.Groups, sg)
+		}
+	}
+	data, err := json.Marshal(st)
+	if err == nil {
+		err = atomicfile.Write(e.statePath(), data, 0o600)
+	}
+	if err != nil {
+		e.log.Error("saving state", zap.String("path", e.statePath()), zap.Error(err))
+	}
+}
+
+func (p *proc) saved(retiring bool) savedProc {
+	sp := savedProc{Tag: p.entry.Tag, Mode: p.entry.Mode, Hash: entryHash(p.entry), Run: p.run, Epoch: p.epoch,
+		Started: p.started, Restarts: p.restarts, Exited: p.exited, Exit: p.exit, Retiring: retiring}
+	if p.pid != 0 {
+		sp.Pid, sp.Start, sp.Fifo = p.pid, p.startTicks, p.fifo
+	} else if p.linger {
+		sp.Pid, sp.Start = p.lastPid, p.startTicks
+	}
+	return sp
+}
+
+// restore brings back the groups of a daemon that died: levels, what ran
+// in the current epoch, and the processes that still run, adopted. Then
+// every told group advances, which restarts dead respawn entries and
+// resumes interrupted transitions.
+func (e *Engine) restore() {
+	if e.cfg.StateDir == "" {
+		return
+	}
+	data, err := os.ReadFile(e.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var st savedState
+	if err == nil {
+		err = json.Unmarshal(data, &st)
+	}
+	if err == nil && st.Version != stateVersion {
+		err = errors.New("unknown version " + strconv.Itoa(st.Version))
+	}
+	if err != nil {
+		e.log.Error("state unreadable: starting with no group told", zap.String("path", e.statePath()), zap.Error(err))
+		return
+	}
+	adopted, lost := 0, 0
+	for _, sg := range st.Groups {
+		g := e.group(sg.Group)
+		if len(g.procs) > 0 { // still in the cltab
+			g.told, g.level, g.epoch = sg.Told, sg.Level, sg.Epoch
+		}
+		for _, sp := range sg.Procs {
+			p := g.byTag[sp.Tag]
+			if p == nil || sp.Retiring || entryHash(p.entry) != sp.Hash {
+				if sp.Pid == 0 {
+					continue
+				}
+				// Gone from the cltab, or changed, while we were away:
+				// if it still runs it is ours to stop.
+				p = &proc{g: g, entry: &cltab.Entry{Group: sg.Group, Tag: sp.Tag, Mode: sp.Mode}}
+				g.retiring = append(g.retiring, p)
+			}
+			p.run, p.epoch, p.started, p.restarts = sp.Run, sp.Epoch, sp.Started, sp.Restarts
+			p.exited, p.exit, p.since = sp.Exited, sp.Exit, sp.Started
+			if sp.Pid == 0 {
+				continue
+			}
+			if e.adopt(p, sp.Pid, sp.Start, sp.Fifo) {
+				adopted++
+				continue
+			}
+			os.Remove(sp.Fifo)
+			// It ended while we were away.
+			lost++
+			p.exited, p.exit, p.since = true, e.readExit(p), time.Now()
+		}
+		e.forget(g)
+	}
+	e.log.Info("state restored", zap.Int("adopted", adopted), zap.Int("ended while away", lost))
+	for _, g := range e.groups {
+		e.advance(g)
+	}
+	e.dirty = true
+}
+
+// adopt takes over a running process left by our predecessor.
+func (e *Engine) adopt(p *proc, pid int, start uint64, fifo string) bool {
+	run := p.run
+	err := watchPid(pid, start, func() {
+		e.post(func() { e.exited(p, run, nil) })
+	})
+	if err != nil {
+		return false
+	}
+	p.pid, p.startTicks, p.adopted, p.fifo = pid, start, true, fifo
+	log := e.log.With(zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
+	if fifo != "" {
+		if r, err := openFifo(fifo); err == nil {
+			go e.kids.capture(r, fifo, log)
+		} else {
+			log.Warn("cannot read the output of an adopted process", zap.Error(err))
+		}
+	}
+	e.log.Info("adopted", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
+	return true
+}
+
+// readExit is the exit status an adopted wait or test left in its exit
+// file; -1 when unknown (other modes, or the wrapper itself was killed).
+func (e *Engine) readExit(p *proc) int {
+	path := e.exitFile(p.entry.Tag)
+	if path == "" || (p.entry.Mode != cltab.ModeWait && p.entry.Mode != cltab.ModeTest) {
+		return -1
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return -1
+	}
+	return code
+}
+
+// dropState forgets everything after a graceful shutdown: the next daemon
+// starts with no group told, like the first.
+func (e *Engine) dropState() {
+	if e.cfg.StateDir == "" {
+		return
+	}
+	for _, path := range []string{e.statePath(), filepath.Join(e.cfg.StateDir, "exit"), filepath.Join(e.cfg.StateDir, "out")} {
+		if err := os.RemoveAll(path); err != nil {
+			e.log.Warn("removing state", zap.String("path", path), zap.Error(err))
+		}
+	}
+}
