@@ -26,6 +26,12 @@ func Run(cfg Config, socket string) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := LockStateDir(cfg.StateDir)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer unlock()
 	eng, err := NewEngine(cfg)
 	if err != nil {
 		ln.Close()

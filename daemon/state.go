@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/internal/atomicfile"
@@ -229,4 +231,31 @@ func (e *Engine) dropState() {
 			e.log.Warn("removing state", zap.String("path", path), zap.Error(err))
 		}
 	}
+}
+
+// ErrStateInUse is returned when another daemon holds the state directory.
+var ErrStateInUse = errors.New("state directory in use by another clinit daemon")
+
+// LockStateDir takes the state directory for this daemon (flock on
+// STATEDIR/lock, released when the daemon exits or dies): two daemons
+// sharing one would adopt each other's children.
+func LockStateDir(dir string) (release func(), err error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (give each daemon its own --state-dir)", ErrStateInUse, dir)
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }
