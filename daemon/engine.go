@@ -66,13 +66,14 @@ type Engine struct {
 	done   chan struct{}
 
 	// Owned by run.
-	tab       *cltab.Tab
-	timing    timing
-	groups    map[string]*group
-	lingering map[*proc]bool // stopped leaders whose process group lives on
-	dirty     bool           // clstat must be rewritten
-	stopping  bool           // shutting down: start nothing, stop everything
-	stopped   []chan struct{}
+	tab         *cltab.Tab
+	timing      timing
+	groups      map[string]*group
+	lingering   map[*proc]bool // stopped leaders whose process group lives on
+	dirty       bool           // clstat must be rewritten
+	journalFile *os.File       // children started since the last state snapshot
+	stopping    bool           // shutting down: start nothing, stop everything
+	stopped     []chan struct{}
 }
 
 // NewEngine prepares an engine; Run starts it.

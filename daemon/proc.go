@@ -92,6 +92,7 @@ func (e *Engine) start(p *proc) {
 	}
 	p.pid = pid
 	p.startTicks, _, _ = procStart(pid)
+	e.journal(p)
 	e.dirty = true
 	e.log.Debug("started", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
 }
@@ -143,8 +144,6 @@ func (e *Engine) lingerCheck() {
 		e.advance(p.g)
 	}
 }
-
-func groupAlive(pgid int) bool { return syscall.Kill(-pgid, 0) == nil }
 
 func (e *Engine) killNow(p *proc) {
 	p.kill = true

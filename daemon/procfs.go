@@ -74,3 +74,39 @@ func watchPid(pid int, start uint64, onExit func()) error {
 	}()
 	return nil
 }
+
+// groupAlive reports whether process group pgid has a live member. kill
+// finds zombies too: orphans are reaped by us before we ask, but an
+// adopted process is not our child, and its zombie waits for its own
+// parent; so when kill finds the group, /proc has the last word.
+func groupAlive(pgid int) bool {
+	if unix.Kill(-pgid, 0) != nil {
+		return false
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(data[i+1:])
+		if len(f) < 3 || f[0][0] == 'Z' || f[0][0] == 'X' {
+			continue
+		}
+		if pg, err := strconv.Atoi(string(f[2])); err == nil && pg == pgid && pid > 0 {
+			return true
+		}
+	}
+	return false
+}

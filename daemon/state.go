@@ -62,6 +62,68 @@ func entryHash(e *cltab.Entry) string {
 
 func (e *Engine) statePath() string { return filepath.Join(e.cfg.StateDir, "state.json") }
 
+// The snapshot is written once per batch of events; between a spawn and
+// that write, the journal holds the new child: one line appended right
+// after each spawn, replayed over the snapshot on restore, emptied by
+// every snapshot. So a daemon killed at any moment leaves a record of
+// every child it started.
+func (e *Engine) journalPath() string { return filepath.Join(e.cfg.StateDir, "journal") }
+
+func (e *Engine) journal(p *proc) {
+	if e.cfg.StateDir == "" {
+		return
+	}
+	if e.journalFile == nil {
+		f, err := os.OpenFile(e.journalPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			e.log.Error("journal", zap.Error(err))
+			return
+		}
+		e.journalFile = f
+	}
+	line, _ := json.Marshal(journalLine{Group: p.g.name, Proc: p.saved(false)})
+	if _, err := e.journalFile.Write(append(line, '\n')); err != nil {
+		e.log.Error("journal", zap.Error(err))
+	}
+}
+
+type journalLine struct {
+	Group string    `json:"group"`
+	Proc  savedProc `json:"proc"`
+}
+
+// replay applies the journal's starts that the snapshot does not have.
+func replay(st *savedState, data []byte) {
+	for _, l := range strings.Split(string(data), "\n") {
+		var jl journalLine
+		if json.Unmarshal([]byte(l), &jl) != nil {
+			continue // a line cut by the crash
+		}
+		var sg *savedGroup
+		for i := range st.Groups {
+			if st.Groups[i].Group == jl.Group {
+				sg = &st.Groups[i]
+			}
+		}
+		if sg == nil {
+			st.Groups = append(st.Groups, savedGroup{Group: jl.Group})
+			sg = &st.Groups[len(st.Groups)-1]
+		}
+		found := false
+		for i := range sg.Procs {
+			if sp := &sg.Procs[i]; sp.Tag == jl.Proc.Tag && !sp.Retiring {
+				found = true
+				if jl.Proc.Run > sp.Run {
+					*sp = jl.Proc
+				}
+			}
+		}
+		if !found {
+			sg.Procs = append(sg.Procs, jl.Proc)
+		}
+	}
+}
+
 // outFifo is the output FIFO of run number run of an entry, or "" when
 // the daemon keeps no state (then a plain pipe is used).
 func (e *Engine) outFifo(tag string, run int) string {
@@ -103,6 +165,10 @@ func (e *Engine) saveState() {
 	}
 	if err != nil {
 		e.log.Error("saving state", zap.String("path", e.statePath()), zap.Error(err))
+		return
+	}
+	if e.journalFile != nil {
+		e.journalFile.Truncate(0)
 	}
 }
 
@@ -126,12 +192,19 @@ func (e *Engine) restore() {
 		return
 	}
 	data, err := os.ReadFile(e.statePath())
+	journal, _ := os.ReadFile(e.journalPath())
 	if errors.Is(err, os.ErrNotExist) {
-		return
+		if len(journal) == 0 {
+			return
+		}
+		data, err = []byte(`{"version":1}`), nil
 	}
 	var st savedState
 	if err == nil {
 		err = json.Unmarshal(data, &st)
+	}
+	if err == nil {
+		replay(&st, journal)
 	}
 	if err == nil && st.Version != stateVersion {
 		err = errors.New("unknown version " + strconv.Itoa(st.Version))
@@ -226,7 +299,11 @@ func (e *Engine) dropState() {
 	if e.cfg.StateDir == "" {
 		return
 	}
-	for _, path := range []string{e.statePath(), filepath.Join(e.cfg.StateDir, "exit"), filepath.Join(e.cfg.StateDir, "out")} {
+	if e.journalFile != nil {
+		e.journalFile.Close()
+		e.journalFile = nil
+	}
+	for _, path := range []string{e.statePath(), e.journalPath(), filepath.Join(e.cfg.StateDir, "exit"), filepath.Join(e.cfg.StateDir, "out")} {
 		if err := os.RemoveAll(path); err != nil {
 			e.log.Warn("removing state", zap.String("path", path), zap.Error(err))
 		}
