@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestReplayJournal(t *testing.T) {
+	st := savedState{Version: stateVersion, Groups: []savedGroup{{
+		Group: "g", Told: true, Level: "1",
+		Procs: []savedProc{{Tag: "a", Run: 3, Pid: 10}, {Tag: "b", Run: 1}},
+	}}}
+	var journal []byte
+	for _, jl := range []journalLine{
+		{Group: "g", Proc: savedProc{Tag: "a", Run: 2, Pid: 9}},  // older than the snapshot: ignored
+		{Group: "g", Proc: savedProc{Tag: "b", Run: 2, Pid: 20}}, // newer: taken
+		{Group: "h", Proc: savedProc{Tag: "c", Run: 1, Pid: 30}}, // a group the snapshot lacks
+	} {
+		line, _ := json.Marshal(jl)
+		journal = append(append(journal, line...), '\n')
+	}
+	journal = append(journal, `{"group":"g","proc":{"tag":"a","ru`...) // cut by the crash
+	replay(&st, journal)
+
+	pids := map[string]int{}
+	for _, g := range st.Groups {
+		for _, p := range g.Procs {
+			pids[g.Group+"/"+p.Tag] = p.Pid
+		}
+	}
+	want := map[string]int{"g/a": 10, "g/b": 20, "h/c": 30}
+	if len(pids) != len(want) {
+		t.Fatalf("got %v, want %v", pids, want)
+	}
+	for k, v := range want {
+		if pids[k] != v {
+			t.Errorf("%s: pid %d, want %d", k, pids[k], v)
+		}
+	}
+}
+
+// A command name may hold spaces and parentheses: the fields after it
+// must still be read right.
+func TestProcStartOddName(t *testing.T) {
+	dir := t.TempDir()
+	odd := filepath.Join(dir, "a) b (c")
+	if err := os.Symlink("/bin/sleep", odd); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(odd, "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	start, pgid, err := procStart(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, selfPgid, err := procStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pgid != selfPgid {
+		t.Errorf("pgid %d, want ours %d", pgid, selfPgid)
+	}
+	if start < self {
+		t.Errorf("child start time %d before ours %d", start, self)
+	}
+	if !groupAlive(selfPgid) {
+		t.Error("our own process group is not alive")
+	}
+}
+
+func TestWatchPid(t *testing.T) {
+	cmd := exec.Command("/bin/sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	pid := cmd.Process.Pid
+	start, _, err := procStart(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watchPid(pid, start+1, func() {}); err == nil {
+		t.Error("watchPid accepted a pid whose start time differs")
+	}
+	// Not its own process group leader: not one of our children.
+	if err := watchPid(pid, start, func() {}); err == nil {
+		t.Error("watchPid accepted a process that leads no process group")
+	}
+	lead := exec.Command("/bin/sleep", "10")
+	lead.SysProcAttr = setpgid()
+	if err := lead.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start, _, _ = procStart(lead.Process.Pid)
+	gone := make(chan struct{})
+	if err := watchPid(lead.Process.Pid, start, func() { close(gone) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone:
+		t.Fatal("exit reported while the process runs")
+	case <-time.After(50 * time.Millisecond):
+	}
+	lead.Process.Kill()
+	lead.Wait()
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("exit not reported")
+	}
+	cmd.Process.Kill()
+}
+
+func setpgid() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
