@@ -171,7 +171,13 @@ func (e *Engine) Tell(ctx context.Context, g, l string) (string, error) {
 		g = e.cfg.Node
 	}
 	var err error
-	cerr := e.call(ctx, func() { err = e.tell(g, l) })
+	// Persisted before the answer: a told level survives a crash that
+	// follows the answer at once.
+	cerr := e.call(ctx, func() {
+		if err = e.tell(g, l); err == nil {
+			e.persist()
+		}
+	})
 	return g, errors.Join(cerr, err)
 }
 
@@ -182,7 +188,11 @@ func (e *Engine) Reread(ctx context.Context) (changed []string, err error) {
 	if lerr != nil {
 		return nil, lerr
 	}
-	cerr := e.call(ctx, func() { changed = e.reconcile(t) })
+	cerr := e.call(ctx, func() {
+		if changed = e.reconcile(t); len(changed) > 0 {
+			e.persist()
+		}
+	})
 	return changed, cerr
 }
 
@@ -331,10 +341,11 @@ func (e *Engine) idle() bool {
 	return true
 }
 
-// persist writes clstat and the state that survives the daemon.
+// persist writes the state that survives the daemon, then clstat: what
+// an observer reads in clstat is already durable.
 func (e *Engine) persist() {
-	e.writeClstat()
 	e.saveState()
+	e.writeClstat()
 }
 
 func (e *Engine) finish() {
