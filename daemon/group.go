@@ -87,9 +87,18 @@ func (e *Engine) advance(g *group) {
 		pending = true
 	}
 	for _, p := range g.procs {
-		if p.alive() && (e.stopping || !g.wanted(p)) {
+		switch {
+		case p.alive() && (e.stopping || !g.wanted(p)):
 			e.stop(p)
 			pending = true
+		case p.alive() && p.term:
+			// A stop under way finishes even if the level wants the
+			// entry again: then it runs anew, and the exit our own
+			// signal caused is not taken for its result.
+			pending = true
+		case p.residue != 0 && (e.stopping || !g.wanted(p)):
+			e.stopResidue(p)
+			pending = p.alive() || pending
 		}
 	}
 	if pending {

@@ -39,6 +39,10 @@ type proc struct {
 	term, kill, linger bool
 	killTimer          *time.Timer
 
+	// residue is the process group an exited leader left members in
+	// (a helper started in the background): stopped with the entry.
+	residue int
+
 	rapid    int         // consecutive exits within the respawn window
 	throttle *time.Timer // non-nil while a too-rapid respawn entry rests
 }
@@ -196,6 +200,14 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 			p.killTimer.Stop()
 		}
 		e.log.Info("stopped", fields...)
+	default:
+		e.kids.reaper.reap()
+		if groupAlive(pgid) {
+			p.residue = pgid
+		}
+	}
+	switch {
+	case p.term:
 	case p.entry.Mode == cltab.ModeRespawn:
 		e.log.Info("exited", fields...)
 		if p.started.Add(e.timing.window).After(p.since) {
@@ -215,6 +227,29 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	if len(g.procs) == 0 {
 		e.forget(g)
 	}
+}
+
+// stopResidue stops what an exited entry left in its process group, like
+// a stop of the entry itself: SIGTERM, SIGKILL after the grace, and the
+// entry counts as alive (lingering) until the group is gone.
+func (e *Engine) stopResidue(p *proc) {
+	pgid := p.residue
+	p.residue = 0
+	if p.alive() || !groupAlive(pgid) {
+		return
+	}
+	p.lastPid, p.linger, p.term, p.kill = pgid, true, true, false
+	e.lingering[p] = true
+	e.log.Info("stopping what the entry left in its process group", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", pgid))
+	if e.timing.stop <= 0 {
+		e.killNow(p)
+		return
+	}
+	e.signal(p, syscall.SIGTERM)
+	run := p.run
+	p.killTimer = time.AfterFunc(e.timing.stop, func() {
+		e.post(func() { e.killDeadline(p, run) })
+	})
 }
 
 // rest pauses a respawn entry, then lets advance start it again.

@@ -1,0 +1,699 @@
+// Package t holds the end-to-end tests of clinit: they build the real
+// binary once and drive it the way an operator would, through its command
+// line, its socket, its clstat file, signals and the cltab on disk. A
+// case's daemon log is printed only when the case fails.
+//
+// Every case runs its own daemon in a directory of its own. The cltab
+// texts say {dir} where that directory goes; the commands leave marker
+// files there (pids, runs) that the cases read.
+//
+// Timing bounds here are hang guards, never speed assertions.
+package t
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// clinitBin is the binary built once by TestMain.
+var clinitBin string
+
+// hang is the deadline of every wait for something that should happen.
+const hang = 10 * time.Second
+
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "clinit-t-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "t:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	clinitBin = filepath.Join(dir, "clinit")
+	args := []string{"build", "-o", clinitBin}
+	// CLINIT_T_RACE=1 builds the daemon with the race detector too; the
+	// harness then fails any case whose daemon reports a data race.
+	if os.Getenv("CLINIT_T_RACE") != "" {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/clinit/clinit/cmd/clinit")
+	build := exec.Command("go", args...)
+	build.Dir = ".." // the module root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "t: building clinit: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// syncBuffer collects a daemon's log; the exec goroutine writes while the
+// test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newCaseDir makes a directory of a case. It is short on purpose: a UNIX
+// socket path must stay under 108 bytes, which t.TempDir() may not.
+func newCaseDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cl")
+	if err == nil && len(dir) > 60 {
+		os.RemoveAll(dir)
+		dir, err = os.MkdirTemp("/tmp", "cl")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs after every daemon's cleanup.
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// expand puts the case directory into a cltab text.
+func expand(dir, text string) string { return strings.ReplaceAll(text, "{dir}", dir) }
+
+var daemonSeq atomic.Int64
+
+// daemon is one `clinit -d` process of a case.
+type daemon struct {
+	t      *testing.T
+	dir    string
+	cltab  string // the path given with -c
+	target string // the file the test writes to change the cltab (cltab, or what it links to)
+	sock   string
+	clstat string
+	node   string
+	tag    string // CLT_DAEMON in its environment, inherited by all its processes
+
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	ready  chan struct{} // closed on READY=1 (sd_notify)
+	done   chan struct{} // closed once the process is reaped
+	code   int           // its exit status, valid once done is closed
+	forced bool          // SIGKILLed: leftovers are expected, not a finding
+}
+
+// startDaemon makes a case directory, writes the cltab there and starts a
+// daemon on it; it returns once the daemon is ready and answers.
+func startDaemon(t *testing.T, cltabText string, extraFlags ...string) *daemon {
+	t.Helper()
+	dir := newCaseDir(t)
+	writeFile(t, filepath.Join(dir, "cltab"), expand(dir, cltabText))
+	d := launch(t, dir, extraFlags...)
+	d.waitReady()
+	return d
+}
+
+// startDaemonUnwatched is startDaemon with the cltab path a symlink into a
+// subdirectory: the daemon watches the symlink's directory, so writes to
+// the real file are not seen by its watcher, and only an explicit reread
+// (clinit, SIGHUP) can apply them. Cases that test an explicit reread use
+// it so that the watcher cannot apply the change first.
+func startDaemonUnwatched(t *testing.T, cltabText string, extraFlags ...string) *daemon {
+	t.Helper()
+	dir := newCaseDir(t)
+	real := filepath.Join(dir, "real", "cltab")
+	if err := os.Mkdir(filepath.Dir(real), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, real, expand(dir, cltabText))
+	if err := os.Symlink(real, filepath.Join(dir, "cltab")); err != nil {
+		t.Fatal(err)
+	}
+	d := launch(t, dir, extraFlags...)
+	d.target = real
+	d.waitReady()
+	return d
+}
+
+// launch starts a daemon on dir/cltab with every path inside dir, without
+// waiting for it. Later flags override the defaults (-s, --clstat,
+// --node...).
+func launch(t *testing.T, dir string, extraFlags ...string) *daemon {
+	t.Helper()
+	n := daemonSeq.Add(1)
+	d := &daemon{
+		t:      t,
+		dir:    dir,
+		cltab:  filepath.Join(dir, "cltab"),
+		sock:   filepath.Join(dir, "sock"),
+		clstat: filepath.Join(dir, "clstat"),
+		node:   "testnode",
+		tag:    fmt.Sprintf("%s#%d", dir, n),
+		log:    &syncBuffer{},
+		ready:  make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	d.target = d.cltab
+	args := []string{"-d", "-c", d.cltab, "-s", d.sock, "--clstat", d.clstat,
+		"--hastat", filepath.Join(dir, "hastat"), "--hactl", filepath.Join(dir, "hactl"),
+		"--state-dir", filepath.Join(dir, "state"), "--node", d.node}
+	for i := 0; i+1 < len(extraFlags); i++ {
+		switch extraFlags[i] {
+		case "--node":
+			d.node = extraFlags[i+1]
+		case "-s", "--socket":
+			d.sock = extraFlags[i+1]
+		case "--clstat":
+			d.clstat = extraFlags[i+1]
+		}
+	}
+	args = append(args, extraFlags...)
+
+	// Readiness is the systemd protocol: the daemon sends READY=1 once it
+	// serves, watches the cltab and handles signals.
+	notifyPath := filepath.Join(dir, fmt.Sprintf("notify%d", n))
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		var once sync.Once
+		buf := make([]byte, 4096)
+		for {
+			k, _, err := notify.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			for _, l := range strings.Split(string(buf[:k]), "\n") {
+				if l == "READY=1" {
+					once.Do(func() { close(d.ready) })
+				}
+			}
+		}
+	}()
+
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "CLT_DAEMON=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "NOTIFY_SOCKET="+notifyPath, "CLT_DAEMON="+d.tag)
+	d.cmd = exec.Command(clinitBin, args...)
+	d.cmd.Env = env
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d.cmd.WaitDelay = 5 * time.Second
+	if err := d.cmd.Start(); err != nil {
+		notify.Close()
+		t.Fatal(err)
+	}
+	go func() {
+		d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		notify.Close()
+		close(d.done)
+	}()
+	t.Cleanup(d.cleanup)
+	return d
+}
+
+// waitReady waits for READY=1, then checks that the socket answers.
+func (d *daemon) waitReady() {
+	d.t.Helper()
+	select {
+	case <-d.ready:
+	case <-d.done:
+		d.t.Fatalf("daemon exited with status %d before it was ready", d.code)
+	case <-time.After(hang):
+		d.t.Fatalf("daemon not ready after %v", hang)
+	}
+	c, err := net.DialTimeout("unix", d.sock, hang)
+	if err != nil {
+		d.t.Fatalf("daemon ready but its socket does not answer: %v", err)
+	}
+	c.Close()
+}
+
+// exited reports whether the daemon process has ended.
+func (d *daemon) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitExit waits for the daemon to end and returns its exit status.
+func (d *daemon) waitExit() int {
+	d.t.Helper()
+	select {
+	case <-d.done:
+		return d.code
+	case <-time.After(hang):
+		d.t.Fatalf("daemon still running after %v", hang)
+		return -1
+	}
+}
+
+// kill9 SIGKILLs the daemon and then every process it left.
+func (d *daemon) kill9() {
+	d.t.Helper()
+	d.forced = true
+	d.cmd.Process.Kill()
+	<-d.done
+	d.killLeftovers()
+	if !poll(hang, func() bool { return len(d.leftovers()) == 0 }) {
+		d.t.Fatalf("processes survive SIGKILL: %v", d.leftovers())
+	}
+}
+
+// cleanup stops the daemon with -k (an error if that fails), checks that
+// no process of it is left (an error if one is), kills what is left, and
+// prints the log if the case failed.
+func (d *daemon) cleanup() {
+	t := d.t
+	graceful := !d.forced
+	if !d.exited() {
+		out, errOut, code, err := runClinit("-c", d.cltab, "-s", d.sock, "-k")
+		if err != nil || code != 0 {
+			t.Errorf("cleanup: clinit -k: status %d, err %v\nstdout: %s\nstderr: %s", code, err, out, errOut)
+			graceful = false
+		}
+		select {
+		case <-d.done:
+			if graceful && d.code != 0 {
+				t.Errorf("cleanup: daemon exited with status %d after -k", d.code)
+			}
+		case <-time.After(hang):
+			t.Errorf("cleanup: daemon still running %v after -k", hang)
+			graceful = false
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+	}
+	if graceful && !poll(hang, func() bool { return len(d.leftovers()) == 0 }) {
+		t.Errorf("cleanup: processes left behind after the daemon stopped: %v", d.leftovers())
+	}
+	d.killLeftovers()
+	if strings.Contains(d.log.String(), "WARNING: DATA RACE") {
+		t.Errorf("the daemon reported a data race")
+	}
+	if t.Failed() {
+		t.Logf("daemon log (%s, socket %s):\n%s", d.tag, d.sock, d.log.String())
+	}
+}
+
+// leftovers lists the live processes that carry this daemon's tag in their
+// environment: the daemon itself and everything it started, grandchildren
+// included.
+func (d *daemon) leftovers() []string {
+	want := []byte("CLT_DAEMON=" + d.tag + "\x00")
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil || !(bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...))) {
+			continue
+		}
+		if alive(pid) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			out = append(out, fmt.Sprintf("%d(%s)", pid, bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '})))
+		}
+	}
+	return out
+}
+
+func (d *daemon) killLeftovers() {
+	for _, l := range d.leftovers() {
+		pid, _ := strconv.Atoi(l[:strings.IndexByte(l, '(')])
+		syscall.Kill(-pid, syscall.SIGKILL)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// runClinit runs the client; err is set only when it could not run or hung.
+func runClinit(args ...string) (stdout, stderr string, code int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, clinitBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return o.String(), e.String(), -1, fmt.Errorf("clinit %q hung: %w", args, ctx.Err())
+	case errors.As(err, &ee):
+		return o.String(), e.String(), ee.ExitCode(), nil
+	case err != nil:
+		return o.String(), e.String(), -1, err
+	}
+	return o.String(), e.String(), 0, nil
+}
+
+// clinit runs the client against this daemon (-c and -s given).
+func (d *daemon) clinit(args ...string) (stdout, stderr string, code int) {
+	d.t.Helper()
+	stdout, stderr, code, err := runClinit(append([]string{"-c", d.cltab, "-s", d.sock}, args...)...)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return stdout, stderr, code
+}
+
+// tell runs `clinit GROUP LEVEL` and checks its answer.
+func (d *daemon) tell(group, level string) {
+	d.t.Helper()
+	out, errOut, code := d.clinit(group, level)
+	if want := group + ": going to level " + level + "\n"; code != 0 || out != want {
+		d.t.Fatalf("clinit %s %s: status %d, stdout %q (want %q), stderr %q", group, level, code, out, want, errOut)
+	}
+}
+
+// reread runs `clinit` with no argument and returns its stdout.
+func (d *daemon) reread() string {
+	d.t.Helper()
+	out, errOut, code := d.clinit()
+	if code != 0 {
+		d.t.Fatalf("clinit (reread): status %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	return out
+}
+
+// writeCltab rewrites the cltab in place (truncate and write).
+func (d *daemon) writeCltab(text string) {
+	d.t.Helper()
+	writeFile(d.t, d.target, expand(d.dir, text))
+}
+
+// renameCltab replaces the cltab by a new file renamed over it.
+func (d *daemon) renameCltab(text string) {
+	d.t.Helper()
+	tmp := filepath.Join(filepath.Dir(d.target), ".cltab.new")
+	writeFile(d.t, tmp, expand(d.dir, text))
+	if err := os.Rename(tmp, d.target); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// path names a file in the case directory.
+func (d *daemon) path(name string) string { return filepath.Join(d.dir, name) }
+
+// clstatLines reads the clstat file: group -> "LEVEL STATE". It fails the
+// case on a malformed line.
+func (d *daemon) clstatLines() map[string]string {
+	d.t.Helper()
+	data, err := os.ReadFile(d.clstat)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}
+	}
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if l == "" {
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			d.t.Fatalf("malformed clstat line %q in:\n%s", l, data)
+		}
+		m[f[0]] = f[1] + " " + f[2]
+	}
+	return m
+}
+
+// waitState waits until clstat shows group at level in state.
+func (d *daemon) waitState(group, level, state string) {
+	d.t.Helper()
+	want := level + " " + state
+	var last string
+	if !poll(hang, func() bool { last = d.clstatLines()[group]; return last == want }) {
+		d.t.Fatalf("clstat: group %s is %q, want %q", group, last, want)
+	}
+}
+
+// Status as `clinit --json` prints it (only the fields the cases read).
+type jStatus struct {
+	Node   string   `json:"node"`
+	Groups []jGroup `json:"groups"`
+}
+
+type jGroup struct {
+	Group   string   `json:"group"`
+	Level   string   `json:"level"`
+	State   string   `json:"state"`
+	Entries []jEntry `json:"entries"`
+}
+
+type jEntry struct {
+	Tag       string `json:"tag"`
+	Mode      string `json:"mode"`
+	Pid       int    `json:"pid"`
+	Restarts  int    `json:"restarts"`
+	Exit      *int   `json:"exit"`
+	Throttled bool   `json:"throttled"`
+}
+
+// ran reports whether the entry was ever started.
+func (e jEntry) ran() bool { return e.Pid != 0 || e.Exit != nil }
+
+func (e jEntry) String() string {
+	exit := "-"
+	if e.Exit != nil {
+		exit = strconv.Itoa(*e.Exit)
+	}
+	return fmt.Sprintf("{%s %s pid=%d restarts=%d exit=%s throttled=%v}", e.Tag, e.Mode, e.Pid, e.Restarts, exit, e.Throttled)
+}
+
+// status runs `clinit --json`. The daemon answers it from its engine loop,
+// so it reflects every tell that has returned before.
+func (d *daemon) status() jStatus {
+	d.t.Helper()
+	out, errOut, code := d.clinit("--json")
+	if code != 0 {
+		d.t.Fatalf("clinit --json: status %d, stderr %q", code, errOut)
+	}
+	var st jStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		d.t.Fatalf("clinit --json: %v in %q", err, out)
+	}
+	return st
+}
+
+func (st jStatus) group(name string) (jGroup, bool) {
+	for _, g := range st.Groups {
+		if g.Group == name {
+			return g, true
+		}
+	}
+	return jGroup{}, false
+}
+
+func (g jGroup) entry(tag string) (jEntry, bool) {
+	for _, e := range g.Entries {
+		if e.Tag == tag {
+			return e, true
+		}
+	}
+	return jEntry{}, false
+}
+
+func (g jGroup) tags() []string {
+	var tags []string
+	for _, e := range g.Entries {
+		tags = append(tags, e.Tag)
+	}
+	sort.Strings(tags)
+	return tags
+}
+
+// entry returns one entry of the JSON status; the case fails if it is
+// not there.
+func (d *daemon) entry(group, tag string) jEntry {
+	d.t.Helper()
+	g, ok := d.status().group(group)
+	if !ok {
+		d.t.Fatalf("no group %s in the status", group)
+	}
+	e, ok := g.entry(tag)
+	if !ok {
+		d.t.Fatalf("no entry %s in group %s of the status: %v", tag, group, g.Entries)
+	}
+	return e
+}
+
+// logHas reports whether one line of the daemon log contains every part.
+func (d *daemon) logHas(parts ...string) bool {
+	for _, l := range strings.Split(d.log.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// poll calls cond every 15ms until it holds or timeout passes.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+}
+
+// eventually fails the case unless cond holds within timeout.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, what string, args ...any) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for "+what, append([]any{timeout}, args...)...)
+	}
+}
+
+// alive reports whether pid is a live process (a zombie is not: nobody
+// may reap orphans here).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	switch b[i+2] {
+	case 'Z', 'X', 'x':
+		return false
+	}
+	return true
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// lines returns the complete lines of a file (none if it is missing).
+func lines(path string) []string {
+	data, _ := os.ReadFile(path)
+	s := string(data)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	} else {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// waitLines waits until path has n complete lines and returns them.
+func waitLines(t *testing.T, path string, n int) []string {
+	t.Helper()
+	var got []string
+	if !poll(hang, func() bool { got = lines(path); return len(got) >= n }) {
+		t.Fatalf("%s: %d lines %q, want %d", filepath.Base(path), len(got), got, n)
+	}
+	return got
+}
+
+// readPid waits for path to hold a pid (its last line, or the last field
+// of it) other than not, and returns it.
+func readPid(t *testing.T, path string, not int) int {
+	t.Helper()
+	pid := 0
+	ok := poll(hang, func() bool {
+		l := lines(path)
+		if len(l) == 0 {
+			return false
+		}
+		f := strings.Fields(l[len(l)-1])
+		if len(f) == 0 {
+			return false
+		}
+		p, err := strconv.Atoi(f[len(f)-1])
+		if err != nil || p <= 0 || p == not {
+			return false
+		}
+		pid = p
+		return true
+	})
+	if !ok {
+		data, _ := os.ReadFile(path)
+		t.Fatalf("%s: no pid (other than %d) in %q", filepath.Base(path), not, data)
+	}
+	return pid
+}
+
+// waitGone waits until none of pids is alive.
+func waitGone(t *testing.T, what string, pids ...int) {
+	t.Helper()
+	var live []int
+	if !poll(hang, func() bool {
+		live = live[:0]
+		for _, p := range pids {
+			if alive(p) {
+				live = append(live, p)
+			}
+		}
+		return len(live) == 0
+	}) {
+		t.Fatalf("%s: pids %v still alive", what, live)
+	}
+}
+
+// gate is a shell loop that waits for a file: a wait or test entry that
+// blocks until the case lets it go, with no timing involved.
+func gate(path string) string {
+	return "while [ ! -e " + path + " ]; do sleep 0.02; done"
+}
+
+// settle gives a daemon a moment to do something it must not do, for
+// cases that check an absence. It never makes a case pass that should
+// fail on a correct daemon; it only gives a wrong one the chance to show.
+func settle() { time.Sleep(300 * time.Millisecond) }

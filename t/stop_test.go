@@ -1,0 +1,205 @@
+package t
+
+import (
+	"os"
+	"syscall"
+	"testing"
+)
+
+// A process group that ignores SIGTERM (the leader and a grandchild) is
+// SIGKILLed after the stoptimeout; the group is STOPPING meanwhile and then
+// reaches the new level.
+func TestStopEscalatesToKill(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+:::stoptimeout:1
+G:stub:1:respawn:trap '' TERM; sh -c 'echo $$ > {dir}/gc; exec sleep 1000' & echo $$ > {dir}/c; wait
+G:next:2:once:echo > {dir}/next
+`)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	c, gc := readPid(t, d.path("c"), 0), readPid(t, d.path("gc"), 0)
+	if !alive(c) || !alive(gc) {
+		t.Fatalf("child %d or grandchild %d not running", c, gc)
+	}
+
+	d.tell("G", "2")
+	d.waitState("G", "2", "STOPPING")
+	if exists(d.path("next")) {
+		t.Fatal("level 2 started while level 1 was stopping")
+	}
+	waitGone(t, "the TERM-ignoring child and grandchild", c, gc)
+	d.waitState("G", "2", "DONE")
+	waitLines(t, d.path("next"), 1)
+	if !d.logHas("did not stop in time: SIGKILL", "stub") {
+		t.Fatal("no SIGKILL escalation in the log")
+	}
+}
+
+// The leader exits on SIGTERM but a grandchild in its process group
+// ignores it: the grandchild is killed when the stoptimeout ends.
+func TestStopKillsLingeringGrandchild(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+:::stoptimeout:1
+G:l:1:respawn:sh -c 'trap "" TERM; echo $$ > {dir}/gc; exec sleep 1000' & echo $$ > {dir}/c; wait
+G:next:2:once:echo > {dir}/next
+`)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	c, gc := readPid(t, d.path("c"), 0), readPid(t, d.path("gc"), 0)
+
+	d.tell("G", "2")
+	waitGone(t, "the leader, on SIGTERM", c)
+	waitGone(t, "the TERM-ignoring grandchild", gc)
+	d.waitState("G", "2", "DONE")
+	waitLines(t, d.path("next"), 1)
+}
+
+// The entries of the shutdown cases: several groups, respawn, once, a long
+// wait and a long test, with grandchildren, one that ignores SIGTERM, and a
+// group never told.
+const shutdownCltab = `
+:::stoptimeout:2
+A:ar:1:respawn:echo $$ > {dir}/ar; exec sleep 1000
+A:ao:1:once:sleep 1000 & echo $! > {dir}/ao.gc; echo $$ > {dir}/ao; wait
+B:bw:1:wait:sh -c 'echo $$ > {dir}/bw.gc; exec sleep 1000' & echo $$ > {dir}/bw; wait
+B:bx:1:once:echo > {dir}/bx
+C:ct:1:test:echo $$ > {dir}/ct; exec sleep 1000
+E:er:1:respawn:trap '' TERM; echo $$ > {dir}/er; while :; do sleep 0.1; done
+D:dr:1:respawn:echo $$ > {dir}/dr; exec sleep 1000
+`
+
+// startShutdownCase starts every group of shutdownCltab but D and returns
+// the recorded pids, the daemon's own children first.
+func startShutdownCase(t *testing.T) (d *daemon, leaders, all []int) {
+	d = startDaemon(t, shutdownCltab)
+	for _, g := range []string{"A", "B", "C", "E"} {
+		d.tell(g, "1")
+	}
+	d.waitState("A", "1", "DONE")
+	d.waitState("B", "1", "STARTING")
+	d.waitState("C", "1", "CHECKING")
+	d.waitState("E", "1", "DONE")
+	for _, f := range []string{"ar", "ao", "bw", "ct", "er", "ao.gc", "bw.gc"} {
+		p := readPid(t, d.path(f), 0)
+		if !alive(p) {
+			t.Fatalf("%s: pid %d not running", f, p)
+		}
+		all = append(all, p)
+	}
+	return d, all[:5], all
+}
+
+// checkAllStopped checks what must hold once the daemon has stopped
+// everything and exited.
+func checkAllStopped(t *testing.T, d *daemon, pids []int) {
+	t.Helper()
+	if code := d.waitExit(); code != 0 {
+		t.Fatalf("daemon exited with status %d, want 0", code)
+	}
+	if exists(d.clstat) {
+		t.Fatal("clstat still there after the daemon stopped")
+	}
+	waitGone(t, "recorded processes", pids...)
+	if !poll(hang, func() bool { return len(d.leftovers()) == 0 }) {
+		t.Fatalf("processes left behind: %v", d.leftovers())
+	}
+	if _, errOut, code := d.clinit("--status"); code != 3 {
+		t.Fatalf("clinit --status after the daemon exited: status %d, stderr %q; want 3", code, errOut)
+	}
+}
+
+// clinit -k stops every group, returns once all is stopped, and the
+// daemon exits 0 without its clstat.
+func TestKillStopsEverything(t *testing.T) {
+	t.Parallel()
+	d, leaders, pids := startShutdownCase(t)
+	out, errOut, code := d.clinit("-k")
+	if code != 0 {
+		t.Fatalf("clinit -k: status %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// -k answers once every process it started is gone (reaped): the
+	// leaders must be gone now, not eventually.
+	for _, p := range leaders {
+		if alive(p) {
+			t.Fatalf("clinit -k returned while pid %d still runs", p)
+		}
+	}
+	if exists(d.clstat) {
+		t.Fatal("clinit -k returned before clstat was removed")
+	}
+	checkAllStopped(t, d, pids)
+}
+
+// SIGTERM and SIGINT to the daemon are like clinit -k.
+func TestSignalStopsEverything(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			d, _, pids := startShutdownCase(t)
+			if err := d.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			checkAllStopped(t, d, pids)
+		})
+	}
+}
+
+// A once entry that started a background helper and exited: the helper is
+// still a process of the group (same process group), so a level without
+// the entry, and clinit -k, must stop it.
+func TestStopReachesProcessGroupOfExitedEntry(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"level", "kill"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			d := startDaemon(t, `
+:::stoptimeout:1
+G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
+`)
+			d.tell("G", "1")
+			d.waitState("G", "1", "DONE")
+			gc := readPid(t, d.path("gc"), 0)
+			eventually(t, hang, func() bool { e := d.entry("G", "helper"); return e.Exit != nil }, "the once entry to exit")
+			if !alive(gc) {
+				t.Fatal("the helper died with its parent")
+			}
+			if how == "level" {
+				d.tell("G", "2")
+				d.waitState("G", "2", "DONE")
+			} else {
+				if _, errOut, code := d.clinit("-k"); code != 0 {
+					t.Fatalf("clinit -k: %d %s", code, errOut)
+				}
+				d.waitExit()
+			}
+			if !poll(hang, func() bool { return !alive(gc) }) {
+				syscall.Kill(gc, syscall.SIGKILL)
+				t.Fatalf("after %s, the helper %d that a once entry left in its process group still runs", how, gc)
+			}
+		})
+	}
+}
+
+// The files a stopped daemon leaves: clstat goes, the socket goes.
+func TestKillRemovesFiles(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+G:r:1:respawn:exec sleep 1000
+`)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	if _, _, code := d.clinit("-k"); code != 0 {
+		t.Fatalf("clinit -k: %d", code)
+	}
+	if code := d.waitExit(); code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
+	for _, f := range []string{d.clstat, d.sock} {
+		if _, err := os.Lstat(f); err == nil {
+			t.Fatalf("%s still exists after the daemon stopped", f)
+		}
+	}
+}
