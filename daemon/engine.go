@@ -72,6 +72,7 @@ type Engine struct {
 	lingering   map[*proc]bool // stopped leaders whose process group lives on
 	dirty       bool           // clstat must be rewritten
 	journalFile *os.File       // children started since the last state snapshot
+	residues    map[int]bool   // process groups of residues being stopped
 	stopping    bool           // shutting down: start nothing, stop everything
 	stopped     []chan struct{}
 }
@@ -91,6 +92,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		done:      make(chan struct{}),
 		groups:    map[string]*group{},
 		lingering: map[*proc]bool{},
+		residues:  map[int]bool{},
 	}
 	e.load(cfg.Tab)
 	return e, nil
@@ -333,6 +335,9 @@ func (e *Engine) forget(g *group) {
 
 // idle reports whether no process of any group is alive.
 func (e *Engine) idle() bool {
+	if len(e.residues) > 0 {
+		return false
+	}
 	for _, g := range e.groups {
 		if g.alive() {
 			return false

@@ -24,6 +24,7 @@ type group struct {
 	procs    []*proc // current cltab entries, in file order
 	byTag    map[string]*proc
 	retiring []*proc // entries gone from the cltab (or changed), being stopped
+	gone     []*proc // retired entries whose exited runs left residues
 }
 
 func (g *group) add(p *proc) {
@@ -40,6 +41,9 @@ func (g *group) retire(p *proc) {
 	p.unthrottle()
 	if p.alive() {
 		g.retiring = append(g.retiring, p)
+	}
+	if len(p.residues) > 0 {
+		g.gone = append(g.gone, p)
 	}
 }
 
@@ -86,6 +90,10 @@ func (e *Engine) advance(g *group) {
 		e.stop(p)
 		pending = true
 	}
+	for _, p := range g.gone {
+		e.stopResidues(p)
+	}
+	g.gone = nil
 	for _, p := range g.procs {
 		switch {
 		case p.alive() && (e.stopping || !g.wanted(p)):
@@ -96,9 +104,9 @@ func (e *Engine) advance(g *group) {
 			// entry again: then it runs anew, and the exit our own
 			// signal caused is not taken for its result.
 			pending = true
-		case p.residue != 0 && (e.stopping || !g.wanted(p)):
-			e.stopResidue(p)
-			pending = p.alive() || pending
+		}
+		if len(p.residues) > 0 && (e.stopping || !g.wanted(p)) {
+			e.stopResidues(p)
 		}
 	}
 	if pending {

@@ -39,9 +39,9 @@ type proc struct {
 	term, kill, linger bool
 	killTimer          *time.Timer
 
-	// residue is the process group an exited leader left members in
-	// (a helper started in the background): stopped with the entry.
-	residue int
+	// residues are the process groups exited runs left members in
+	// (helpers started in the background): stopped with the entry.
+	residues []int
 
 	rapid    int         // consecutive exits within the respawn window
 	throttle *time.Timer // non-nil while a too-rapid respawn entry rests
@@ -136,6 +136,11 @@ func (e *Engine) killDeadline(p *proc, run int) {
 // lingerCheck runs after orphans were reaped: a lingering process group
 // may be empty now, and then its stop is complete.
 func (e *Engine) lingerCheck() {
+	for pgid := range e.residues {
+		if !groupAlive(pgid) {
+			delete(e.residues, pgid)
+		}
+	}
 	for p := range e.lingering {
 		if groupAlive(p.lastPid) {
 			continue
@@ -203,7 +208,7 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	default:
 		e.kids.reaper.reap()
 		if groupAlive(pgid) {
-			p.residue = pgid
+			p.residues = append(p.residues, pgid)
 		}
 	}
 	switch {
@@ -229,27 +234,27 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	}
 }
 
-// stopResidue stops what an exited entry left in its process group, like
-// a stop of the entry itself: SIGTERM, SIGKILL after the grace, and the
-// entry counts as alive (lingering) until the group is gone.
-func (e *Engine) stopResidue(p *proc) {
-	pgid := p.residue
-	p.residue = 0
-	if p.alive() || !groupAlive(pgid) {
-		return
+// stopResidues stops what p's exited runs left in their process groups:
+// SIGTERM now, SIGKILL after the grace. Until each group is gone the
+// engine is not idle, so -k leaves nothing behind.
+func (e *Engine) stopResidues(p *proc) {
+	for _, pgid := range p.residues {
+		if e.residues[pgid] || !groupAlive(pgid) {
+			continue
+		}
+		e.residues[pgid] = true
+		e.log.Info("stopping what the entry left in its process group", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", pgid))
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		time.AfterFunc(e.timing.stop, func() {
+			e.post(func() {
+				if e.residues[pgid] {
+					syscall.Kill(-pgid, syscall.SIGKILL)
+					delete(e.residues, pgid)
+				}
+			})
+		})
 	}
-	p.lastPid, p.linger, p.term, p.kill = pgid, true, true, false
-	e.lingering[p] = true
-	e.log.Info("stopping what the entry left in its process group", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", pgid))
-	if e.timing.stop <= 0 {
-		e.killNow(p)
-		return
-	}
-	e.signal(p, syscall.SIGTERM)
-	run := p.run
-	p.killTimer = time.AfterFunc(e.timing.stop, func() {
-		e.post(func() { e.killDeadline(p, run) })
-	})
+	p.residues = nil
 }
 
 // rest pauses a respawn entry, then lets advance start it again.

@@ -1,10 +1,13 @@
 package t
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -98,7 +101,8 @@ G:r:1:respawn:echo $$ > {dir}/r; exec sleep 1000
 	d.waitState("G", "1", "DONE")
 	r := readPid(t, d.path("r"), 0)
 
-	second := launch(t, d.dir, "--clstat", d.path("clstat2"), "--node", "second")
+	// Its own clstat and state directory: only the socket is shared.
+	second := launch(t, d.dir, "--clstat", d.path("clstat2"), "--state-dir", d.path("state2"), "--node", "second")
 	if code := second.waitExit(); code == 0 {
 		t.Fatal("a second daemon on the same socket exited 0")
 	}
@@ -107,6 +111,9 @@ G:r:1:respawn:echo $$ > {dir}/r; exec sleep 1000
 	}
 	if exists(d.path("clstat2")) {
 		t.Error("the refused daemon wrote its clstat")
+	}
+	if !exists(d.sock) {
+		t.Fatal("the refused daemon removed the socket")
 	}
 	out, errOut, code := d.clinit("--status")
 	if code != 0 || out != "G 1 DONE\n" {
@@ -246,4 +253,53 @@ c:z:1:once:true
 			t.Errorf("temporary file %s left beside clstat", e.Name())
 		}
 	}
+}
+
+// Only root and the daemon's own user may talk to it: the socket is 0600,
+// and even through a socket opened to all, another uid is refused
+// (SO_PEERCRED). The case runs the client as uid 65534, so it needs root.
+func TestOtherUserRefused(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Fatal("this case runs the client as another uid and must run as root")
+	}
+	d := startDaemon(t, `
+G:a:1:respawn:exec sleep 1000
+`)
+	if err := os.Chmod(d.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(clinitBin, append([]string{"-s", d.sock}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), cmd.ProcessState.ExitCode()
+	}
+
+	out, errOut, code := asNobody("G", "1")
+	if code != 3 || out != "" || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("another user on the 0600 socket: status %d, stdout %q, stderr %q; want 3 and permission denied", code, out, errOut)
+	}
+
+	if err := os.Chmod(d.sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"G", "1"}, {"--status"}, {"-k"}, {}} {
+		out, errOut, code = asNobody(args...)
+		if code == 0 || out != "" || !strings.Contains(errOut, "uid 65534") {
+			t.Fatalf("another user through an open socket, %q: status %d, stdout %q, stderr %q; want refused", args, code, out, errOut)
+		}
+	}
+	if s := d.clstatLines(); len(s) != 0 {
+		t.Fatalf("a refused tell was done: clstat %v", s)
+	}
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
 }

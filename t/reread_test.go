@@ -311,3 +311,37 @@ func TestInvalidCltabOnFileChange(t *testing.T) {
 		t.Fatalf("keep: %v, want pid %d", e, keep)
 	}
 }
+
+// A once entry that exited leaving a helper in its process group, then
+// removed from the cltab (or its command changed): the helper is a process
+// of the removed entry and is stopped like one.
+func TestRereadStopsWhatARemovedEntryLeft(t *testing.T) {
+	t.Parallel()
+	for _, change := range []string{"remove", "command"} {
+		t.Run(change, func(t *testing.T) {
+			t.Parallel()
+			const v1 = `
+:::stoptimeout:1
+G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
+G:other:1:respawn:exec sleep 1000
+`
+			d := startDaemonUnwatched(t, v1)
+			d.tell("G", "1")
+			d.waitState("G", "1", "DONE")
+			gc := readPid(t, d.path("gc"), 0)
+			eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
+			v2 := strings.Replace(v1, "G:helper:1:once:sleep 1000 & echo $! > {dir}/gc\n", "", 1)
+			if change == "command" {
+				v2 = strings.Replace(v1, "echo $! > {dir}/gc", "echo $! > {dir}/gc2", 1)
+			}
+			d.writeCltab(v2)
+			if out := d.reread(); out != "cltab reread: changed G\n" {
+				t.Fatalf("reread: %q", out)
+			}
+			if !poll(hang, func() bool { return !alive(gc) }) {
+				syscall.Kill(gc, syscall.SIGKILL)
+				t.Fatalf("the helper %d of the %s entry still runs", gc, map[string]string{"remove": "removed", "command": "changed"}[change])
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package t
 
 import (
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -201,5 +202,38 @@ G:r:1:respawn:exec sleep 1000
 		if _, err := os.Lstat(f); err == nil {
 			t.Fatalf("%s still exists after the daemon stopped", f)
 		}
+	}
+}
+
+// A respawn entry whose runs each leave a helper in their process group:
+// when the group leaves the level, the helpers of every run are stopped,
+// not only the last one's.
+func TestStopReachesResidueOfEveryRespawnRun(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+:::stoptimeout:1
+G:r:1:respawn:sleep 1000 & echo $! >> {dir}/helpers; echo $$ >> {dir}/leaders; exec sleep 1000
+`)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	leader := readPid(t, d.path("leaders"), 0)
+	for i := 0; i < 2; i++ {
+		syscall.Kill(leader, syscall.SIGKILL)
+		leader = readPid(t, d.path("leaders"), leader)
+	}
+	helpers := waitLines(t, d.path("helpers"), 3)
+	d.tell("G", "2")
+	d.waitState("G", "2", "DONE")
+	var live []string
+	if !poll(hang, func() bool {
+		live = live[:0]
+		for _, h := range helpers {
+			if p, _ := strconv.Atoi(h); alive(p) {
+				live = append(live, h)
+			}
+		}
+		return len(live) == 0
+	}) {
+		t.Fatalf("helpers %v of a respawn entry's earlier runs still run at a level without it (all helpers: %v)", live, helpers)
 	}
 }
