@@ -220,3 +220,29 @@ n1:e:1:wait:echo run >> {dir}/e
 		t.Fatalf("clinit -v 1: status %d, stdout %q", code, out)
 	}
 }
+
+// A wait entry of both levels still running when the group moves from one
+// to the other is not stopped or run again: its result counts for the new
+// level.
+func TestWaitSpanningLevels(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+G:w:12:wait:echo $$ >> {dir}/w; `+gate("{dir}/gate")+`
+G:two:2:once:echo > {dir}/two
+`)
+	d.tell("G", "1")
+	pid := readPid(t, d.path("w"), 0)
+	d.waitState("G", "1", "CHECKING")
+	d.tell("G", "2")
+	d.waitState("G", "2", "STARTING")
+	settle()
+	if !alive(pid) || exists(d.path("two")) {
+		t.Fatalf("moving between two levels of a running wait: wait alive %v, next entry ran %v", alive(pid), exists(d.path("two")))
+	}
+	writeFile(t, d.path("gate"), "")
+	d.waitState("G", "2", "DONE")
+	waitLines(t, d.path("two"), 1)
+	if n := len(lines(d.path("w"))); n != 1 {
+		t.Fatalf("the wait ran %d times, want 1", n)
+	}
+}

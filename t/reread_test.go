@@ -345,3 +345,94 @@ G:other:1:respawn:exec sleep 1000
 		})
 	}
 }
+
+// A reread that changes the command of the wait entry the group is
+// waiting on stops the old process and runs the new command in its place.
+func TestRereadChangesRunningWait(t *testing.T) {
+	t.Parallel()
+	const v1 = `
+:::stoptimeout:5
+G:w:1:wait:echo $$ > {dir}/w1; ` + "while :; do sleep 0.02; done" + `
+G:after:1:once:echo > {dir}/after
+`
+	d := startDaemonUnwatched(t, v1)
+	d.tell("G", "1")
+	old := readPid(t, d.path("w1"), 0)
+	d.waitState("G", "1", "STARTING")
+	d.writeCltab(strings.Replace(v1, "echo $$ > {dir}/w1; while :; do sleep 0.02; done", "echo $$ > {dir}/w2", 1))
+	if out := d.reread(); out != "cltab reread: changed G\n" {
+		t.Fatalf("reread: %q", out)
+	}
+	waitGone(t, "the old command of the wait", old)
+	d.waitState("G", "1", "DONE")
+	waitLines(t, d.path("w2"), 1)
+	waitLines(t, d.path("after"), 1)
+}
+
+// A reread that changes runlevels: an entry that leaves the current level
+// stops, one that joins it starts, one that keeps it keeps its process.
+func TestRereadChangesLevels(t *testing.T) {
+	t.Parallel()
+	const v1 = `
+:::stoptimeout:5
+G:a:1:respawn:echo $$ > {dir}/a; exec sleep 1000
+G:b:2:respawn:echo $$ > {dir}/b; exec sleep 1000
+G:c:1:respawn:echo $$ > {dir}/c; exec sleep 1000
+`
+	d := startDaemonUnwatched(t, v1)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	a, c := readPid(t, d.path("a"), 0), readPid(t, d.path("c"), 0)
+	v2 := strings.NewReplacer("G:a:1:", "G:a:2:", "G:b:2:", "G:b:12:", "G:c:1:", "G:c:13:").Replace(v1)
+	d.writeCltab(v2)
+	if out := d.reread(); out != "cltab reread: changed G\n" {
+		t.Fatalf("reread: %q", out)
+	}
+	waitGone(t, "the entry that left the level", a)
+	b := readPid(t, d.path("b"), 0)
+	d.waitState("G", "1", "DONE")
+	if e := d.entry("G", "b"); e.Pid != b {
+		t.Fatalf("b: %v, want pid %d", e, b)
+	}
+	if e := d.entry("G", "c"); e.Pid != c || e.Restarts != 0 {
+		t.Fatalf("c: %v, want its pid %d untouched", e, c)
+	}
+}
+
+// A reread that removes a whole running group stops its processes and
+// forgets it; adding it back makes it a group again.
+func TestRereadRemovesGroup(t *testing.T) {
+	t.Parallel()
+	const both = `
+:::stoptimeout:5
+A:a:1:respawn:echo $$ > {dir}/a; exec sleep 1000
+B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000
+`
+	d := startDaemonUnwatched(t, both)
+	d.tell("A", "1")
+	d.tell("B", "1")
+	d.waitState("A", "1", "DONE")
+	d.waitState("B", "1", "DONE")
+	a, b := readPid(t, d.path("a"), 0), readPid(t, d.path("b"), 0)
+	d.writeCltab(strings.Replace(both, "B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000\n", "", 1))
+	if out := d.reread(); out != "cltab reread: changed B\n" {
+		t.Fatalf("reread: %q", out)
+	}
+	waitGone(t, "the removed group's process", b)
+	eventually(t, hang, func() bool { _, ok := d.clstatLines()["B"]; return !ok }, "the removed group to leave clstat")
+	if _, errOut, code := d.clinit("B", "1"); code != 1 || errOut != "clinit: no such group: B\n" {
+		t.Fatalf("tell to the removed group: status %d, stderr %q", code, errOut)
+	}
+	if e := d.entry("A", "a"); e.Pid != a {
+		t.Fatalf("a: %v, want pid %d", e, a)
+	}
+	d.writeCltab(both)
+	if out := d.reread(); out != "cltab reread: changed B\n" {
+		t.Fatalf("reread: %q", out)
+	}
+	if s := d.clstatLines()["B"]; s != "" {
+		t.Fatalf("a group added back is told already: %q", s)
+	}
+	d.tell("B", "1")
+	readPid(t, d.path("b"), b)
+}

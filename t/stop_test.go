@@ -3,8 +3,10 @@ package t
 import (
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A process group that ignores SIGTERM (the leader and a grandchild) is
@@ -235,5 +237,92 @@ G:r:1:respawn:sleep 1000 & echo $! >> {dir}/helpers; echo $$ >> {dir}/leaders; e
 		return len(live) == 0
 	}) {
 		t.Fatalf("helpers %v of a respawn entry's earlier runs still run at a level without it (all helpers: %v)", live, helpers)
+	}
+}
+
+// While -k is stopping a slow entry: a tell is refused, the status still
+// answers, a second -k also returns once everything is stopped, and both
+// exit 0.
+func TestKillWhileStopping(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+:::stoptimeout:60
+G:slow:1:respawn:trap '`+gate("{dir}/release")+`; exit 0' TERM; echo $$ > {dir}/slow; while :; do sleep 0.02; done
+`)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	slow := readPid(t, d.path("slow"), 0)
+
+	type result struct {
+		out, errOut string
+		code        int
+		err         error
+	}
+	kill := func() chan result {
+		ch := make(chan result, 1)
+		go func() {
+			var r result
+			r.out, r.errOut, r.code, r.err = runClinit("-s", d.sock, "-k")
+			ch <- r
+		}()
+		return ch
+	}
+	first := kill()
+	d.waitState("G", "1", "STOPPING")
+	if _, errOut, code := d.clinit("G", "2"); code == 0 || !strings.Contains(errOut, "shutting down") {
+		t.Fatalf("tell during shutdown: status %d, stderr %q; want refused", code, errOut)
+	}
+	if out, _, code := d.clinit("--status"); code != 0 || out != "G 1 STOPPING\n" {
+		t.Fatalf("status during shutdown: %d %q", code, out)
+	}
+	second := kill()
+	select {
+	case r := <-first:
+		t.Fatalf("clinit -k returned while a process still runs: %+v", r)
+	case r := <-second:
+		t.Fatalf("second clinit -k returned while a process still runs: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	writeFile(t, d.path("release"), "")
+	for i, ch := range []chan result{first, second} {
+		select {
+		case r := <-ch:
+			if r.err != nil || r.code != 0 {
+				t.Fatalf("clinit -k #%d: %+v", i+1, r)
+			}
+		case <-time.After(hang):
+			t.Fatalf("clinit -k #%d did not return", i+1)
+		}
+	}
+	if alive(slow) {
+		t.Fatal("clinit -k returned while the slow entry runs")
+	}
+	if code := d.waitExit(); code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
+}
+
+// After a graceful stop, a new daemon on the same directories starts with
+// no group told and runs nothing.
+func TestRestartAfterKillStartsClean(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+G:r:1:respawn:echo $$ >> {dir}/r; exec sleep 1000
+`)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	readPid(t, d.path("r"), 0)
+	if _, _, code := d.clinit("-k"); code != 0 {
+		t.Fatalf("clinit -k: %d", code)
+	}
+	d.waitExit()
+	d2 := launch(t, d.dir)
+	d2.waitReady()
+	if out, _, code := d2.clinit("--status"); code != 0 || out != "" {
+		t.Fatalf("status of the new daemon: %d %q; want no group", code, out)
+	}
+	settle()
+	if n := len(lines(d.path("r"))); n != 1 {
+		t.Fatalf("the entry started %d times, want 1", n)
 	}
 }
