@@ -72,7 +72,7 @@ type Engine struct {
 	lingering   map[*proc]bool // stopped leaders whose process group lives on
 	dirty       bool           // clstat must be rewritten
 	journalFile *os.File       // children started since the last state snapshot
-	residues    map[int]bool   // process groups of residues being stopped
+	residues    map[int]*group // residue process groups being stopped, by their group
 	stopping    bool           // shutting down: start nothing, stop everything
 	stopped     []chan struct{}
 }
@@ -92,7 +92,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		done:      make(chan struct{}),
 		groups:    map[string]*group{},
 		lingering: map[*proc]bool{},
-		residues:  map[int]bool{},
+		residues:  map[int]*group{},
 	}
 	e.load(cfg.Tab)
 	return e, nil

@@ -109,6 +109,12 @@ func (e *Engine) advance(g *group) {
 			e.stopResidues(p)
 		}
 	}
+	// The next level starts only once what exited entries left is gone.
+	for _, rg := range e.residues {
+		if rg == g {
+			pending = true
+		}
+	}
 	if pending {
 		e.setState(g, api.StateStopping)
 		return

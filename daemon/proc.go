@@ -136,9 +136,10 @@ func (e *Engine) killDeadline(p *proc, run int) {
 // lingerCheck runs after orphans were reaped: a lingering process group
 // may be empty now, and then its stop is complete.
 func (e *Engine) lingerCheck() {
-	for pgid := range e.residues {
+	for pgid, g := range e.residues {
 		if !groupAlive(pgid) {
 			delete(e.residues, pgid)
+			e.advance(g)
 		}
 	}
 	for p := range e.lingering {
@@ -239,17 +240,18 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 // engine is not idle, so -k leaves nothing behind.
 func (e *Engine) stopResidues(p *proc) {
 	for _, pgid := range p.residues {
-		if e.residues[pgid] || !groupAlive(pgid) {
+		if e.residues[pgid] != nil || !groupAlive(pgid) {
 			continue
 		}
-		e.residues[pgid] = true
+		e.residues[pgid] = p.g
 		e.log.Info("stopping what the entry left in its process group", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", pgid))
 		syscall.Kill(-pgid, syscall.SIGTERM)
 		time.AfterFunc(e.timing.stop, func() {
 			e.post(func() {
-				if e.residues[pgid] {
+				if g := e.residues[pgid]; g != nil {
 					syscall.Kill(-pgid, syscall.SIGKILL)
 					delete(e.residues, pgid)
+					e.advance(g)
 				}
 			})
 		})

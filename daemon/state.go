@@ -53,6 +53,7 @@ type savedProc struct {
 	Exit     int        `json:"exit,omitempty"`
 	Retiring bool       `json:"retiring,omitempty"`
 	Fifo     string     `json:"fifo,omitempty"` // its output, to read again
+	Residues []int      `json:"residues,omitempty"`
 }
 
 func entryHash(e *cltab.Entry) string {
@@ -130,7 +131,23 @@ func (e *Engine) outFifo(tag string, run int) string {
 	if e.cfg.StateDir == "" {
 		return ""
 	}
-	return filepath.Join(e.cfg.StateDir, "out", tag+"."+strconv.Itoa(run))
+	return filepath.Join(e.cfg.StateDir, "out", fileName(tag)+"."+strconv.Itoa(run))
+}
+
+// fileName makes a tag safe as one file name: a tag may be "..", or hold
+// a "/", and must not reach outside its directory. Bytes other than
+// letters, digits, '-' and '_' become %XX.
+func fileName(tag string) string {
+	var b strings.Builder
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // exitFile is where a wait or test entry's wrapper leaves its exit
@@ -139,7 +156,7 @@ func (e *Engine) exitFile(tag string) string {
 	if e.cfg.StateDir == "" {
 		return ""
 	}
-	return filepath.Join(e.cfg.StateDir, "exit", tag)
+	return filepath.Join(e.cfg.StateDir, "exit", fileName(tag))
 }
 
 func (e *Engine) saveState() {
@@ -174,7 +191,7 @@ func (e *Engine) saveState() {
 
 func (p *proc) saved(retiring bool) savedProc {
 	sp := savedProc{Tag: p.entry.Tag, Mode: p.entry.Mode, Hash: entryHash(p.entry), Run: p.run, Epoch: p.epoch,
-		Started: p.started, Restarts: p.restarts, Exited: p.exited, Exit: p.exit, Retiring: retiring}
+		Started: p.started, Restarts: p.restarts, Exited: p.exited, Exit: p.exit, Retiring: retiring, Residues: p.residues}
 	if p.pid != 0 {
 		sp.Pid, sp.Start, sp.Fifo = p.pid, p.startTicks, p.fifo
 	} else if p.linger {
@@ -232,6 +249,14 @@ func (e *Engine) restore() {
 			}
 			p.run, p.epoch, p.started, p.restarts = sp.Run, sp.Epoch, sp.Started, sp.Restarts
 			p.exited, p.exit, p.since = sp.Exited, sp.Exit, sp.Started
+			for _, pgid := range sp.Residues {
+				if groupAlive(pgid) {
+					p.residues = append(p.residues, pgid)
+				}
+			}
+			if p.residues != nil && g.byTag[sp.Tag] != p {
+				g.gone = append(g.gone, p)
+			}
 			if sp.Pid == 0 {
 				continue
 			}

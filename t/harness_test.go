@@ -466,6 +466,21 @@ func (d *daemon) waitState(group, level, state string) {
 	}
 }
 
+// waitStateOrLogged waits until group was at level in state: seen in
+// clstat, or, for a state that may last too short for a loaded machine to
+// catch it there, logged by the daemon as a transition.
+func (d *daemon) waitStateOrLogged(group, level, state string) {
+	d.t.Helper()
+	want := level + " " + state
+	var last string
+	if !poll(hang, func() bool {
+		last = d.clstatLines()[group]
+		return last == want || d.logHas(`"group": "`+group+`"`, `"level": "`+level+`"`, `"state": "`+state+`"`)
+	}) {
+		d.t.Fatalf("group %s never %q: clstat %q", group, want, last)
+	}
+}
+
 // Status as `clinit --json` prints it (only the fields the cases read).
 type jStatus struct {
 	Node   string   `json:"node"`
@@ -480,12 +495,13 @@ type jGroup struct {
 }
 
 type jEntry struct {
-	Tag       string `json:"tag"`
-	Mode      string `json:"mode"`
-	Pid       int    `json:"pid"`
-	Restarts  int    `json:"restarts"`
-	Exit      *int   `json:"exit"`
-	Throttled bool   `json:"throttled"`
+	Tag       string    `json:"tag"`
+	Mode      string    `json:"mode"`
+	Pid       int       `json:"pid"`
+	Restarts  int       `json:"restarts"`
+	Exit      *int      `json:"exit"`
+	Throttled bool      `json:"throttled"`
+	Since     time.Time `json:"since"` // last start or exit
 }
 
 // ran reports whether the entry was ever started.

@@ -1,6 +1,7 @@
 package t
 
 import (
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -281,7 +282,7 @@ func TestWaitStoppingWhenLevelComesBack(t *testing.T) {
 			// On SIGTERM the entry takes its time (until the "release" file)
 			// and exits 143, as a shell killed by SIGTERM does.
 			d := startDaemon(t, `
-:::stoptimeout:5
+:::stoptimeout:60
 G:w:1:`+mode+`:trap '`+gate("{dir}/release")+`; exit 143' TERM; echo $$ >> {dir}/w; `+gate("{dir}/gate")+`
 G:after:1:once:echo run >> {dir}/after
 `)
@@ -307,6 +308,61 @@ G:after:1:once:echo run >> {dir}/after
 				t.Fatalf("w ran %d times, want 2 (again after its stop)", n)
 			}
 			waitLines(t, d.path("after"), 1)
+		})
+	}
+}
+
+// Tags are any characters but ':', ',' and whitespace, so ".", ".." and
+// "a/b" are tags like any other: their entries run, later entries too, and
+// nothing of the daemon's lands outside its state directory because of
+// them (the state directory is {dir}/state, so "../../x" under it would be
+// {dir}/x).
+func TestPathLikeTags(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, cltab string
+		outside     string // a file the daemon must not make in {dir}
+	}{
+		{"dot", `
+G:.:1:wait:echo run >> {dir}/m1
+G:w:1:wait:echo run >> {dir}/m2
+`, ""},
+		{"dotdot", `
+G:..:1:wait:echo run >> {dir}/m1
+G:w:1:wait:echo run >> {dir}/m2
+`, ""},
+		{"up-wait", `
+G:../../escw:1:wait:echo run >> {dir}/m1
+G:w:1:wait:echo run >> {dir}/m2
+`, "escw"},
+		{"up-respawn", `
+G:../../esc:1:respawn:echo run >> {dir}/m1; exec sleep 1000
+G:w:1:wait:echo run >> {dir}/m2
+`, "esc.1"},
+		{"slash", `
+G:a/b:1:respawn:echo run >> {dir}/m1; exec sleep 1000
+G:c/d:1:wait:echo run >> {dir}/m2
+`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d := startDaemon(t, c.cltab)
+			d.tell("G", "1")
+			var g jGroup
+			eventually(t, hang, func() bool {
+				g, _ = d.status().group("G")
+				return g.State == "DONE" || g.State == "FAILED"
+			}, "the group to settle")
+			if g.State != "DONE" {
+				t.Fatalf("group %s: %v", g.State, g.Entries)
+			}
+			waitLines(t, d.path("m1"), 1)
+			waitLines(t, d.path("m2"), 1)
+			if c.outside != "" {
+				if _, err := os.Lstat(d.path(c.outside)); err == nil {
+					t.Fatalf("the daemon made %s, outside its state directory", d.path(c.outside))
+				}
+			}
 		})
 	}
 }

@@ -7,26 +7,23 @@ import (
 
 // A respawn entry that exits at once is paused after limit+1 rapid starts,
 // with a logged warning, shown as throttled, and starts again after the
-// pause.
+// pause. (The window is wide so that "rapid" never depends on how fast a
+// loaded machine is.)
 func TestRespawnThrottle(t *testing.T) {
 	t.Parallel()
 	const limit = 3
 	d := startDaemon(t, `
 :::respawnlimit:3
-:::respawnwindow:1s
+:::respawnwindow:10s
 :::respawnpause:2s
 G:r:1:respawn:echo start >> {dir}/r; exit 1
 G:steady:1:respawn:echo $$ >> {dir}/steady; exec sleep 1000
 `)
 	d.tell("G", "1")
-	var e jEntry
-	eventually(t, hang, func() bool { e = d.entry("G", "r"); return e.Throttled }, "r to be throttled")
-	// The daemon throttles while it handles the exit that the marker
-	// precedes, so at that moment every start so far has written its line.
-	// (A multiple of limit+1: a check that came very late may see a later
-	// pause.)
-	starts := len(lines(d.path("r")))
-	if starts == 0 || starts%(limit+1) != 0 || e.Restarts != starts-1 {
+	e, starts := throttledSnapshot(t, d, "G", "r")
+	// A multiple of limit+1: a look that came very late may see a later
+	// pause.
+	if starts%(limit+1) != 0 {
 		t.Fatalf("throttled after %d starts (%v); want limit+1 = %d", starts, e, limit+1)
 	}
 	if !d.logHas("r respawning too rapidly") {
@@ -36,12 +33,16 @@ G:steady:1:respawn:echo $$ >> {dir}/steady; exec sleep 1000
 		t.Fatalf("throttled entry has a pid: %v", e)
 	}
 
-	// While it rests, nothing starts: same restarts count, same starts.
+	// While it rests, nothing starts. The pause began when the daemon
+	// handled the last exit, which the status gives as since: until
+	// since+pause, the restarts count must not move.
 	time.Sleep(500 * time.Millisecond)
+	asked := time.Now()
+	n := len(lines(d.path("r")))
 	e2 := d.entry("G", "r")
-	if e2.Throttled && e2.Restarts == e.Restarts {
-		if n := len(lines(d.path("r"))); n != starts {
-			t.Fatalf("throttled entry started: %d starts, was %d", n, starts)
+	if asked.Before(e.Since.Add(2 * time.Second)) {
+		if !e2.Throttled || e2.Restarts != e.Restarts || n != starts {
+			t.Fatalf("started during its pause: was %v after %d starts, now %v after %d", e, starts, e2, n)
 		}
 	}
 	if s := d.clstatLines()["G"]; s != "1 DONE" {
@@ -60,13 +61,12 @@ func TestRespawnThrottleLiftedByLevelChange(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, `
 :::respawnlimit:2
-:::respawnwindow:1s
+:::respawnwindow:10s
 :::respawnpause:1h
 G:r:1:respawn:echo start >> {dir}/r; exit 1
 `)
 	d.tell("G", "1")
-	eventually(t, hang, func() bool { return d.entry("G", "r").Throttled }, "r to be throttled")
-	starts := len(lines(d.path("r")))
+	_, starts := throttledSnapshot(t, d, "G", "r")
 	if starts != 3 {
 		t.Fatalf("throttled after %d starts, want 3", starts)
 	}
@@ -77,4 +77,25 @@ G:r:1:respawn:echo start >> {dir}/r; exit 1
 	}
 	d.tell("G", "1")
 	waitLines(t, d.path("r"), starts+1)
+}
+
+// throttledSnapshot waits until the entry is throttled and returns its
+// status with the number of starts it had then (lines in the marker file
+// named after the tag). The count is read before and after the status, and
+// taken only when both agree: an entry's marker is written before it exits,
+// and it is its exit that throttles it.
+func throttledSnapshot(t *testing.T, d *daemon, group, tag string) (jEntry, int) {
+	t.Helper()
+	var e jEntry
+	var starts int
+	eventually(t, hang, func() bool {
+		n1 := len(lines(d.path(tag)))
+		e = d.entry(group, tag)
+		starts = len(lines(d.path(tag)))
+		return e.Throttled && n1 == starts
+	}, "%s to be throttled", tag)
+	if starts == 0 || e.Restarts != starts-1 || e.Pid != 0 {
+		t.Fatalf("throttled %v after %d starts; want no pid and restarts = starts-1", e, starts)
+	}
+	return e, starts
 }

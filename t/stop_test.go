@@ -17,7 +17,7 @@ func TestStopEscalatesToKill(t *testing.T) {
 	d := startDaemon(t, `
 :::stoptimeout:1
 G:stub:1:respawn:trap '' TERM; sh -c 'echo $$ > {dir}/gc; exec sleep 1000' & echo $$ > {dir}/c; wait
-G:next:2:once:echo > {dir}/next
+G:next:2:once:if [ -e /proc/$(cat {dir}/c) ]; then echo stub-running; else echo stub-gone; fi > {dir}/next
 `)
 	d.tell("G", "1")
 	d.waitState("G", "1", "DONE")
@@ -27,13 +27,12 @@ G:next:2:once:echo > {dir}/next
 	}
 
 	d.tell("G", "2")
-	d.waitState("G", "2", "STOPPING")
-	if exists(d.path("next")) {
-		t.Fatal("level 2 started while level 1 was stopping")
-	}
+	d.waitStateOrLogged("G", "2", "STOPPING")
 	waitGone(t, "the TERM-ignoring child and grandchild", c, gc)
 	d.waitState("G", "2", "DONE")
-	waitLines(t, d.path("next"), 1)
+	if got := waitLines(t, d.path("next"), 1); got[0] != "stub-gone" {
+		t.Fatalf("level 2 started before level 1 had stopped: %q", got)
+	}
 	if !d.logHas("did not stop in time: SIGKILL", "stub") {
 		t.Fatal("no SIGKILL escalation in the log")
 	}
@@ -324,5 +323,68 @@ G:r:1:respawn:echo $$ >> {dir}/r; exec sleep 1000
 	settle()
 	if n := len(lines(d.path("r"))); n != 1 {
 		t.Fatalf("the entry started %d times, want 1", n)
+	}
+}
+
+// What an exited entry left in its process group is stopped before the
+// next level starts, like the entry itself would be (SPEC 3: stop, with the
+// group STOPPING meanwhile, then start).
+func TestResidueStoppedBeforeNextLevel(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+:::stoptimeout:2
+G:helper:1:once:sh -c 'trap "" TERM; echo $$ > {dir}/gc; exec sleep 1000' &
+G:next:2:once:gc=$(cat {dir}/gc); if [ -e /proc/$gc ] && [ "$(cut -d' ' -f3 /proc/$gc/stat)" != Z ]; then echo helper-running; else echo helper-gone; fi > {dir}/next
+`)
+	d.tell("G", "1")
+	d.waitState("G", "1", "DONE")
+	gc := readPid(t, d.path("gc"), 0)
+	eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
+	d.tell("G", "2")
+	waitGone(t, "the helper that ignores SIGTERM", gc)
+	d.waitState("G", "2", "DONE")
+	if got := waitLines(t, d.path("next"), 1); got[0] != "helper-gone" {
+		t.Errorf("level 2 started while the helper level 1 left was still running: %q", got)
+	}
+	if !d.logHas(`"group": "G"`, `"level": "2"`, `"state": "STOPPING"`) {
+		t.Errorf("the group was never STOPPING at level 2 while the helper was being stopped")
+	}
+}
+
+// A daemon killed with SIGKILL and started again still knows the helper an
+// exited entry left: leaving the level, and -k, stop it.
+func TestResidueSurvivesDaemonCrash(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"level", "kill"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			d := startDaemon(t, `
+:::stoptimeout:1
+G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
+G:other:1:respawn:exec sleep 1000
+`)
+			d.tell("G", "1")
+			d.waitState("G", "1", "DONE")
+			gc := readPid(t, d.path("gc"), 0)
+			eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
+			d.cmd.Process.Kill()
+			<-d.done
+			d2 := launch(t, d.dir)
+			d2.waitReady()
+			d2.waitState("G", "1", "DONE")
+			if how == "level" {
+				d2.tell("G", "2")
+				d2.waitState("G", "2", "DONE")
+			} else {
+				if _, errOut, code := d2.clinit("-k"); code != 0 {
+					t.Fatalf("clinit -k: %d %s", code, errOut)
+				}
+				d2.waitExit()
+			}
+			if !poll(hang, func() bool { return !alive(gc) }) {
+				syscall.Kill(gc, syscall.SIGKILL)
+				t.Fatalf("after a daemon crash and %s, the helper %d a once entry left still runs", how, gc)
+			}
+		})
 	}
 }
