@@ -191,29 +191,20 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	p.lastPid = pgid
 	e.dirty = true
 	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Int("exit", p.exit)}
+	// Orphans the leader left are collected first, so that only live
+	// members keep its process group alive.
+	e.kids.reaper.reap()
+	left := !p.kill && groupAlive(pgid)
 	switch {
 	case p.term:
-		// Stopped by us. Others of its process group may still run:
-		// collect the orphans it left first, so zombies do not count.
-		if !p.kill {
-			e.kids.reaper.reap()
-			if groupAlive(pgid) {
-				p.linger = true
-				e.lingering[p] = true
-			}
-		}
-		if !p.linger && p.killTimer != nil {
+		// Stopped by us: a stop is complete once its group is gone.
+		if left {
+			p.linger = true
+			e.lingering[p] = true
+		} else if p.killTimer != nil {
 			p.killTimer.Stop()
 		}
 		e.log.Info("stopped", fields...)
-	default:
-		e.kids.reaper.reap()
-		if groupAlive(pgid) {
-			p.residues = append(p.residues, pgid)
-		}
-	}
-	switch {
-	case p.term:
 	case p.entry.Mode == cltab.ModeRespawn:
 		e.log.Info("exited", fields...)
 		if p.started.Add(e.timing.window).After(p.since) {
@@ -228,6 +219,9 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 		e.log.Warn("failed", fields...)
 	default:
 		e.log.Info("exited", fields...)
+	}
+	if left && !p.term {
+		p.residues = append(p.residues, pgid)
 	}
 	e.advance(g)
 	if len(g.procs) == 0 {

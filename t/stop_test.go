@@ -168,15 +168,7 @@ G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
 			if !alive(gc) {
 				t.Fatal("the helper died with its parent")
 			}
-			if how == "level" {
-				d.tell("G", "2")
-				d.waitState("G", "2", "DONE")
-			} else {
-				if _, errOut, code := d.clinit("-k"); code != 0 {
-					t.Fatalf("clinit -k: %d %s", code, errOut)
-				}
-				d.waitExit()
-			}
+			leaveLevel(t, d, how)
 			if !poll(hang, func() bool { return !alive(gc) }) {
 				syscall.Kill(gc, syscall.SIGKILL)
 				t.Fatalf("after %s, the helper %d that a once entry left in its process group still runs", how, gc)
@@ -372,19 +364,26 @@ G:other:1:respawn:exec sleep 1000
 			d2 := launch(t, d.dir)
 			d2.waitReady()
 			d2.waitState("G", "1", "DONE")
-			if how == "level" {
-				d2.tell("G", "2")
-				d2.waitState("G", "2", "DONE")
-			} else {
-				if _, errOut, code := d2.clinit("-k"); code != 0 {
-					t.Fatalf("clinit -k: %d %s", code, errOut)
-				}
-				d2.waitExit()
-			}
+			leaveLevel(t, d2, how)
 			if !poll(hang, func() bool { return !alive(gc) }) {
 				syscall.Kill(gc, syscall.SIGKILL)
 				t.Fatalf("after a daemon crash and %s, the helper %d a once entry left still runs", how, gc)
 			}
 		})
 	}
+}
+
+// leaveLevel takes group G off level 1: told level 2 ("level"), or the
+// daemon stopped with -k ("kill").
+func leaveLevel(t *testing.T, d *daemon, how string) {
+	t.Helper()
+	if how == "level" {
+		d.tell("G", "2")
+		d.waitState("G", "2", "DONE")
+		return
+	}
+	if _, errOut, code := d.clinit("-k"); code != 0 {
+		t.Fatalf("clinit -k: %d %s", code, errOut)
+	}
+	d.waitExit()
 }
