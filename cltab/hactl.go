@@ -1,0 +1,158 @@
+package cltab
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// LevelStop is the hactl level that means "run nowhere" (SPEC 7).
+const LevelStop = "stop"
+
+// HAGroup is one hactl line: keep Group at Level on one node, trying the
+// Prefer nodes first, in order.
+type HAGroup struct {
+	Group  string
+	Level  string
+	Prefer []string
+	Line   int
+}
+
+// Hactl is a parsed, validated hactl file (SPEC 7).
+type Hactl struct {
+	Path   string
+	Groups []*HAGroup // in file order
+}
+
+// Group returns the line of group g, or nil when g is not listed.
+func (h *Hactl) Group(g string) *HAGroup {
+	for _, x := range h.Groups {
+		if x.Group == g {
+			return x
+		}
+	}
+	return nil
+}
+
+// LoadHactl reads and parses the hactl at path. A missing file is an
+// empty hactl: no group runs anywhere.
+func LoadHactl(path string) (*Hactl, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return &Hactl{Path: path}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read hactl: %w", err)
+	}
+	return ParseHactl(path, data)
+}
+
+// ParseHactl parses and validates hactl text: `GROUP LEVEL [NODE,...]`
+// per line, `#` comments. Like Parse, it reports every problem at once.
+func ParseHactl(path string, data []byte) (*Hactl, error) {
+	h := &Hactl{Path: path}
+	var errs Errors
+	errorf := func(n int, format string, args ...any) {
+		errs = append(errs, &Error{Path: path, Line: n, Msg: fmt.Sprintf(format, args...)})
+	}
+	seen := map[string]int{}
+	for i, line := range strings.Split(string(data), "\n") {
+		n := i + 1
+		line = strings.TrimRight(line, "\r")
+		if !utf8.ValidString(line) {
+			errorf(n, "line is not valid UTF-8")
+			continue
+		}
+		if strings.IndexByte(line, 0) >= 0 {
+			errorf(n, "line contains a NUL byte")
+			continue
+		}
+		f := strings.FieldsFunc(line, unicode.IsSpace)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) < 2 {
+			errorf(n, "missing level: want GROUP LEVEL [NODE,...]")
+			continue
+		}
+		if len(f) > 3 {
+			errorf(n, "too many fields: want GROUP LEVEL [NODE,...]")
+			continue
+		}
+		g := &HAGroup{Group: f[0], Level: f[1], Line: n}
+		ok := true
+		if !validName(g.Group) {
+			errorf(n, "bad group name %s (%s)", quote(g.Group), nameRule)
+			ok = false
+		} else if first, dup := seen[g.Group]; dup {
+			errorf(n, "duplicate group %s (first at line %d)", quote(g.Group), first)
+			ok = false
+		}
+		if !validName(g.Level) {
+			errorf(n, "bad level %s (%s)", quote(g.Level), nameRule)
+			ok = false
+		}
+		if len(f) == 3 {
+			nodes := map[string]bool{}
+			for _, node := range strings.Split(f[2], ",") {
+				switch {
+				case node == "":
+					continue
+				case !validName(node):
+					errorf(n, "bad node name %s (%s)", quote(node), nameRule)
+					ok = false
+				case nodes[node]:
+					errorf(n, "node %s preferred twice", quote(node))
+					ok = false
+				default:
+					nodes[node] = true
+					g.Prefer = append(g.Prefer, node)
+				}
+			}
+		}
+		if ok {
+			seen[g.Group] = n
+			h.Groups = append(h.Groups, g)
+		}
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+		return nil, errs
+	}
+	return h, nil
+}
+
+// String renders a hactl line.
+func (g *HAGroup) String() string {
+	s := g.Group + " " + g.Level
+	if len(g.Prefer) > 0 {
+		s += " " + strings.Join(g.Prefer, ",")
+	}
+	return s
+}
+
+// SetHactl returns hactl text with group g set to level (and preferred
+// nodes, when prefer is not nil), keeping every other line, comment and
+// blank as it was. A group not yet listed is appended. data must be valid.
+func SetHactl(data []byte, g, level string, prefer []string) []byte {
+	lines := strings.Split(string(data), "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	set := &HAGroup{Group: g, Level: level, Prefer: prefer}
+	for i, line := range lines {
+		f := strings.FieldsFunc(line, unicode.IsSpace)
+		if len(f) >= 2 && f[0] == g {
+			if prefer == nil && len(f) == 3 {
+				set.Prefer = strings.Split(f[2], ",")
+			}
+			lines[i] = set.String()
+			return []byte(strings.Join(lines, "\n") + "\n")
+		}
+	}
+	lines = append(lines, set.String())
+	return []byte(strings.Join(lines, "\n") + "\n")
+}

@@ -1,0 +1,107 @@
+package cltab
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseHactl(t *testing.T) {
+	h, err := ParseHactl("hactl", []byte("# HA groups\n\nweb start n1,n2\r\ndb  run\n\tcache stop ,n3,\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*HAGroup{
+		{Group: "web", Level: "start", Prefer: []string{"n1", "n2"}, Line: 3},
+		{Group: "db", Level: "run", Line: 4},
+		{Group: "cache", Level: "stop", Prefer: []string{"n3"}, Line: 5},
+	}
+	if !reflect.DeepEqual(h.Groups, want) {
+		t.Fatalf("got %+v", h.Groups)
+	}
+	if h.Group("db") != h.Groups[1] || h.Group("nope") != nil {
+		t.Fatal("Group lookup")
+	}
+}
+
+func TestParseHactlErrors(t *testing.T) {
+	text := "web\nweb start\nweb run\na b c d\nx:y start\ndb start n1,n1\ndb2 start n:1\n"
+	_, err := ParseHactl("/etc/hactl", []byte(text))
+	var es Errors
+	if !errors.As(err, &es) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err %v", err)
+	}
+	want := []string{
+		"/etc/hactl:1: missing level: want GROUP LEVEL [NODE,...]",
+		`/etc/hactl:3: duplicate group "web" (first at line 2)`,
+		"/etc/hactl:4: too many fields: want GROUP LEVEL [NODE,...]",
+		`/etc/hactl:5: bad group name "x:y" (` + nameRule + ")",
+		`/etc/hactl:6: node "n1" preferred twice`,
+		`/etc/hactl:7: bad node name "n:1" (` + nameRule + ")",
+	}
+	if got := es.Lines(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestSetHactl(t *testing.T) {
+	base := "# keep me\nweb start n1,n2\ndb run\n"
+	cases := []struct {
+		g, level string
+		prefer   []string
+		want     string
+	}{
+		{"web", "stop", nil, "# keep me\nweb stop n1,n2\ndb run\n"},
+		{"web", "start", []string{}, "# keep me\nweb start\ndb run\n"},
+		{"db", "run", []string{"n3"}, "# keep me\nweb start n1,n2\ndb run n3\n"},
+		{"new", "up", nil, base + "new up\n"},
+	}
+	for _, c := range cases {
+		got := string(SetHactl([]byte(base), c.g, c.level, c.prefer))
+		if got != c.want {
+			t.Errorf("SetHactl(%s %s %v) = %q, want %q", c.g, c.level, c.prefer, got, c.want)
+		}
+		if _, err := ParseHactl("x", []byte(got)); err != nil {
+			t.Errorf("result invalid: %v", err)
+		}
+	}
+	if got := string(SetHactl(nil, "web", "start", nil)); got != "web start\n" {
+		t.Errorf("empty hactl: %q", got)
+	}
+}
+
+// FuzzHactl: the parser never panics, and what it accepts renders to text
+// that parses to the same groups.
+func FuzzHactl(f *testing.F) {
+	for _, s := range []string{"web start n1,n2\n", "# c\n\ndb run\n", "a b c d", "x\xff y"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := ParseHactl("f", data)
+		if err != nil {
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("error without lines: %v", err)
+			}
+			return
+		}
+		var b strings.Builder
+		for _, g := range h.Groups {
+			b.WriteString(g.String() + "\n")
+		}
+		h2, err := ParseHactl("f", []byte(b.String()))
+		if err != nil {
+			t.Fatalf("rendered text invalid: %v\n%s", err, b.String())
+		}
+		if len(h2.Groups) != len(h.Groups) {
+			t.Fatalf("round trip lost groups")
+		}
+		for i := range h.Groups {
+			a, b := h.Groups[i], h2.Groups[i]
+			if a.Group != b.Group || a.Level != b.Level || !reflect.DeepEqual(a.Prefer, b.Prefer) {
+				t.Fatalf("round trip: %+v != %+v", a, b)
+			}
+		}
+	})
+}
