@@ -3,6 +3,7 @@
 package api
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -19,6 +20,8 @@ const (
 	PathReread   = "/v0/reread"   // POST -> Message
 	PathStatus   = "/v0/status"   // GET -> Status
 	PathShutdown = "/v0/shutdown" // POST -> Message, answered once every group has stopped
+	PathHastat   = "/v0/hastat"   // GET -> Hastat
+	PathHA       = "/v0/ha"       // POST HARequest -> Message
 )
 
 // MaxRequestBody bounds every request body the daemon reads.
@@ -85,6 +88,62 @@ func (s Status) Clstat() string {
 	var b strings.Builder
 	for _, g := range s.Groups {
 		b.WriteString(g.Group + " " + g.Level + " " + g.State + "\n")
+	}
+	return b.String()
+}
+
+// HARequest edits one line of the hactl (clinit --ha). A nil Prefer keeps
+// the preferred nodes the line has; an empty one clears them.
+type HARequest struct {
+	Group  string   `json:"group"`
+	Level  string   `json:"level"`
+	Prefer []string `json:"prefer"`
+}
+
+// Node states in the cluster view (memberlist's, SPEC 6).
+const (
+	NodeAlive   = "alive"
+	NodeSuspect = "suspect"
+	NodeDead    = "dead"
+	NodeLeft    = "left"
+)
+
+// Hastat is the collated cluster view (SPEC 6), as a node sees it.
+type Hastat struct {
+	Node   string          `json:"node"` // the node that answered
+	Groups []HAGroupStatus `json:"groups"`
+	Nodes  []NodeStatus    `json:"nodes"`
+}
+
+// HAGroupStatus is one HA group of the hactl: its wanted level, and where
+// it runs, in which state ("-" for both when it runs nowhere).
+type HAGroupStatus struct {
+	Group string    `json:"group"`
+	Level string    `json:"level"`
+	State string    `json:"state"`
+	Node  string    `json:"node"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// NodeStatus is one member: its state, its load, and the groups it runs.
+type NodeStatus struct {
+	Node    string        `json:"node"`
+	State   string        `json:"state"`
+	CPUs    int           `json:"cpus"`
+	Load    float64       `json:"load"` // 1-minute load average
+	Version uint64        `json:"version"`
+	Groups  []GroupStatus `json:"groups"`
+}
+
+// Text renders hastat (SPEC 6): `GROUP LEVEL STATE NODE` per HA group,
+// then `node NAME STATE LOAD` per node.
+func (h Hastat) Text() string {
+	var b strings.Builder
+	for _, g := range h.Groups {
+		fmt.Fprintf(&b, "%s %s %s %s\n", g.Group, g.Level, g.State, g.Node)
+	}
+	for _, n := range h.Nodes {
+		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
 	}
 	return b.String()
 }

@@ -1,0 +1,619 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/atomicfile"
+)
+
+// ErrClosed is returned by requests made after Close.
+var ErrClosed = errors.New("cluster layer stopped")
+
+// Kinds of the replicated files.
+const (
+	KindCltab = "cltab"
+	KindHactl = "hactl"
+)
+
+// How often the load is read.
+const loadEvery = 10 * time.Second
+
+// Cluster is this node's membership of the cluster.
+type Cluster struct {
+	cfg    Config
+	log    *zap.Logger
+	ml     *memberlist.Memberlist                // nil on a single node; set before run starts
+	mlRef  atomic.Pointer[memberlist.Memberlist] // ml, for memberlist's own goroutines during Create
+	queue  *memberlist.TransmitLimitedQueue
+	secure bool // a key is set: files are replicated
+
+	events   chan func() // from memberlist's delegates; never blocks them
+	overflow atomic.Bool // an event was dropped: resync from memberlist
+	reqs     chan func()
+	statusCh chan struct{} // a new engine status is in latest
+	latest   atomic.Pointer[api.Status]
+	local    atomic.Pointer[[]byte] // the push/pull state, ready for memberlist
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	leaving  atomic.Bool
+
+	// Owned by run.
+	view       *view
+	self       nodeStatus
+	reps       []*replica
+	hactl      *cltab.Hactl
+	hastatText string
+	dirtyView  bool // hastat must be rewritten
+	dirtyLocal bool // the push/pull state must be rebuilt
+}
+
+// Start joins the cluster (or runs as a single node when the config asks
+// for no cluster), and starts the loop that owns the view.
+func Start(cfg Config) (*Cluster, error) {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	c := &Cluster{
+		cfg:      cfg,
+		log:      cfg.Log.Named("cluster"),
+		secure:   cfg.Key != nil,
+		events:   make(chan func(), 4096),
+		reqs:     make(chan func()),
+		statusCh: make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		view:     newView(cfg.Node),
+		hactl:    &cltab.Hactl{},
+	}
+	c.self = nodeStatus{Node: cfg.Node, CPUs: numCPU(), Load: loadAvg()}
+	c.bump()
+	metas := loadMeta(cfg.StateDir)
+	var edited []*replica
+	for _, f := range cfg.Files {
+		r, ed, err := openReplica(f, metas, cfg.Node)
+		if err != nil {
+			return nil, err
+		}
+		c.reps = append(c.reps, r)
+		if ed {
+			edited = append(edited, r)
+		}
+	}
+	c.parseHactl()
+	if err := saveMeta(cfg.StateDir, c.reps); err != nil {
+		c.log.Warn("cannot save the versions of the replicated files", zap.Error(err))
+	}
+	c.rebuildLocal()
+
+	if cfg.Clustered() {
+		mc, err := cfg.memberlistConfig()
+		if err != nil {
+			return nil, err
+		}
+		d := &delegate{c}
+		mc.Delegate, mc.Events = d, d
+		mc.LogOutput = logWriter{c.log.Named("memberlist")}
+		c.queue = &memberlist.TransmitLimitedQueue{
+			NumNodes: func() int {
+				if m := c.mlRef.Load(); m != nil {
+					return m.NumMembers()
+				}
+				return 1
+			},
+			RetransmitMult: mc.RetransmitMult,
+		}
+		ml, err := memberlist.Create(mc)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		c.ml = ml
+		c.mlRef.Store(ml)
+		c.log.Info("cluster member", zap.String("node", cfg.Node), zap.String("addr", c.Addr()), zap.Bool("encrypted", c.secure))
+		if !c.secure {
+			c.log.Warn("no key: gossip is not encrypted, and cltab and hactl are not replicated")
+		}
+	}
+	for _, r := range edited {
+		c.log.Info("edited while the daemon was down: a new version", zap.String("file", r.Kind), zap.Uint64("version", r.cur.Version))
+		c.sendFile(r.cur)
+	}
+	go c.run()
+	if c.ml != nil && len(cfg.Join) > 0 {
+		go c.join()
+	}
+	return c, nil
+}
+
+// Addr is the HOST:PORT others reach this node at ("" on a single node).
+func (c *Cluster) Addr() string {
+	if c.ml == nil {
+		return ""
+	}
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Done is closed when the loop has stopped.
+func (c *Cluster) Done() <-chan struct{} { return c.done }
+
+// SetStatus hands the engine's latest status to the cluster. It never
+// blocks: only the newest status matters.
+func (c *Cluster) SetStatus(st api.Status) {
+	c.latest.Store(&st)
+	select {
+	case c.statusCh <- struct{}{}:
+	default:
+	}
+}
+
+// FileChanged reports that this node's copy of a replicated file changed
+// on disk. A valid new content becomes the next version, replicated to
+// every member; an invalid one is refused (its errors are returned) and
+// not replicated. Content equal to the current version is no change. The
+// file is read by the loop, the only writer of versions from elsewhere,
+// so an edit is never judged on content that replication has replaced.
+func (c *Cluster) FileChanged(ctx context.Context, kind string) error {
+	var err error
+	if cerr := c.call(ctx, func() { err = c.localEdit(kind) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// EditHactl sets one group's line of the hactl (clinit --ha) and
+// replicates the result. A nil prefer keeps the preferred nodes.
+func (c *Cluster) EditHactl(ctx context.Context, group, level string, prefer []string) error {
+	var err error
+	if cerr := c.call(ctx, func() { err = c.editHactl(group, level, prefer) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Hastat returns the collated view.
+func (c *Cluster) Hastat(ctx context.Context) (api.Hastat, error) {
+	var h api.Hastat
+	err := c.call(ctx, func() { h = c.view.hastat(c.hactl) })
+	return h, err
+}
+
+// Leave tells the others this node is going (they mark it left, not
+// dead, and need not wait for failure detection), then closes.
+func (c *Cluster) Leave(timeout time.Duration) {
+	c.leaving.Store(true)
+	if c.ml != nil {
+		// The last status (every group stopped) goes out first.
+		c.flushStatus()
+		if err := c.ml.Leave(timeout); err != nil {
+			c.log.Warn("leaving the cluster", zap.Error(err))
+		}
+	}
+	c.Close()
+}
+
+// flushStatus pushes the newest status, marked as leaving, to every
+// member directly: a node about to leave is not remembered running its
+// groups, and the others record it as left, not dead.
+func (c *Cluster) flushStatus() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.call(ctx, func() {
+		c.publishLocal()
+		c.self.Leaving = true
+		c.bump()
+		msg := encode(msgStatus, c.self)
+		for _, n := range c.ml.Members() {
+			if n.Name != c.cfg.Node {
+				c.ml.SendReliable(n, msg)
+			}
+		}
+	})
+}
+
+// Close stops the loop and memberlist, without a goodbye.
+func (c *Cluster) Close() {
+	c.stopOnce.Do(func() {
+		close(c.stop)
+		<-c.done
+		if c.ml != nil {
+			c.ml.Shutdown()
+		}
+		c.log.Info("cluster layer stopped")
+	})
+}
+
+func (c *Cluster) call(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case c.reqs <- func() { f(); close(ran) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+// enqueue hands f to the loop from a memberlist delegate. It never
+// blocks memberlist: when the loop is that far behind, the event is
+// dropped and the loop resyncs the membership from memberlist instead;
+// dropped statuses and files come back with the next push/pull.
+func (c *Cluster) enqueue(f func()) {
+	select {
+	case c.events <- f:
+	default:
+		c.overflow.Store(true)
+	}
+}
+
+// run is the loop that owns the view, the replicas and hastat.
+func (c *Cluster) run() {
+	defer close(c.done)
+	loadTick := time.NewTicker(loadEvery)
+	defer loadTick.Stop()
+	c.dirtyView = true
+	for {
+		c.flush()
+		select {
+		case <-c.stop:
+			return
+		case f := <-c.events:
+			f()
+		case f := <-c.reqs:
+			f()
+		case <-c.statusCh:
+			c.publishLocal()
+		case <-loadTick.C:
+			c.refreshLoad()
+		}
+		for n := len(c.events); n > 0; n-- {
+			(<-c.events)()
+		}
+		if c.overflow.Swap(false) {
+			c.log.Warn("cluster events arrived faster than handled; resyncing the membership")
+			c.resync()
+		}
+	}
+}
+
+// flush writes what the last events changed: the push/pull state and
+// hastat.
+func (c *Cluster) flush() {
+	if c.dirtyLocal {
+		c.dirtyLocal = false
+		c.rebuildLocal()
+	}
+	if c.dirtyView {
+		c.dirtyView = false
+		c.writeHastat()
+	}
+}
+
+func (c *Cluster) writeHastat() {
+	if c.cfg.Hastat == "" {
+		return
+	}
+	text := c.view.hastat(c.hactl).Text()
+	if text == c.hastatText {
+		return
+	}
+	if err := atomicfile.Write(c.cfg.Hastat, []byte(text), 0o644); err != nil {
+		c.log.Error("writing hastat", zap.String("path", c.cfg.Hastat), zap.Error(err))
+		return
+	}
+	c.hastatText = text
+}
+
+// rebuildLocal prepares what LocalState hands memberlist.
+func (c *Cluster) rebuildLocal() {
+	pp := pushPull{Statuses: make([]nodeStatus, 0, len(c.view.statuses))}
+	for _, s := range c.view.statuses {
+		pp.Statuses = append(pp.Statuses, s)
+	}
+	if c.secure {
+		for _, r := range c.reps {
+			if r.cur.Version > 0 {
+				pp.Files = append(pp.Files, r.cur)
+			}
+		}
+	}
+	b, _ := json.Marshal(pp)
+	c.local.Store(&b)
+}
+
+// bump gives this node's status its next version.
+func (c *Cluster) bump() {
+	c.self.Version = max(c.self.Version+1, uint64(time.Now().UnixNano()))
+	c.view.apply(c.self)
+	c.dirtyView, c.dirtyLocal = true, true
+}
+
+// publishLocal takes the engine's newest status and, when its groups
+// changed, gossips it.
+func (c *Cluster) publishLocal() {
+	st := c.latest.Load()
+	if st == nil {
+		return
+	}
+	gs := groupsOf(*st)
+	if sameGroups(gs, c.self.Groups) {
+		return
+	}
+	c.self.Groups = gs
+	c.bump()
+	c.broadcast(c.self.Node, encode(msgStatus, c.self))
+}
+
+// broadcast gossips a status: by UDP when it fits, else by TCP to all.
+func (c *Cluster) broadcast(node string, msg []byte) {
+	if c.ml == nil {
+		return
+	}
+	if len(msg) <= maxGossip {
+		c.queue.QueueBroadcast(&broadcast{node: node, msg: msg})
+		return
+	}
+	c.sendAll(msg)
+}
+
+// sendAll sends msg to every other member over TCP, without blocking
+// the loop.
+func (c *Cluster) sendAll(msg []byte) {
+	for _, n := range c.ml.Members() {
+		if n.Name == c.cfg.Node {
+			continue
+		}
+		go func(n *memberlist.Node) {
+			if err := c.ml.SendReliable(n, msg); err != nil {
+				c.log.Debug("send", zap.String("node", n.Name), zap.Error(err))
+			}
+		}(n)
+	}
+}
+
+func (c *Cluster) refreshLoad() {
+	cpus, load := numCPU(), loadAvg()
+	if cpus == c.self.CPUs && load == c.self.Load {
+		return
+	}
+	// Not broadcast: the load travels with the next status change and
+	// with every push/pull, which is often enough to rank nodes.
+	c.self.CPUs, c.self.Load = cpus, load
+	c.bump()
+}
+
+// resync rebuilds the membership from memberlist after dropped events:
+// a member it no longer lists is gone.
+func (c *Cluster) resync() {
+	listed := map[string]bool{}
+	for _, n := range c.ml.Members() {
+		listed[n.Name] = true
+		c.onMember(n.Name, true, n.Address())
+	}
+	for name, m := range c.view.members {
+		if !listed[name] && c.view.up(name) {
+			c.onMember(name, false, m.addr)
+		}
+	}
+}
+
+// onMember handles a membership event: a node is there, or gone. A gone
+// node whose last status said it was leaving has left; any other died.
+func (c *Cluster) onMember(name string, alive bool, addr string) {
+	state := api.NodeAlive
+	if !alive {
+		state = api.NodeDead
+		if s, ok := c.view.statuses[name]; ok && s.Leaving {
+			state = api.NodeLeft
+		}
+	}
+	if c.view.setState(name, state, addr, time.Now()) {
+		c.dirtyView = true
+		c.log.Info("member", zap.String("node", name), zap.String("state", state), zap.String("addr", addr))
+	}
+}
+
+// onMessage handles a user message or broadcast from another node.
+func (c *Cluster) onMessage(b []byte) {
+	kind, body, err := decode(b)
+	if err != nil {
+		return
+	}
+	switch kind {
+	case msgStatus:
+		var s nodeStatus
+		if err := json.Unmarshal(body, &s); err != nil || s.Node == "" {
+			c.log.Warn("malformed status message", zap.Error(err))
+			return
+		}
+		if c.onStatus(s) {
+			c.broadcast(s.Node, b) // spread it: memberlist only sends our own queue
+		}
+	case msgFile:
+		var f fileVersion
+		if err := json.Unmarshal(body, &f); err != nil {
+			c.log.Warn("malformed file message", zap.Error(err))
+			return
+		}
+		c.onFile(f)
+	default:
+		c.log.Warn("unknown message kind", zap.Int("kind", int(kind)))
+	}
+}
+
+// onStatus applies a node's status and reports whether it was news.
+func (c *Cluster) onStatus(s nodeStatus) bool {
+	if s.Node == c.cfg.Node {
+		// Our own status from before a restart, with a later clock: step
+		// over it so ours wins again.
+		if s.Version >= c.self.Version {
+			c.self.Version = s.Version
+			c.bump()
+			c.broadcast(c.self.Node, encode(msgStatus, c.self))
+		}
+		return false
+	}
+	if !c.view.apply(s) {
+		return false
+	}
+	c.dirtyView, c.dirtyLocal = true, true
+	if m := c.view.members[s.Node]; s.Leaving && m != nil && m.state == api.NodeDead {
+		// Its goodbye came after memberlist reported it gone.
+		c.onMember(s.Node, false, m.addr)
+	}
+	return true
+}
+
+// onPushPull merges another node's full state.
+func (c *Cluster) onPushPull(b []byte) {
+	var pp pushPull
+	if err := json.Unmarshal(b, &pp); err != nil {
+		c.log.Warn("malformed state from a member", zap.Error(err))
+		return
+	}
+	for _, s := range pp.Statuses {
+		if s.Node != "" {
+			c.onStatus(s)
+		}
+	}
+	for _, f := range pp.Files {
+		c.onFile(f)
+	}
+}
+
+func (c *Cluster) replica(kind string) *replica {
+	for _, r := range c.reps {
+		if r.Kind == kind {
+			return r
+		}
+	}
+	return nil
+}
+
+// onFile takes a version of a replicated file made elsewhere, if it is
+// newer and valid.
+func (c *Cluster) onFile(f fileVersion) {
+	r := c.replica(f.Kind)
+	if r == nil || !c.secure || f.Version == 0 {
+		return
+	}
+	r.maxSeen = max(r.maxSeen, f.Version)
+	if !f.newer(r.cur) {
+		return
+	}
+	if hashOf(f.Data) != f.Hash {
+		c.log.Warn("file version with a wrong hash: ignored", zap.String("file", f.Kind), zap.String("from", f.Origin))
+		return
+	}
+	key := strconv.FormatUint(f.Version, 10) + "/" + f.Hash
+	if err := r.Validate(r.Path, f.Data); err != nil {
+		if !r.refused[key] {
+			r.refused[key] = true
+			c.log.Error("refusing an invalid version from the cluster", zap.String("file", f.Kind),
+				zap.Uint64("version", f.Version), zap.String("from", f.Origin), zap.Error(err))
+		}
+		return
+	}
+	if err := atomicfile.Write(r.Path, f.Data, 0o644); err != nil {
+		c.log.Error("writing a replicated file", zap.String("path", r.Path), zap.Error(err))
+		return
+	}
+	r.cur = f
+	c.filesChanged(r)
+	c.log.Info("replicated", zap.String("file", f.Kind), zap.Uint64("version", f.Version), zap.String("from", f.Origin))
+	if c.cfg.OnFile != nil {
+		go c.cfg.OnFile(f.Kind)
+	}
+}
+
+// localEdit makes a changed local copy the next version.
+func (c *Cluster) localEdit(kind string) error {
+	r := c.replica(kind)
+	if r == nil {
+		return fmt.Errorf("not a replicated file: %s", kind)
+	}
+	data, err := os.ReadFile(r.Path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot read %s: %w", kind, err)
+	}
+	h := hashOf(data)
+	if h == r.cur.Hash {
+		return nil
+	}
+	if err := r.Validate(r.Path, data); err != nil {
+		return err
+	}
+	r.maxSeen = max(r.maxSeen, r.cur.Version) + 1
+	r.cur = fileVersion{Kind: kind, Version: r.maxSeen, Origin: c.cfg.Node, Hash: h, Data: data}
+	c.filesChanged(r)
+	c.log.Info("edited here: a new version", zap.String("file", kind), zap.Uint64("version", r.cur.Version))
+	c.sendFile(r.cur)
+	return nil
+}
+
+func (c *Cluster) editHactl(group, level string, prefer []string) error {
+	r := c.replica(KindHactl)
+	if r == nil {
+		return errors.New("no hactl is configured")
+	}
+	data := cltab.SetHactl(r.cur.Data, group, level, prefer)
+	if err := r.Validate(r.Path, data); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(r.Path, data, 0o644); err != nil {
+		return fmt.Errorf("writing hactl: %w", err)
+	}
+	return c.localEdit(KindHactl)
+}
+
+// filesChanged records a new current version of r.
+func (c *Cluster) filesChanged(r *replica) {
+	if err := saveMeta(c.cfg.StateDir, c.reps); err != nil {
+		c.log.Warn("cannot save the versions of the replicated files", zap.Error(err))
+	}
+	c.dirtyLocal = true
+	if r.Kind == KindHactl {
+		c.parseHactl()
+		c.dirtyView = true
+	}
+}
+
+func (c *Cluster) parseHactl() {
+	r := c.replica(KindHactl)
+	if r == nil {
+		return
+	}
+	if h, err := cltab.ParseHactl(r.Path, r.cur.Data); err == nil {
+		c.hactl = h
+	}
+}
+
+// sendFile replicates a version to every member.
+func (c *Cluster) sendFile(f fileVersion) {
+	if c.ml == nil || !c.secure {
+		return
+	}
+	c.sendAll(encode(msgFile, f))
+}

@@ -1,0 +1,436 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// testNode is one cluster member with its own files in its own directory.
+type testNode struct {
+	*Cluster
+	name, dir string
+}
+
+func (n *testNode) path(name string) string { return filepath.Join(n.dir, name) }
+
+func files(dir string) []File {
+	return []File{
+		{Kind: KindCltab, Path: filepath.Join(dir, "cltab"), Validate: func(p string, d []byte) error { _, err := cltab.Parse(p, d); return err }},
+		{Kind: KindHactl, Path: filepath.Join(dir, "hactl"), Validate: func(p string, d []byte) error { _, err := cltab.ParseHactl(p, d); return err }},
+	}
+}
+
+// start starts a member; cfg's Node, paths and Log are filled in.
+func start(t *testing.T, name string, cfg Config) *testNode {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	os.MkdirAll(dir, 0o755)
+	if cfg.StateDir == "-" {
+		cfg.StateDir = ""
+	} else if cfg.StateDir == "" {
+		cfg.StateDir = dir
+	}
+	cfg.Node = name
+	cfg.Hastat = filepath.Join(dir, "hastat")
+	cfg.Files = files(dir)
+	cfg.Log = testLogger(t).Named(name)
+	c, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(c.Close)
+	return &testNode{Cluster: c, name: name, dir: dir}
+}
+
+// mockCluster starts n members on one MockNetwork, each joining the first.
+func mockCluster(t *testing.T, n int, key []byte) []*testNode {
+	t.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = nodeName(i)
+	}
+	tr := mockNet(names...)
+	var nodes []*testNode
+	for i := range n {
+		cfg := Config{Key: key, Transport: tr[nodeName(i)]}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Addr()}
+		}
+		nodes = append(nodes, start(t, nodeName(i), cfg))
+	}
+	return nodes
+}
+
+// mockNet makes the transports of a MockNetwork. All of them are made
+// before any node starts: MockNetwork's maps are not safe for concurrent
+// use.
+func mockNet(names ...string) map[string]*memberlist.MockTransport {
+	var mn memberlist.MockNetwork
+	tr := map[string]*memberlist.MockTransport{}
+	for _, n := range names {
+		tr[n] = mn.NewTransport(n)
+	}
+	return tr
+}
+
+func nodeName(i int) string { return "n" + string(rune('0'+i%10)) + strings.Repeat("x", i/10) }
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func hastat(t *testing.T, n *testNode) api.Hastat {
+	t.Helper()
+	h, err := n.Hastat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// nodeOf finds a node in a hastat.
+func nodeOf(h api.Hastat, name string) (api.NodeStatus, bool) {
+	for _, n := range h.Nodes {
+		if n.Node == name {
+			return n, true
+		}
+	}
+	return api.NodeStatus{}, false
+}
+
+func runs(h api.Hastat, node, group, level string) bool {
+	n, ok := nodeOf(h, node)
+	if !ok {
+		return false
+	}
+	for _, g := range n.Groups {
+		if g.Group == group && g.Level == level {
+			return true
+		}
+	}
+	return false
+}
+
+func status(node string, groups ...string) api.Status {
+	st := api.Status{Node: node}
+	for i := 0; i+2 < len(groups)+1; i += 3 {
+		st.Groups = append(st.Groups, api.GroupStatus{Group: groups[i], Level: groups[i+1], State: groups[i+2], Since: time.Now()})
+	}
+	return st
+}
+
+func allAlive(nodes []*testNode) func() bool {
+	return func() bool {
+		for _, n := range nodes {
+			h, err := n.Hastat(context.Background())
+			if err != nil {
+				return false
+			}
+			alive := 0
+			for _, m := range h.Nodes {
+				if m.State == api.NodeAlive {
+					alive++
+				}
+			}
+			if alive != len(nodes) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func TestStatusGossipConverges(t *testing.T) {
+	nodes := mockCluster(t, 8, testKey)
+	eventually(t, "8 members alive everywhere", allAlive(nodes))
+	writeFile(t, nodes[0].path("hactl"), "web start\n")
+	if err := nodes[0].FileChanged(context.Background(), KindHactl); err != nil {
+		t.Fatal(err)
+	}
+	nodes[3].SetStatus(status("n3", "web", "start", "DONE"))
+	eventually(t, "every node sees web on n3", func() bool {
+		for _, n := range nodes {
+			if !runs(hastat(t, n), "n3", "web", "start") {
+				return false
+			}
+		}
+		return true
+	})
+	// hastat on disk, SPEC 6 format.
+	eventually(t, "hastat file on n7", func() bool {
+		data, _ := os.ReadFile(nodes[7].path("hastat"))
+		return strings.HasPrefix(string(data), "web start DONE n3\n") && strings.Contains(string(data), "node n0 alive ")
+	})
+	// A change of state follows.
+	nodes[3].SetStatus(status("n3", "web", "stop", "DONE"))
+	eventually(t, "every node sees web stopped on n3", func() bool {
+		for _, n := range nodes {
+			if !runs(hastat(t, n), "n3", "web", "stop") {
+				return false
+			}
+		}
+		return true
+	})
+	data, _ := os.ReadFile(nodes[5].path("hastat"))
+	if !strings.HasPrefix(string(data), "web start - -\n") {
+		t.Fatalf("hastat of a group running nowhere:\n%s", data)
+	}
+}
+
+func TestLateJoiner(t *testing.T) {
+	tr := mockNet("a", "b", "c")
+	a := start(t, "a", Config{Key: testKey, Transport: tr["a"]})
+	b := start(t, "b", Config{Key: testKey, Transport: tr["b"], Join: []string{a.Addr()}})
+	eventually(t, "a and b", allAlive([]*testNode{a, b}))
+	a.SetStatus(status("a", "web", "start", "DONE"))
+	b.SetStatus(status("b", "db", "run", "DONE"))
+	writeFile(t, a.path("hactl"), "web start\n")
+	if err := a.FileChanged(context.Background(), KindHactl); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b sees a's group", func() bool { return runs(hastat(t, b), "a", "web", "start") })
+	// c joins later and learns every status and the hactl by the join's
+	// push/pull, not by waiting for the next change.
+	c := start(t, "c", Config{Key: testKey, Transport: tr["c"], Join: []string{b.Addr()}})
+	eventually(t, "c learns both statuses and the hactl", func() bool {
+		h := hastat(t, c)
+		data, _ := os.ReadFile(c.path("hactl"))
+		return runs(h, "a", "web", "start") && runs(h, "b", "db", "run") && string(data) == "web start\n"
+	})
+}
+
+// files equal on every node, with the same version.
+func converged(t *testing.T, nodes []*testNode, kind, want string) func() bool {
+	return func() bool {
+		for _, n := range nodes {
+			data, err := os.ReadFile(n.path(kind))
+			if err != nil || (want != "" && string(data) != want) {
+				return false
+			}
+			if string(data) != mustRead(t, nodes[0].path(kind)) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	data, _ := os.ReadFile(path)
+	return string(data)
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReplication(t *testing.T) {
+	nodes := mockCluster(t, 5, testKey)
+	eventually(t, "5 alive", allAlive(nodes))
+	ctx := context.Background()
+
+	// An hactl edit through EditHactl on one node...
+	if err := nodes[1].EditHactl(ctx, "web", "start", []string{"n2", "n3"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hactl everywhere", converged(t, nodes, "hactl", "web start n2,n3\n"))
+	// ...and a cltab edit on another.
+	tab := "web:ip:start:once:true\n"
+	writeFile(t, nodes[4].path("cltab"), tab)
+	if err := nodes[4].FileChanged(ctx, KindCltab); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cltab everywhere", converged(t, nodes, "cltab", tab))
+	// The version is recorded just after the file is written.
+	eventually(t, "version 1 of both files recorded everywhere", func() bool {
+		for _, n := range nodes {
+			m := loadMeta(n.dir)
+			if m[KindCltab].Version != 1 || m[KindHactl].Version != 1 || m[KindCltab].Origin != "n4" {
+				return false
+			}
+		}
+		return true
+	})
+
+	// An invalid edit is refused where it is made and goes nowhere.
+	bad := "web:ip:start:sometimes:true\n"
+	writeFile(t, nodes[2].path("cltab"), bad)
+	err := nodes[2].FileChanged(ctx, KindCltab)
+	if !errors.Is(err, cltab.ErrInvalid) || !strings.Contains(err.Error(), `unknown mode "sometimes"`) {
+		t.Fatalf("invalid edit: %v", err)
+	}
+	// The next valid edit is version 2: the refused one took no number,
+	// and it replaces the invalid local copy too.
+	tab2 := "web:ip:start:once:true\nweb:httpd:start:respawn:sleep 1000\n"
+	writeFile(t, nodes[3].path("cltab"), tab2)
+	if err := nodes[3].FileChanged(ctx, KindCltab); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "second cltab everywhere", converged(t, nodes, "cltab", tab2))
+	eventually(t, "version 2 recorded", func() bool { return loadMeta(nodes[0].dir)[KindCltab].Version == 2 })
+	// The same content again is no new version.
+	if err := nodes[0].FileChanged(ctx, KindCltab); err != nil {
+		t.Fatal(err)
+	}
+	if m := loadMeta(nodes[0].dir); m[KindCltab].Version != 2 {
+		t.Fatalf("unchanged content made a version: %+v", m)
+	}
+}
+
+func TestConcurrentEditsConverge(t *testing.T) {
+	nodes := mockCluster(t, 4, testKey)
+	eventually(t, "4 alive", allAlive(nodes))
+	ctx := context.Background()
+	texts := []string{"web start n1\n", "web start n2\n"}
+	for i, text := range texts {
+		writeFile(t, nodes[i+1].path("hactl"), text)
+	}
+	errs := make(chan error, 2)
+	for i := range texts {
+		go func() { errs <- nodes[i+1].FileChanged(ctx, KindHactl) }()
+	}
+	for range texts {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "one hactl everywhere", converged(t, nodes, "hactl", ""))
+	got := mustRead(t, nodes[0].path("hactl"))
+	if got != texts[0] && got != texts[1] {
+		t.Fatalf("converged to %q", got)
+	}
+	eventually(t, "one version everywhere", func() bool {
+		v := loadMeta(nodes[0].dir)[KindHactl]
+		for _, n := range nodes {
+			if loadMeta(n.dir)[KindHactl] != v || v.Version == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Two edits that got the same version: the greater hash wins, whatever
+// order they arrive in.
+func TestEqualVersionsTieBreak(t *testing.T) {
+	a := fileVersion{Kind: KindHactl, Version: 3, Origin: "n1", Data: []byte("web start n1\n")}
+	b := fileVersion{Kind: KindHactl, Version: 3, Origin: "n2", Data: []byte("web start n2\n")}
+	a.Hash, b.Hash = hashOf(a.Data), hashOf(b.Data)
+	win := a
+	if b.Hash > a.Hash {
+		win = b
+	}
+	for _, order := range [][]fileVersion{{a, b}, {b, a}} {
+		n := start(t, "solo", Config{Key: testKey})
+		for _, f := range order {
+			n.call(context.Background(), func() { n.onFile(f) })
+		}
+		if got := mustRead(t, n.path("hactl")); got != string(win.Data) {
+			t.Fatalf("order %s,%s: kept %q, want %q", order[0].Origin, order[1].Origin, got, win.Data)
+		}
+		n.Close()
+	}
+}
+
+func TestNoKeyReplicatesNothing(t *testing.T) {
+	nodes := mockCluster(t, 3, nil)
+	eventually(t, "3 alive", allAlive(nodes))
+	writeFile(t, nodes[0].path("hactl"), "web start\n")
+	if err := nodes[0].FileChanged(context.Background(), KindHactl); err != nil {
+		t.Fatal(err)
+	}
+	// Statuses still travel; wait for one sent after the edit.
+	nodes[0].SetStatus(status("n0", "web", "start", "DONE"))
+	eventually(t, "status reaches n2", func() bool { return runs(hastat(t, nodes[2]), "n0", "web", "start") })
+	time.Sleep(500 * time.Millisecond)
+	for _, n := range nodes[1:] {
+		if _, err := os.Stat(n.path("hactl")); err == nil {
+			t.Fatalf("%s received an hactl without a key", n.name)
+		}
+	}
+}
+
+func TestStrangerCannotJoin(t *testing.T) {
+	tr := mockNet("a", "b", "s", "p")
+	a := start(t, "a", Config{Key: testKey, Transport: tr["a"]})
+	b := start(t, "b", Config{Key: testKey, Transport: tr["b"], Join: []string{a.Addr()}})
+	eventually(t, "a and b", allAlive([]*testNode{a, b}))
+	otherKey := bytes.Repeat([]byte{7}, 32)
+	s := start(t, "s", Config{Key: otherKey, Transport: tr["s"]})
+	if n, err := s.ml.Join([]string{a.Addr()}); n != 0 || err == nil {
+		t.Fatalf("a stranger with another key joined: %d %v", n, err)
+	}
+	// Nor can one without a key inject a file by a direct message.
+	inj := fileVersion{Kind: KindHactl, Version: 99, Origin: "s", Data: []byte("web start s\n")}
+	inj.Hash = hashOf(inj.Data)
+	plain := start(t, "p", Config{Transport: tr["p"]})
+	plain.ml.SendReliable(a.ml.LocalNode(), encode(msgFile, inj))
+	s.ml.SendReliable(a.ml.LocalNode(), encode(msgFile, inj))
+	time.Sleep(300 * time.Millisecond)
+	for _, n := range []*testNode{a, b} {
+		if exists(n.path("hactl")) {
+			t.Fatalf("%s took a file from a stranger", n.name)
+		}
+		for _, m := range hastat(t, n).Nodes {
+			if m.Node == "s" || m.Node == "p" {
+				t.Fatalf("%s lists the stranger %s", n.name, m.Node)
+			}
+		}
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// testLogger logs to t until the test ends, and drops what memberlist's
+// goroutines still say after that (its Shutdown does not wait for them).
+func testLogger(t *testing.T) *zap.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), zapcore.DebugLevel))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}

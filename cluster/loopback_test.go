@@ -1,0 +1,76 @@
+package cluster
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clinit/clinit/api"
+)
+
+// stateOf is how node n sees member m ("" when it does not know it).
+func stateOf(t *testing.T, n *testNode, m string) string {
+	ns, _ := nodeOf(hastat(t, n), m)
+	return ns.State
+}
+
+// Failure detection and a graceful leave need a real network: a node
+// whose memberlist stops must stop answering probes. These run on
+// loopback UDP and TCP.
+func TestDeadLeftAndRejoin(t *testing.T) {
+	start3 := func(name string, join string, port int) *testNode {
+		cfg := Config{Key: testKey, Bind: "127.0.0.1:" + strconv.Itoa(port)}
+		if join != "" {
+			cfg.Join = []string{join}
+		}
+		return start(t, name, cfg)
+	}
+	a := start3("a", "", 0)
+	b := start3("b", a.Addr(), 0)
+	c := start3("c", a.Addr(), 0)
+	eventually(t, "3 alive", allAlive([]*testNode{a, b, c}))
+	c.SetStatus(status("c", "web", "start", "DONE"))
+	eventually(t, "a sees web on c", func() bool { return runs(hastat(t, a), "c", "web", "start") })
+
+	// c dies without a word.
+	_, ps, _ := net.SplitHostPort(c.Addr())
+	cPort, _ := strconv.Atoi(ps)
+	killed := time.Now()
+	c.Close()
+	eventually(t, "a and b mark c dead", func() bool {
+		return stateOf(t, a, "c") == api.NodeDead && stateOf(t, b, "c") == api.NodeDead
+	})
+	t.Logf("c marked dead by a and b %v after it stopped", time.Since(killed).Round(time.Millisecond))
+
+	// Back under the same name and address, with a restarted version.
+	c2 := start3("c", a.Addr(), cPort)
+	eventually(t, "c alive again everywhere", allAlive([]*testNode{a, b, c2}))
+	c2.SetStatus(status("c", "db", "run", "DONE"))
+	eventually(t, "a sees c's new status", func() bool { return runs(hastat(t, a), "c", "db", "run") })
+
+	// b leaves gracefully: left, not dead, at once.
+	left := time.Now()
+	b.Leave(2 * time.Second)
+	eventually(t, "a marks b left", func() bool { return stateOf(t, a, "b") == api.NodeLeft })
+	t.Logf("b marked left by a %v after Leave", time.Since(left).Round(time.Millisecond))
+	h, _ := a.Hastat(context.Background())
+	if ns, _ := nodeOf(h, "b"); ns.State != api.NodeLeft {
+		t.Fatalf("b is %q", ns.State)
+	}
+}
+
+func TestNonLoopbackBindNeedsKey(t *testing.T) {
+	_, err := Start(Config{Node: "x", Bind: "0.0.0.0:0"})
+	if err == nil || !strings.Contains(err.Error(), "--keyfile") {
+		t.Fatalf("non-loopback bind without key: %v", err)
+	}
+	c, err := Start(Config{Node: "x", Bind: "0.0.0.0:0", Insecure: true})
+	if err != nil {
+		t.Fatalf("--insecure: %v", err)
+	}
+	c.Close()
+}
+

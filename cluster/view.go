@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+)
+
+// nodeStatus is what a node gossips about itself: its groups, its load,
+// and a version that only grows, also across restarts (it starts from the
+// clock), so that the newest status of a node wins everywhere.
+type nodeStatus struct {
+	Node    string       `json:"n"`
+	Version uint64       `json:"v"`
+	CPUs    int          `json:"c"`
+	Load    float64      `json:"l"`
+	Groups  []groupState `json:"g,omitempty"`
+	// Leaving is the last status of a node shutting down gracefully: when
+	// memberlist then reports it gone, it left; otherwise it died.
+	Leaving bool `json:"x,omitempty"`
+}
+
+// groupState is one clstat line with the time the state was entered.
+type groupState struct {
+	Group string `json:"g"`
+	Level string `json:"l"`
+	State string `json:"s"`
+	Since int64  `json:"t,omitempty"` // unix milliseconds
+}
+
+// running reports whether the group is held at a level that is not stop.
+func (g groupState) running() bool { return g.Level != cltab.LevelStop }
+
+// member is one node as memberlist reports it.
+type member struct {
+	state   string // api.NodeAlive, ...
+	addr    string // HOST:PORT of its memberlist, to reconnect to
+	changed time.Time
+}
+
+// view is the cluster as this node knows it. Only Cluster.run touches it.
+type view struct {
+	self     string
+	members  map[string]*member
+	statuses map[string]nodeStatus
+}
+
+func newView(self string) *view {
+	return &view{
+		self:     self,
+		members:  map[string]*member{self: {state: api.NodeAlive}},
+		statuses: map[string]nodeStatus{},
+	}
+}
+
+// apply stores s if it is newer than what is known of its node, and
+// reports whether it was.
+func (v *view) apply(s nodeStatus) bool {
+	if old, ok := v.statuses[s.Node]; ok && old.Version >= s.Version {
+		return false
+	}
+	v.statuses[s.Node] = s
+	return true
+}
+
+// setState records a membership change and reports whether it is one.
+func (v *view) setState(node, state, addr string, now time.Time) bool {
+	m := v.members[node]
+	if m == nil {
+		m = &member{}
+		v.members[node] = m
+	}
+	if addr != "" {
+		m.addr = addr
+	}
+	if m.state == state {
+		return false
+	}
+	m.state, m.changed = state, now
+	return true
+}
+
+// up reports whether node counts as running what it says it runs: a
+// suspect node may be alive; a dead or departed one runs nothing here.
+func (v *view) up(node string) bool {
+	m := v.members[node]
+	return m != nil && (m.state == api.NodeAlive || m.state == api.NodeSuspect)
+}
+
+// hastat collates the view for the HA groups of h (SPEC 6).
+func (v *view) hastat(h *cltab.Hactl) api.Hastat {
+	st := api.Hastat{Node: v.self, Groups: []api.HAGroupStatus{}, Nodes: []api.NodeStatus{}}
+	names := make([]string, 0, len(v.members))
+	for n := range v.members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if h != nil {
+		for _, g := range h.Groups {
+			found := false
+			for _, n := range names {
+				if !v.up(n) {
+					continue
+				}
+				for _, gs := range v.statuses[n].Groups {
+					if gs.Group == g.Group && gs.running() {
+						st.Groups = append(st.Groups, api.HAGroupStatus{
+							Group: g.Group, Level: gs.Level, State: gs.State, Node: n,
+							Since: time.UnixMilli(gs.Since).UTC(),
+						})
+						found = true
+					}
+				}
+			}
+			if !found {
+				st.Groups = append(st.Groups, api.HAGroupStatus{Group: g.Group, Level: g.Level, State: "-", Node: "-"})
+			}
+		}
+	}
+	for _, n := range names {
+		s := v.statuses[n]
+		ns := api.NodeStatus{Node: n, State: v.members[n].state, CPUs: s.CPUs, Load: s.Load, Version: s.Version, Groups: []api.GroupStatus{}}
+		for _, g := range s.Groups {
+			ns.Groups = append(ns.Groups, api.GroupStatus{Group: g.Group, Level: g.Level, State: g.State, Since: time.UnixMilli(g.Since).UTC()})
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	return st
+}
+
+// groupsOf converts the engine's status to what is gossiped.
+func groupsOf(st api.Status) []groupState {
+	gs := make([]groupState, 0, len(st.Groups))
+	for _, g := range st.Groups {
+		gs = append(gs, groupState{Group: g.Group, Level: g.Level, State: g.State, Since: g.Since.UnixMilli()})
+	}
+	return gs
+}
+
+func sameGroups(a, b []groupState) bool { return slices.Equal(a, b) }
