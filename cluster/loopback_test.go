@@ -73,4 +73,3 @@ func TestNonLoopbackBindNeedsKey(t *testing.T) {
 	}
 	c.Close()
 }
-
