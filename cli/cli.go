@@ -18,6 +18,7 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/client"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster"
 	"github.com/clinit/clinit/daemon"
 )
 
@@ -45,10 +46,16 @@ const requestTimeout = 30 * time.Second
 
 type options struct {
 	daemon, verbose, kill, help, check, json, status, debug bool
+	ha, keygen, insecure                                    bool
 
 	cltab, socket, clstat, hastat, hactl, stateDir, log, node string
+	bind, advertise, keyfile                                  string
+	join, prefer                                              []string
 	flags                                                     *pflag.FlagSet
 }
+
+// showHastat is the value of a bare --hastat: print the cluster view.
+const showHastat = "\x00show"
 
 func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("clinit", pflag.ContinueOnError)
@@ -64,12 +71,21 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.status, "status", false, "print the status lines only (no reread)")
 	fs.BoolVar(&o.json, "json", false, "print the status as JSON, with every entry (implies --status without an action)")
 	fs.StringVar(&o.clstat, "clstat", DefaultClstat, "the status file (cltab setting clstat)")
-	fs.StringVar(&o.hastat, "hastat", DefaultHastat, "the cluster status file (cltab setting hastat)")
+	fs.StringVar(&o.hastat, "hastat", DefaultHastat, "alone: print the cluster view; =PATH: the cluster status file (cltab setting hastat)")
+	fs.Lookup("hastat").NoOptDefVal = showHastat
 	fs.StringVar(&o.hactl, "hactl", DefaultHactl, "the HA control file (cltab setting hactl)")
 	fs.StringVar(&o.stateDir, "state-dir", DefaultStateDir, "where the daemon keeps state across restarts (cltab setting statedir)")
 	fs.StringVar(&o.log, "log", "", "also log to this file (cltab setting log)")
 	fs.StringVar(&o.node, "node", "", "this node's name (default: the host name)")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level")
+	fs.BoolVar(&o.ha, "ha", false, "GROUP LEVEL: keep GROUP at LEVEL on one node of the cluster (edits the hactl)")
+	fs.StringSliceVar(&o.prefer, "prefer", nil, "with --ha: the preferred nodes, in order (empty clears them)")
+	fs.StringVar(&o.bind, "bind", "", "cluster: HOST:PORT to listen on for gossip (default port 7946)")
+	fs.StringVar(&o.advertise, "advertise", "", "cluster: HOST:PORT the other nodes reach this one at")
+	fs.StringSliceVar(&o.join, "join", nil, "cluster: HOST:PORT,... of nodes to join (retried until one answers)")
+	fs.StringVar(&o.keyfile, "keyfile", "", "cluster: file holding the gossip encryption key (see --keygen)")
+	fs.BoolVar(&o.insecure, "insecure", false, "cluster: allow a non-loopback --bind without a key")
+	fs.BoolVar(&o.keygen, "keygen", false, "print a new gossip encryption key and exit")
 	o.flags = fs
 	return fs
 }
@@ -83,6 +99,9 @@ const synopsis = `usage:
   clinit [-c CLTAB] [-s SOCKET] -k           stop every group; the daemon exits
   clinit --check [-c CLTAB]                  validate the cltab
   clinit --status [--json]                   print the status
+  clinit --hastat [--json]                   print the cluster view
+  clinit --ha GROUP LEVEL [--prefer N1,N2]   keep GROUP at LEVEL on one node
+  clinit --keygen                            print a new cluster key
   clinit -h
 
 exit status: 0 done, 1 failed (unknown group, invalid cltab), 2 usage, 3 no daemon
@@ -96,7 +115,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := newFlags(&o, stderr)
 	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(hastatPath(args)); err != nil {
 		fmt.Fprintf(stderr, "clinit: %v\n%s", err, "run clinit -h for help\n")
 		return ExitUsage
 	}
@@ -105,27 +124,58 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	rest := fs.Args()
+	showHA := o.hastat == showHastat
+	if showHA {
+		o.hastat = DefaultHastat
+	}
 	modes := 0
-	for _, b := range []bool{o.daemon, o.kill, o.check} {
+	for _, b := range []bool{o.daemon, o.kill, o.check, o.keygen, showHA, o.ha} {
 		if b {
 			modes++
 		}
 	}
 	switch {
 	case modes > 1:
-		return usage(stderr, "-d, -k and --check exclude each other")
-	case modes == 1 && len(rest) > 0:
+		return usage(stderr, "-d, -k, --check, --keygen, --hastat and --ha exclude each other")
+	case o.ha && len(rest) != 2:
+		return usage(stderr, "--ha wants GROUP LEVEL")
+	case modes == 1 && !o.ha && len(rest) > 0:
 		return usage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	case len(rest) > 2:
 		return usage(stderr, fmt.Sprintf("too many arguments: %q", rest))
+	case o.flags.Lookup("prefer").Changed && !o.ha:
+		return usage(stderr, "--prefer goes with --ha")
 	}
 	switch {
 	case o.check:
 		return check(&o, stdout, stderr)
 	case o.daemon:
 		return runDaemon(&o, stderr)
+	case o.keygen:
+		fmt.Fprintln(stdout, cluster.Keygen())
+		return ExitOK
+	case showHA:
+		return runHastat(&o, stdout, stderr)
 	}
 	return runClient(&o, rest, stdout, stderr)
+}
+
+// hastatPath lets `--hastat PATH` (a path: it starts with / or .) set the
+// path, like every other path flag, while a bare --hastat prints the view.
+func hastatPath(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--hastat" && i+1 < len(args) && (strings.HasPrefix(args[i+1], "/") || strings.HasPrefix(args[i+1], ".")) {
+			out = append(out, "--hastat="+args[i+1])
+			i++
+			continue
+		}
+		if args[i] == "--" {
+			return append(out, args[i:]...)
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
 
 func usage(stderr io.Writer, msg string) int {
@@ -178,6 +228,13 @@ func runDaemon(o *options, stderr io.Writer) int {
 		return ExitFail
 	}
 	defer log.Sync()
+	var key []byte
+	if o.keyfile != "" {
+		if key, err = cluster.LoadKey(o.keyfile); err != nil {
+			fmt.Fprintf(stderr, "clinit: %v\n", err)
+			return ExitFail
+		}
+	}
 	cfg := daemon.Config{
 		CltabPath: o.cltab,
 		Tab:       t,
@@ -185,6 +242,15 @@ func runDaemon(o *options, stderr io.Writer) int {
 		StateDir:  o.path("state-dir", "statedir", t),
 		Node:      node,
 		Log:       log,
+		Hactl:     o.path("hactl", "hactl", t),
+		Hastat:    o.path("hastat", "hastat", t),
+		Cluster: cluster.Config{
+			Bind:      o.bind,
+			Advertise: o.advertise,
+			Join:      o.join,
+			Key:       key,
+			Insecure:  o.insecure,
+		},
 	}
 	if err := daemon.Run(cfg, o.path("socket", "socket", t)); err != nil {
 		fmt.Fprintf(stderr, "clinit: %v\n", err)
@@ -193,16 +259,37 @@ func runDaemon(o *options, stderr io.Writer) int {
 	return ExitOK
 }
 
-func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
-	// The cltab may be invalid (that is what a reread reports), so only
-	// its socket setting is looked for here.
+// client finds the daemon's socket. The cltab may be invalid (that is
+// what a reread reports), so only its socket setting is looked for.
+func (o *options) client() *client.Client {
 	socket := o.socket
 	if !o.flags.Lookup("socket").Changed {
 		if v, ok := scanSetting(o.cltab, "socket"); ok {
 			socket = v
 		}
 	}
-	c := client.New(socket)
+	return client.New(socket)
+}
+
+func runHastat(o *options, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	h, err := o.client().Hastat(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(h)
+		return ExitOK
+	}
+	fmt.Fprint(stdout, h.Text())
+	return ExitOK
+}
+
+func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
+	c := o.client()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 
@@ -211,6 +298,12 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 	switch {
 	case o.kill:
 		msg, err = c.Shutdown(context.Background())
+	case o.ha:
+		var prefer []string
+		if o.flags.Lookup("prefer").Changed {
+			prefer = append([]string{}, o.prefer...)
+		}
+		msg, err = c.HA(ctx, rest[0], rest[1], prefer)
 	case len(rest) == 2:
 		msg, err = c.Tell(ctx, rest[0], rest[1])
 	case len(rest) == 1:

@@ -137,3 +137,18 @@ func (c *Client) transportError(err error) error {
 	}
 	return fmt.Errorf("%w answers on %s: is clinit -d running?", ErrNoDaemon, c.Socket)
 }
+
+// Hastat returns the cluster view as the daemon sees it.
+func (c *Client) Hastat(ctx context.Context) (api.Hastat, error) {
+	var h api.Hastat
+	err := c.do(ctx, http.MethodGet, api.PathHastat, nil, &h)
+	return h, err
+}
+
+// HA sets group's line of the hactl, replicated to every node. A nil
+// prefer keeps the preferred nodes the line has.
+func (c *Client) HA(ctx context.Context, group, level string, prefer []string) (string, error) {
+	var m api.Message
+	err := c.do(ctx, http.MethodPost, api.PathHA, api.HARequest{Group: group, Level: level, Prefer: prefer}, &m)
+	return m.Message, err
+}

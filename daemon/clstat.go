@@ -3,13 +3,14 @@ package daemon
 import (
 	"go.uber.org/zap"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/internal/atomicfile"
 )
 
-// writeClstat replaces the clstat file with the current state.
-func (e *Engine) writeClstat() {
+// writeClstat replaces the clstat file with st.
+func (e *Engine) writeClstat(st api.Status) {
 	e.dirty = false // the caller, persist, writes the state too
-	if err := atomicfile.Write(e.cfg.Clstat, []byte(e.status().Clstat()), 0o644); err != nil {
+	if err := atomicfile.Write(e.cfg.Clstat, []byte(st.Clstat()), 0o644); err != nil {
 		e.log.Error("writing clstat", zap.String("path", e.cfg.Clstat), zap.Error(err))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster"
 )
 
 // Run is `clinit -d`: it takes the socket, serves requests, rereads the
@@ -32,19 +33,9 @@ func Run(cfg Config, socket string) error {
 		return err
 	}
 	defer unlock()
-	eng, err := NewEngine(cfg)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	srv := NewServer(eng, log)
-	go eng.Run()
-	go func() {
-		if err := srv.Serve(ln); err != nil {
-			log.Error("socket server", zap.Error(err))
-		}
-	}()
-
+	// The engine rereads on behalf of the cluster, and the cluster hears
+	// of the engine's changes: each is made before the other starts.
+	var eng *Engine
 	reread := func(why string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -57,11 +48,43 @@ func Run(cfg Config, socket string) error {
 			log.Error("cltab reread", zap.String("cause", why), zap.Error(err))
 		}
 	}
+	cl, err := startCluster(cfg, reread)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	cfg.OnStatus = cl.SetStatus
+	eng, err = NewEngine(cfg)
+	if err != nil {
+		cl.Close()
+		ln.Close()
+		return err
+	}
+	srv := NewServer(eng, log)
+	srv.serveCluster(cl)
+	go eng.Run()
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			log.Error("socket server", zap.Error(err))
+		}
+	}()
+
 	stop := make(chan struct{})
 	defer close(stop)
-	if err := watchFile(cfg.CltabPath, log, stop, func() { reread("file changed") }); err != nil {
+	cltabChanged := func() {
+		// Versioned (and replicated) first, when valid; an invalid file is
+		// reported by the reread.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cl.FileChanged(ctx, cluster.KindCltab); err != nil && !errors.Is(err, cltab.ErrInvalid) {
+			log.Error("cltab change", zap.Error(err))
+		}
+		reread("file changed")
+	}
+	if err := watchFile(cfg.CltabPath, log, stop, cltabChanged); err != nil {
 		log.Warn("cannot watch the cltab; reread with clinit or SIGHUP", zap.Error(err))
 	}
+	watchHactl(cl, cfg.Hactl, log, stop)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -88,6 +111,9 @@ func Run(cfg Config, socket string) error {
 	}
 	<-eng.Done()
 	sdaemon.SdNotify(false, sdaemon.SdNotifyStopping)
+	// Every group has stopped: say goodbye, so the others mark this node
+	// left at once instead of waiting to find it dead.
+	cl.Leave(2 * time.Second)
 	srv.Close()
 	return nil
 }

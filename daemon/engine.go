@@ -16,6 +16,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster"
 )
 
 // Sentinel errors callers branch on.
@@ -33,6 +34,14 @@ type Config struct {
 	StateDir  string // where state survives the daemon; "" keeps none
 	Node      string
 	Log       *zap.Logger
+
+	Hactl   string         // the HA control file, replicated
+	Hastat  string         // the cluster view this node writes
+	Cluster cluster.Config // membership flags; paths and node are filled in
+
+	// OnStatus is called by the loop after every change of state, with
+	// the new status; it must not block (Run hands it to the cluster).
+	OnStatus func(api.Status)
 }
 
 // timing holds the settings that a reread may change.
@@ -205,6 +214,13 @@ func (e *Engine) Status(ctx context.Context) (api.Status, error) {
 	return st, err
 }
 
+// Groups returns the names of the groups of the cltab in use.
+func (e *Engine) Groups(ctx context.Context) ([]string, error) {
+	var gs []string
+	err := e.call(ctx, func() { gs = e.tab.Groups() })
+	return gs, err
+}
+
 // Shutdown stops every group gracefully and makes Run return. It returns
 // once everything has stopped, or when ctx ends.
 func (e *Engine) Shutdown(ctx context.Context) error {
@@ -350,7 +366,11 @@ func (e *Engine) idle() bool {
 // an observer reads in clstat is already durable.
 func (e *Engine) persist() {
 	e.saveState()
-	e.writeClstat()
+	st := e.status()
+	e.writeClstat(st)
+	if e.cfg.OnStatus != nil {
+		e.cfg.OnStatus(st)
+	}
 }
 
 func (e *Engine) finish() {

@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster"
+)
+
+// startCluster joins the cluster (or runs the one-node view) with the
+// cltab and hactl replicated. reread is called when a new cltab version
+// made elsewhere has been written here.
+func startCluster(cfg Config, reread func(why string)) (*cluster.Cluster, error) {
+	cc := cfg.Cluster
+	cc.Node = cfg.Node
+	cc.StateDir = cfg.StateDir
+	cc.Hastat = cfg.Hastat
+	cc.Log = cfg.Log
+	cc.Files = []cluster.File{
+		{Kind: cluster.KindCltab, Path: cfg.CltabPath, Validate: func(p string, d []byte) error { _, err := cltab.Parse(p, d); return err }},
+		{Kind: cluster.KindHactl, Path: cfg.Hactl, Validate: func(p string, d []byte) error { _, err := cltab.ParseHactl(p, d); return err }},
+	}
+	cc.OnFile = func(kind string) {
+		if kind == cluster.KindCltab {
+			reread("new version from the cluster")
+		}
+	}
+	return cluster.Start(cc)
+}
+
+// watchReplicated watches the hactl and reports local edits to the
+// cluster, which versions and replicates them.
+func watchHactl(cl *cluster.Cluster, path string, log *zap.Logger, stop <-chan struct{}) {
+	err := watchFile(path, log, stop, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := cl.FileChanged(ctx, cluster.KindHactl)
+		var invalid cltab.Errors
+		switch {
+		case errors.As(err, &invalid):
+			log.Error("hactl invalid: not replicated, keeping the last good one", zap.Strings("errors", invalid.Lines()))
+		case err != nil:
+			log.Error("hactl change", zap.Error(err))
+		}
+	})
+	if err != nil {
+		log.Warn("cannot watch the hactl; edit it with clinit --ha", zap.Error(err))
+	}
+}
+
+// serveCluster adds the cluster's requests to the server.
+func (s *Server) serveCluster(cl *cluster.Cluster) {
+	s.routes[api.PathHastat] = route{http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+		h, err := cl.Hastat(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+			return
+		}
+		writeJSON(w, http.StatusOK, h)
+	}}
+	s.routes[api.PathHA] = route{http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+		var req api.HARequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), nil)
+			return
+		}
+		for _, name := range append([]string{req.Group, req.Level}, req.Prefer...) {
+			if name == "" || strings.ContainsAny(name, ": \t\n,") {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group, level or node name: %q", name), nil)
+				return
+			}
+		}
+		groups, err := s.eng.Groups(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+			return
+		}
+		if !slices.Contains(groups, req.Group) {
+			writeError(w, http.StatusNotFound, "no such group: "+req.Group, nil)
+			return
+		}
+		err = cl.EditHactl(r.Context(), req.Group, req.Level, req.Prefer)
+		var invalid cltab.Errors
+		switch {
+		case errors.As(err, &invalid):
+			writeError(w, http.StatusUnprocessableEntity, "the hactl would be invalid, nothing changed", invalid.Lines())
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		default:
+			writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: HA level %s, replicated to the cluster", req.Group, req.Level)})
+		}
+	}}
+}

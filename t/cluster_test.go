@@ -1,0 +1,274 @@
+package t
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freePort finds a port free for both TCP and UDP on loopback, as
+// memberlist needs both.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// node is one daemon of a loopback cluster.
+type node struct {
+	*daemon
+	name  string
+	flags []string
+}
+
+// startCluster starts n daemons on loopback, each in its own directory
+// with its own copy of cltabText, all holding one key and each given
+// every other as a seed (so they can start in any order).
+func startCluster(t *testing.T, n int, cltabText string) []*node {
+	t.Helper()
+	keyDir := newCaseDir(t)
+	key := filepath.Join(keyDir, "key")
+	out, _, code, err := runClinit("--keygen")
+	if err != nil || code != 0 {
+		t.Fatalf("clinit --keygen: %d %v", code, err)
+	}
+	writeFile(t, key, out)
+	ports := make([]int, n)
+	var seeds []string
+	for i := range ports {
+		ports[i] = freePort(t)
+		seeds = append(seeds, "127.0.0.1:"+strconv.Itoa(ports[i]))
+	}
+	nodes := make([]*node, n)
+	for i := range nodes {
+		name := fmt.Sprintf("n%d", i+1)
+		flags := []string{"--node", name, "--bind", seeds[i], "--join", strings.Join(seeds, ","), "--keyfile", key}
+		dir := newCaseDir(t)
+		writeFile(t, filepath.Join(dir, "cltab"), expand(dir, cltabText))
+		nodes[i] = &node{daemon: launch(t, dir, flags...), name: name, flags: flags}
+	}
+	for _, nd := range nodes {
+		nd.waitReady()
+	}
+	return nodes
+}
+
+type jHastat struct {
+	Groups []struct{ Group, Level, State, Node string }
+	Nodes  []struct {
+		Node, State string
+		Groups      []struct{ Group, Level, State string }
+	}
+}
+
+func (nd *node) hastat() jHastat {
+	nd.t.Helper()
+	out, errOut, code := nd.clinit("--hastat", "--json")
+	if code != 0 {
+		nd.t.Fatalf("%s: clinit --hastat --json: %d %s", nd.name, code, errOut)
+	}
+	var h jHastat
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		nd.t.Fatalf("%s: hastat JSON: %v\n%s", nd.name, err, out)
+	}
+	return h
+}
+
+func (h jHastat) state(node string) string {
+	for _, n := range h.Nodes {
+		if n.Node == node {
+			return n.State
+		}
+	}
+	return ""
+}
+
+func (h jHastat) alive() int {
+	k := 0
+	for _, n := range h.Nodes {
+		if n.State == "alive" {
+			k++
+		}
+	}
+	return k
+}
+
+// hastatFile is the hastat file the node writes.
+func (nd *node) hastatFile() string {
+	data, _ := os.ReadFile(nd.path("hastat"))
+	return string(data)
+}
+
+func everyNode(nodes []*node, cond func(*node) bool) func() bool {
+	return func() bool {
+		for _, nd := range nodes {
+			if !cond(nd) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+const webCltab = `
+web:ip:start:once:echo up > {dir}/web.up; exec sleep 1000
+web:ipdown:stop:wait:rm -f {dir}/web.up
+`
+
+func TestClusterMembershipAndStatus(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, webCltab)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive members on every node")
+
+	// An HA group listed from one node reaches every hactl.
+	out, errOut, code := nodes[0].clinit("--ha", "web", "start", "--prefer", "n2,n3")
+	if code != 0 || !strings.Contains(out, "web: HA level start") {
+		t.Fatalf("clinit --ha: %d %q %q", code, out, errOut)
+	}
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
+		data, _ := os.ReadFile(nd.path("hactl"))
+		return string(data) == "web start n2,n3\n"
+	}), "the hactl on every node")
+
+	// A state change on n2 shows in every node's hastat file.
+	told := time.Now()
+	nodes[1].tell("web", "start")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
+		return strings.HasPrefix(nd.hastatFile(), "web start DONE n2\n")
+	}), "web on n2 in every hastat")
+	t.Logf("tell on n2 to every hastat showing web DONE: %v", time.Since(told).Round(time.Millisecond))
+	for _, nd := range nodes {
+		if h := nd.hastatFile(); !strings.Contains(h, "node n1 alive ") || !strings.Contains(h, "node n3 alive ") {
+			t.Fatalf("%s hastat:\n%s", nd.name, h)
+		}
+	}
+	// And clinit --hastat prints the same lines.
+	if out, _, _ := nodes[2].clinit("--hastat"); !strings.HasPrefix(out, "web start DONE n2\n") {
+		t.Fatalf("clinit --hastat:\n%s", out)
+	}
+
+	// --ha refuses a group the cltab does not have, and bad names.
+	if _, errOut, code := nodes[0].clinit("--ha", "nosuch", "start"); code != 1 || !strings.Contains(errOut, "no such group: nosuch") {
+		t.Fatalf("--ha on an unknown group: %d %q", code, errOut)
+	}
+	if _, _, code := nodes[0].clinit("--ha", "web"); code != 2 {
+		t.Fatalf("--ha with one argument: status %d, want 2", code)
+	}
+}
+
+func TestClusterReplicatesEdits(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, webCltab)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+
+	// A cltab edit on n3 reaches every node, and every daemon uses it.
+	tab := expand(nodes[2].dir, webCltab) + "db:pg:run:respawn:exec sleep 1000\n"
+	writeFile(t, nodes[2].cltab, tab)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
+		data, _ := os.ReadFile(nd.cltab)
+		return string(data) == tab
+	}), "the cltab on every node")
+	for _, nd := range nodes {
+		nd.tell("db", "run")
+	}
+	// An hactl edit on n1, by hand this time.
+	writeFile(t, nodes[0].path("hactl"), "db run n1\n")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
+		data, _ := os.ReadFile(nd.path("hactl"))
+		return string(data) == "db run n1\n"
+	}), "the hand-edited hactl on every node")
+
+	// An invalid edit is refused where it is made and goes nowhere.
+	writeFile(t, nodes[1].cltab, "db:pg:run:sometimes:true\n")
+	eventually(t, hang, func() bool { return nodes[1].logHas("cltab invalid", "sometimes") }, "n2 reports its invalid cltab")
+	settle()
+	for _, nd := range []*node{nodes[0], nodes[2]} {
+		if data, _ := os.ReadFile(nd.cltab); string(data) != tab {
+			t.Fatalf("%s took an invalid cltab:\n%s", nd.name, data)
+		}
+	}
+
+	// Two edits at once, on two nodes: every node ends with one of them.
+	a := tab + "x:a:1:once:true\n"
+	b := tab + "x:b:1:once:true\n"
+	done := make(chan error)
+	go func() { done <- os.WriteFile(nodes[0].cltab, []byte(a), 0o644) }()
+	writeFile(t, nodes[1].cltab, b)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, hang, func() bool {
+		first, _ := os.ReadFile(nodes[0].cltab)
+		if string(first) != a && string(first) != b {
+			return false
+		}
+		for _, nd := range nodes[1:] {
+			if data, _ := os.ReadFile(nd.cltab); string(data) != string(first) {
+				return false
+			}
+		}
+		return true
+	}, "concurrent edits converge")
+}
+
+func TestClusterStrangerAndRejoin(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, webCltab)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+
+	// A daemon with another key, pointed at n1, never gets in.
+	dir := newCaseDir(t)
+	writeFile(t, filepath.Join(dir, "cltab"), webCltab)
+	writeFile(t, filepath.Join(dir, "key"), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+	port := freePort(t)
+	stranger := launch(t, dir, "--node", "stranger", "--bind", "127.0.0.1:"+strconv.Itoa(port),
+		"--join", nodes[0].flags[3], "--keyfile", filepath.Join(dir, "key"))
+	stranger.waitReady()
+	sn := &node{daemon: stranger, name: "stranger"}
+	eventually(t, hang, func() bool { return stranger.logHas("no seed answers yet") }, "the stranger fails to join")
+	settle()
+	for _, nd := range nodes {
+		if s := nd.hastat().state("stranger"); s != "" {
+			t.Fatalf("%s lists the stranger as %s", nd.name, s)
+		}
+	}
+	if h := sn.hastat(); h.alive() != 1 {
+		t.Fatalf("the stranger sees %d members", h.alive())
+	}
+
+	// n3 killed with SIGKILL: the others mark it dead; started again on
+	// the same directory and flags, it rejoins under its name.
+	killed := time.Now()
+	nodes[2].kill9()
+	eventually(t, hang, everyNode(nodes[:2], func(nd *node) bool { return nd.hastat().state("n3") == "dead" }), "n3 dead on n1 and n2")
+	t.Logf("SIGKILL of n3 to n1 and n2 marking it dead: %v", time.Since(killed).Round(time.Millisecond))
+	n3 := &node{daemon: launch(t, nodes[2].dir, nodes[2].flags...), name: "n3", flags: nodes[2].flags}
+	n3.waitReady()
+	nodes[2] = n3
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "n3 alive again everywhere")
+
+	// n1 shut down with -k: the others mark it left at once.
+	if _, errOut, code := nodes[0].clinit("-k"); code != 0 {
+		t.Fatalf("-k: %s", errOut)
+	}
+	eventually(t, hang, everyNode(nodes[1:], func(nd *node) bool { return nd.hastat().state("n1") == "left" }), "n1 left")
+}
