@@ -123,6 +123,7 @@ type HAGroupStatus struct {
 	State string    `json:"state"`
 	Node  string    `json:"node"`
 	Since time.Time `json:"since,omitzero"`
+	Why   string    `json:"why,omitempty"` // why it runs nowhere
 }
 
 // NodeStatus is one member: its state, its load, and the groups it runs.

@@ -60,6 +60,7 @@ type Cluster struct {
 	hastatText string
 	dirtyView  bool // hastat must be rewritten
 	dirtyLocal bool // the push/pull state must be rebuilt
+	ha         *haState
 }
 
 // Start joins the cluster (or runs as a single node when the config asks
@@ -79,6 +80,7 @@ func Start(cfg Config) (*Cluster, error) {
 		done:     make(chan struct{}),
 		view:     newView(cfg.Node),
 		hactl:    &cltab.Hactl{},
+		ha:       newHAState(cfg.Tab),
 	}
 	c.self = nodeStatus{Node: cfg.Node, CPUs: numCPU(), Load: loadAvg()}
 	c.bump()
@@ -188,7 +190,7 @@ func (c *Cluster) EditHactl(ctx context.Context, group, level string, prefer []s
 // Hastat returns the collated view.
 func (c *Cluster) Hastat(ctx context.Context) (api.Hastat, error) {
 	var h api.Hastat
-	err := c.call(ctx, func() { h = c.view.hastat(c.hactl) })
+	err := c.call(ctx, func() { h = c.view.hastat(c.hactl, c.ha.why) })
 	return h, err
 }
 
@@ -287,6 +289,8 @@ func (c *Cluster) run() {
 			c.publishLocal()
 		case <-loadTick.C:
 			c.refreshLoad()
+		case <-c.ha.timer.C:
+			c.ha.dirty = true
 		}
 		for n := len(c.events); n > 0; n-- {
 			(<-c.events)()
@@ -301,6 +305,9 @@ func (c *Cluster) run() {
 // flush writes what the last events changed: the push/pull state and
 // hastat.
 func (c *Cluster) flush() {
+	if c.dirtyView || c.ha.dirty {
+		c.decideHA()
+	}
 	if c.dirtyLocal {
 		c.dirtyLocal = false
 		c.rebuildLocal()
@@ -315,7 +322,7 @@ func (c *Cluster) writeHastat() {
 	if c.cfg.Hastat == "" {
 		return
 	}
-	text := c.view.hastat(c.hactl).Text()
+	text := c.view.hastat(c.hactl, c.ha.why).Text()
 	if text == c.hastatText {
 		return
 	}

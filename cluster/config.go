@@ -6,6 +6,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/cltab"
 )
 
 // DefaultPort is memberlist's usual port, used when --bind or a --join
@@ -57,6 +60,11 @@ type Config struct {
 	// replicated file made elsewhere has been written here.
 	OnFile func(kind string)
 	Log    *zap.Logger
+
+	// HA: the cltab in use (its settings), and how to tell a local group
+	// to go to a level. Without Tell, HA groups are only reported.
+	Tab  *cltab.Tab
+	Tell func(ctx context.Context, group, level string) error
 }
 
 // Clustered reports whether the config asks for a cluster at all.

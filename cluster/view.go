@@ -21,6 +21,9 @@ type nodeStatus struct {
 	// Leaving is the last status of a node shutting down gracefully: when
 	// memberlist then reports it gone, it left; otherwise it died.
 	Leaving bool `json:"x,omitempty"`
+	// Bad holds the HA groups this node has ruled itself out for, until
+	// a time (unix milliseconds): a failed test or level (SPEC 7).
+	Bad map[string]int64 `json:"b,omitempty"`
 }
 
 // groupState is one clstat line with the time the state was entered.
@@ -29,6 +32,8 @@ type groupState struct {
 	Level string `json:"l"`
 	State string `json:"s"`
 	Since int64  `json:"t,omitempty"` // unix milliseconds
+	// Throttled: a respawn entry of the group restarts too rapidly.
+	Throttled bool `json:"r,omitempty"`
 }
 
 // running reports whether the group is held at a level that is not stop.
@@ -91,7 +96,7 @@ func (v *view) up(node string) bool {
 }
 
 // hastat collates the view for the HA groups of h (SPEC 6).
-func (v *view) hastat(h *cltab.Hactl) api.Hastat {
+func (v *view) hastat(h *cltab.Hactl, why map[string]string) api.Hastat {
 	st := api.Hastat{Node: v.self, Groups: []api.HAGroupStatus{}, Nodes: []api.NodeStatus{}}
 	names := make([]string, 0, len(v.members))
 	for n := range v.members {
@@ -116,7 +121,7 @@ func (v *view) hastat(h *cltab.Hactl) api.Hastat {
 				}
 			}
 			if !found {
-				st.Groups = append(st.Groups, api.HAGroupStatus{Group: g.Group, Level: g.Level, State: "-", Node: "-"})
+				st.Groups = append(st.Groups, api.HAGroupStatus{Group: g.Group, Level: g.Level, State: "-", Node: "-", Why: why[g.Group]})
 			}
 		}
 	}
@@ -135,7 +140,11 @@ func (v *view) hastat(h *cltab.Hactl) api.Hastat {
 func groupsOf(st api.Status) []groupState {
 	gs := make([]groupState, 0, len(st.Groups))
 	for _, g := range st.Groups {
-		gs = append(gs, groupState{Group: g.Group, Level: g.Level, State: g.State, Since: g.Since.UnixMilli()})
+		throttled := false
+		for _, e := range g.Entries {
+			throttled = throttled || e.Throttled
+		}
+		gs = append(gs, groupState{Group: g.Group, Level: g.Level, State: g.State, Since: g.Since.UnixMilli(), Throttled: throttled})
 	}
 	return gs
 }

@@ -11,6 +11,7 @@ import (
 	sdaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
 )
@@ -34,8 +35,16 @@ func Run(cfg Config, socket string) error {
 	}
 	defer unlock()
 	// The engine rereads on behalf of the cluster, and the cluster hears
-	// of the engine's changes: each is made before the other starts.
-	var eng *Engine
+	// of the engine's changes and tells it where HA groups go. The engine
+	// is made first and runs only once the cluster has started.
+	var cl *cluster.Cluster
+	cfg.OnStatus = func(st api.Status) { cl.SetStatus(st) }
+	cfg.Handoff = func(ctx context.Context) { cl.Handoff(ctx) }
+	eng, err := NewEngine(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	reread := func(why string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -47,16 +56,15 @@ func Run(cfg Config, socket string) error {
 		case err != nil && !errors.Is(err, ErrStopping):
 			log.Error("cltab reread", zap.String("cause", why), zap.Error(err))
 		}
+		if t, err := eng.Tab(ctx); err == nil {
+			cl.SetTab(ctx, t)
+		}
 	}
-	cl, err := startCluster(cfg, reread)
-	if err != nil {
-		ln.Close()
+	tell := func(ctx context.Context, g, l string) error {
+		_, err := eng.Tell(ctx, g, l)
 		return err
 	}
-	cfg.OnStatus = cl.SetStatus
-	eng, err = NewEngine(cfg)
-	if err != nil {
-		cl.Close()
+	if cl, err = startCluster(cfg, reread, tell); err != nil {
 		ln.Close()
 		return err
 	}

@@ -42,6 +42,9 @@ type Config struct {
 	// OnStatus is called by the loop after every change of state, with
 	// the new status; it must not block (Run hands it to the cluster).
 	OnStatus func(api.Status)
+	// Handoff is called when a shutdown begins, before anything stops:
+	// the cluster moves this node's HA groups away first.
+	Handoff func(ctx context.Context)
 }
 
 // timing holds the settings that a reread may change.
@@ -214,6 +217,13 @@ func (e *Engine) Status(ctx context.Context) (api.Status, error) {
 	return st, err
 }
 
+// Tab returns the cltab in use.
+func (e *Engine) Tab(ctx context.Context) (*cltab.Tab, error) {
+	var t *cltab.Tab
+	err := e.call(ctx, func() { t = e.tab })
+	return t, err
+}
+
 // Groups returns the names of the groups of the cltab in use.
 func (e *Engine) Groups(ctx context.Context) ([]string, error) {
 	var gs []string
@@ -224,6 +234,11 @@ func (e *Engine) Groups(ctx context.Context) ([]string, error) {
 // Shutdown stops every group gracefully and makes Run return. It returns
 // once everything has stopped, or when ctx ends.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	if e.cfg.Handoff != nil {
+		hctx, cancel := context.WithTimeout(ctx, e.handoffTimeout())
+		e.cfg.Handoff(hctx)
+		cancel()
+	}
 	wait := make(chan struct{})
 	err := e.call(ctx, func() {
 		e.stopped = append(e.stopped, wait)
@@ -248,6 +263,14 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// handoffTimeout bounds how long a shutdown waits for HA groups to stop
+// before it stops everything anyway.
+func (e *Engine) handoffTimeout() time.Duration {
+	var stop time.Duration
+	e.call(context.Background(), func() { stop = e.timing.stop })
+	return stop + 5*time.Second
 }
 
 func (e *Engine) tell(name, level string) error {

@@ -42,7 +42,9 @@ type node struct {
 
 // startCluster starts n daemons on loopback, each in its own directory
 // with its own copy of cltabText, all holding one key and each given
-// every other as a seed (so they can start in any order).
+// every other as a seed (so they can start in any order). {dir} in the
+// cltab is one directory shared by all nodes (the cltab is replicated,
+// so it must be the same everywhere): the key lives there too.
 func startCluster(t *testing.T, n int, cltabText string) []*node {
 	t.Helper()
 	keyDir := newCaseDir(t)
@@ -63,7 +65,7 @@ func startCluster(t *testing.T, n int, cltabText string) []*node {
 		name := fmt.Sprintf("n%d", i+1)
 		flags := []string{"--node", name, "--bind", seeds[i], "--join", strings.Join(seeds, ","), "--keyfile", key}
 		dir := newCaseDir(t)
-		writeFile(t, filepath.Join(dir, "cltab"), expand(dir, cltabText))
+		writeFile(t, filepath.Join(dir, "cltab"), expand(keyDir, cltabText))
 		nodes[i] = &node{daemon: launch(t, dir, flags...), name: name, flags: flags}
 	}
 	for _, nd := range nodes {
@@ -181,7 +183,7 @@ func TestClusterReplicatesEdits(t *testing.T) {
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
 
 	// A cltab edit on n3 reaches every node, and every daemon uses it.
-	tab := expand(nodes[2].dir, webCltab) + "db:pg:run:respawn:exec sleep 1000\n"
+	tab := string(must(os.ReadFile(nodes[2].cltab))) + "db:pg:run:respawn:exec sleep 1000\n"
 	writeFile(t, nodes[2].cltab, tab)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
 		data, _ := os.ReadFile(nd.cltab)
@@ -271,4 +273,11 @@ func TestClusterStrangerAndRejoin(t *testing.T) {
 		t.Fatalf("-k: %s", errOut)
 	}
 	eventually(t, hang, everyNode(nodes[1:], func(nd *node) bool { return nd.hastat().state("n1") == "left" }), "n1 left")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -1,0 +1,398 @@
+package cluster
+
+import (
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"time"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+)
+
+// The levels of the HA lifecycle (SPEC 7): a node claims a group at
+// plan, checks it can run it at test, then runs it at its hactl level;
+// giving it up is stop.
+const (
+	LevelPlan = "plan"
+	LevelTest = "test"
+	LevelStop = cltab.LevelStop
+)
+
+// haConfig is what the placement rules need from the cltab.
+type haConfig struct {
+	quorum    int           // members needed, self included; 0: HA is off
+	fenceTime time.Duration // a lost node has stopped its groups by then
+	stomith   bool          // a fencing command is configured
+	// Fixed rules, fields so that tests and the simulation can set them.
+	planHold    time.Duration // a claim is held this long before test
+	claimDelay  time.Duration // the k-th candidate waits k of these
+	testBackoff time.Duration // a failed test rules a node out this long
+	failBackoff time.Duration // a failed level rules it out this long
+}
+
+// Defaults of the HA rules.
+const (
+	DefaultFenceTime = 10 * time.Second
+	planHold         = 300 * time.Millisecond
+	claimDelay       = time.Second
+	testBackoff      = time.Minute
+	failBackoff      = 5 * time.Minute
+)
+
+// haConfigOf reads the HA settings of a cltab. Without :::quorum: or
+// :::nodes: a node cannot know it is in the majority, so HA stays off.
+func haConfigOf(t *cltab.Tab) haConfig {
+	h := haConfig{
+		fenceTime:   DefaultFenceTime,
+		planHold:    planHold,
+		claimDelay:  claimDelay,
+		testBackoff: testBackoff,
+		failBackoff: failBackoff,
+	}
+	if t == nil {
+		return h
+	}
+	h.fenceTime = t.Duration("fencetime", DefaultFenceTime)
+	_, h.stomith = t.Setting("stomith")
+	if q := t.Int("quorum", 0); q > 0 {
+		h.quorum = q
+	} else if n := t.Int("nodes", 0); n > 0 {
+		h.quorum = n/2 + 1
+	}
+	return h
+}
+
+// haMember is one member as the rules see it.
+type haMember struct {
+	state     string    // api.NodeAlive, ...
+	since     time.Time // when it entered that state (deaths: when seen)
+	status    nodeStatus
+	hasStatus bool
+}
+
+// haInput is everything a decision depends on.
+type haInput struct {
+	self    string
+	now     time.Time
+	cfg     haConfig
+	hactl   []*cltab.HAGroup
+	members map[string]haMember
+}
+
+// haMemory is what a node remembers between decisions. decide updates
+// it; nothing else does, but the caller records fencing results.
+type haMemory struct {
+	unheld  map[string]time.Time // group -> since when it runs nowhere
+	bad     map[string]time.Time // group -> this node is ruled out until
+	fenced  map[string]time.Time // dead node -> the death (its since) fenced
+	pending map[string]string    // group -> level told, not yet seen
+}
+
+func newHAMemory() *haMemory {
+	return &haMemory{unheld: map[string]time.Time{}, bad: map[string]time.Time{}, fenced: map[string]time.Time{}, pending: map[string]string{}}
+}
+
+// haAction is what a decision asks for: tell a local group to go to a
+// level, or fence a dead node.
+type haAction struct {
+	Group, Level string // a tell
+	Fence        string // a node to fence
+	Why          string
+}
+
+func (a haAction) String() string {
+	if a.Fence != "" {
+		return "fence " + a.Fence + ": " + a.Why
+	}
+	return a.Group + " -> " + a.Level + ": " + a.Why
+}
+
+// haDecision is the outcome: actions, why each group runs nowhere (for
+// hastat), and when to decide again if nothing else happens first.
+type haDecision struct {
+	actions []haAction
+	why     map[string]string
+	wake    time.Time
+}
+
+// phase orders holders in a collision: running beats testing beats
+// planning.
+func phase(level string) int {
+	switch level {
+	case LevelPlan:
+		return 1
+	case LevelTest:
+		return 2
+	}
+	return 3
+}
+
+// holds reports whether a status shows group g held: at a level that is
+// not stop, or still stopping.
+func holds(s nodeStatus, g string) (groupState, bool) {
+	for _, gs := range s.Groups {
+		if gs.Group == g {
+			return gs, gs.Level != LevelStop || gs.State == api.StateStopping
+		}
+	}
+	return groupState{}, false
+}
+
+// ruledOut reports whether a node has ruled itself out for g.
+func ruledOut(s nodeStatus, g string, now time.Time) bool {
+	until, ok := s.Bad[g]
+	return ok && now.UnixMilli() < until
+}
+
+// preferIndex is a node's place in a group's preferred list; unlisted
+// nodes come after every listed one.
+func preferIndex(h *cltab.HAGroup, node string) int {
+	for i, n := range h.Prefer {
+		if n == node {
+			return i
+		}
+	}
+	return len(h.Prefer)
+}
+
+// stableHash orders nodes for a group the same way on every node.
+func stableHash(group, node string) uint64 {
+	f := fnv.New64a()
+	f.Write([]byte(group + "\x00" + node))
+	return f.Sum64()
+}
+
+// claimBefore reports whether node a's claim on g beats node b's when
+// both hold it: a later phase wins, then the preferred list, then the
+// stable hash. Load is left out: two nodes may see different loads, and
+// both must agree on who backs off.
+func claimBefore(h *cltab.HAGroup, a, b string, pa, pb int) bool {
+	if pa != pb {
+		return pa > pb
+	}
+	ia, ib := preferIndex(h, a), preferIndex(h, b)
+	if ia != ib {
+		return ia < ib
+	}
+	return stableHash(h.Group, a) < stableHash(h.Group, b)
+}
+
+// rank orders the candidates to start g (SPEC 7): preferred nodes in
+// order, then the lowest load per CPU, then the stable hash.
+func rank(h *cltab.HAGroup, cands []string, members map[string]haMember) {
+	perCPU := func(n string) float64 {
+		s := members[n].status
+		return s.Load / float64(max(s.CPUs, 1))
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if ia, ib := preferIndex(h, a), preferIndex(h, b); ia != ib {
+			return ia < ib
+		}
+		if la, lb := perCPU(a), perCPU(b); la != lb {
+			return la < lb
+		}
+		return stableHash(h.Group, a) < stableHash(h.Group, b)
+	})
+}
+
+// decide applies the HA rules for this node. It is a function of its
+// input and the node's memory, which it updates, and nothing else.
+func decide(in haInput, mem *haMemory) haDecision {
+	d := haDecision{why: map[string]string{}}
+	wake := func(t time.Time) {
+		if d.wake.IsZero() || t.Before(d.wake) {
+			d.wake = t
+		}
+	}
+	for g, until := range mem.bad {
+		if !in.now.Before(until) {
+			delete(mem.bad, g)
+		} else {
+			wake(until)
+		}
+	}
+	alive := 0
+	for _, m := range in.members {
+		if m.state == api.NodeAlive || m.state == api.NodeSuspect {
+			alive++
+		}
+	}
+	quorate := in.cfg.quorum > 0 && alive >= in.cfg.quorum
+	self := in.members[in.self].status
+	fenceAsked := map[string]bool{}
+
+	tell := func(g, level, why string) {
+		if gs, _ := holds(self, g); mem.pending[g] == level || (gs.Level == level && level != "") {
+			return // told already, or there already
+		}
+		d.actions = append(d.actions, haAction{Group: g, Level: level, Why: why})
+	}
+
+	for _, h := range in.hactl {
+		g := h.Group
+		mine, selfHolds := holds(self, g)
+		if p, ok := mem.pending[g]; ok && mine.Level == p {
+			delete(mem.pending, g)
+		}
+
+		// Who holds it: live nodes, and dead ones not yet fenced.
+		type holder struct {
+			node  string
+			phase int
+		}
+		var holders []holder
+		var unfenced []string
+		for name, m := range in.members {
+			if name == in.self || !m.hasStatus {
+				continue
+			}
+			gs, held := holds(m.status, g)
+			if !held {
+				continue
+			}
+			switch m.state {
+			case api.NodeAlive, api.NodeSuspect:
+				holders = append(holders, holder{name, phase(gs.Level)})
+			case api.NodeDead:
+				if !mem.fenced[name].Equal(m.since) {
+					if !in.cfg.stomith && !in.now.Before(m.since.Add(in.cfg.fenceTime)) {
+						mem.fenced[name] = m.since // stopped by itself by now
+					} else {
+						unfenced = append(unfenced, name)
+						if !in.cfg.stomith {
+							wake(m.since.Add(in.cfg.fenceTime))
+						}
+					}
+				}
+			}
+		}
+		sort.Slice(holders, func(i, j int) bool { return holders[i].node < holders[j].node })
+		sort.Strings(unfenced)
+
+		switch {
+		case h.Level == LevelStop:
+			d.why[g] = "stopped in hactl"
+			if selfHolds {
+				tell(g, LevelStop, "hactl says stop")
+			}
+			continue
+		case in.cfg.quorum == 0:
+			d.why[g] = "no quorum: set :::nodes: (or :::quorum:) in the cltab"
+			if selfHolds {
+				tell(g, LevelStop, "HA is off")
+			}
+			continue
+		case !quorate:
+			d.why[g] = fmt.Sprintf("no quorum: %d of %d members", alive, in.cfg.quorum)
+			if selfHolds {
+				tell(g, LevelStop, "lost quorum")
+			}
+			continue
+		}
+
+		if selfHolds {
+			d.why[g] = ""
+			beaten := ""
+			for _, o := range holders {
+				if claimBefore(h, o.node, in.self, o.phase, phase(mine.Level)) {
+					beaten = o.node
+					break
+				}
+			}
+			switch {
+			case beaten != "":
+				tell(g, LevelStop, "backing off: "+beaten+" holds it too and ranks first")
+			case mine.State == api.StateStopping || mem.pending[g] != "":
+				// wait for the level in progress
+			case mine.Level == LevelPlan && mine.State == api.StateFailed:
+				mem.bad[g] = in.now.Add(in.cfg.testBackoff)
+				tell(g, LevelStop, "plan failed")
+			case mine.Level == LevelPlan:
+				ready := time.UnixMilli(mine.Since).Add(in.cfg.planHold)
+				if in.now.Before(ready) || (mine.State != api.StateDone && mine.State != api.StatePassed) {
+					wake(ready)
+					break
+				}
+				tell(g, LevelTest, "claim held, no better claimant")
+			case mine.Level == LevelTest && mine.State == api.StateFailed:
+				mem.bad[g] = in.now.Add(in.cfg.testBackoff)
+				tell(g, LevelStop, "test failed: ruled out for "+in.cfg.testBackoff.String())
+			case mine.Level == LevelTest && (mine.State == api.StatePassed || mine.State == api.StateDone):
+				tell(g, h.Level, "test passed")
+			case mine.Level == LevelTest:
+				// testing
+			case mine.State == api.StateFailed || mine.Throttled:
+				mem.bad[g] = in.now.Add(in.cfg.failBackoff)
+				tell(g, LevelStop, "level "+mine.Level+" failed: ruled out for "+in.cfg.failBackoff.String())
+			case mine.Level != h.Level:
+				tell(g, h.Level, "hactl level changed")
+			}
+			delete(mem.unheld, g)
+			continue
+		}
+
+		if len(holders) > 0 {
+			delete(mem.unheld, g)
+			d.why[g] = ""
+			continue
+		}
+
+		// Runs nowhere. Candidates: live quorate-looking members that
+		// have not ruled themselves out and are not leaving.
+		if _, ok := mem.unheld[g]; !ok {
+			mem.unheld[g] = in.now
+		}
+		var cands []string
+		for name, m := range in.members {
+			if m.state != api.NodeAlive || !m.hasStatus || m.status.Leaving || ruledOut(m.status, g, in.now) {
+				continue
+			}
+			if name == in.self && mem.bad[g].After(in.now) {
+				continue
+			}
+			cands = append(cands, name)
+		}
+		rank(h, cands, in.members)
+		pos := -1
+		for i, n := range cands {
+			if n == in.self {
+				pos = i
+			}
+		}
+		switch {
+		case len(cands) == 0:
+			d.why[g] = "no eligible node"
+			continue
+		case len(unfenced) > 0:
+			d.why[g] = "fencing " + unfenced[0] + " pending"
+			if in.cfg.stomith && pos == 0 {
+				for _, n := range unfenced {
+					if !fenceAsked[n] {
+						fenceAsked[n] = true
+						d.actions = append(d.actions, haAction{Fence: n, Why: "it held " + g + " when it died"})
+					}
+				}
+			}
+			continue
+		case pos < 0:
+			d.why[g] = "waiting for " + cands[0] + " to claim it"
+			continue
+		}
+		start := mem.unheld[g].Add(time.Duration(pos) * in.cfg.claimDelay)
+		if in.now.Before(start) {
+			d.why[g] = "waiting for " + cands[0] + " to claim it"
+			wake(start)
+			continue
+		}
+		d.why[g] = "claimed by " + in.self
+		tell(g, LevelPlan, fmt.Sprintf("runs nowhere; this node ranks %d of %d", pos+1, len(cands)))
+	}
+	for _, a := range d.actions {
+		if a.Fence == "" {
+			mem.pending[a.Group] = a.Level
+		}
+	}
+	return d
+}

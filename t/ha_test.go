@@ -1,0 +1,192 @@
+package t
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// haCltab: web claims at plan, tests a per-node file at test (present
+// unless a case removes it), and runs a service at start that records
+// each start and stop in a file all nodes share.
+const haCltab = `
+:::nodes:3
+:::fencetime:2s
+:::stoptimeout:2s
+web:claim:plan:once:true
+web:check:test:test:test ! -e {dir}/fail.$CLINIT_NODE
+web:srv:start,big:respawn:echo "start $CLINIT_NODE $$" >> {dir}/events; trap 'echo "stop $CLINIT_NODE $$" >> {dir}/events; exit 0' TERM; sleep 1000 & wait
+web:down:stop:wait:true
+`
+
+// owners lists the nodes that hastat (on every node) shows running web
+// at level, and whether all nodes agree.
+func owner(nodes []*node, level string) (string, bool) {
+	var seen string
+	for _, nd := range nodes {
+		line := strings.SplitN(nd.hastatFile(), "\n", 2)[0]
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "web" || f[1] != level || f[2] != "DONE" {
+			return "", false
+		}
+		if seen != "" && f[3] != seen {
+			return "", false
+		}
+		seen = f[3]
+	}
+	return seen, seen != ""
+}
+
+// waitOwner waits until every node's hastat shows web running at level
+// on one of nodes, and returns it.
+func waitOwner(t *testing.T, nodes []*node, level string) string {
+	t.Helper()
+	var o string
+	eventually(t, hang, func() bool {
+		var ok bool
+		o, ok = owner(nodes, level)
+		return ok && byName(nodes, o) != nil
+	}, "web running at %s on one of the nodes, seen by all", level)
+	return o
+}
+
+func byName(nodes []*node, name string) *node {
+	for _, nd := range nodes {
+		if nd.name == name {
+			return nd
+		}
+	}
+	return nil
+}
+
+func without(nodes []*node, name string) []*node {
+	var out []*node
+	for _, nd := range nodes {
+		if nd.name != name {
+			out = append(out, nd)
+		}
+	}
+	return out
+}
+
+// running counts, from the shared events file, the services of web
+// running now (started and not stopped), by node.
+func running(t *testing.T, shared string) map[string]int {
+	data, _ := os.ReadFile(filepath.Join(shared, "events"))
+	live := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			continue
+		}
+		if f[0] == "start" {
+			live[f[2]] = f[1]
+		} else {
+			delete(live, f[2])
+		}
+	}
+	out := map[string]int{}
+	for pid, n := range live {
+		if alivePid(pid) {
+			out[n]++
+		}
+	}
+	return out
+}
+
+func alivePid(pid string) bool {
+	_, err := os.Stat("/proc/" + pid)
+	return err == nil
+}
+
+func sharedDir(nodes []*node) string { return filepath.Dir(nodes[0].flags[len(nodes[0].flags)-1]) }
+
+func TestHAPlacementAndFailover(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, haCltab)
+	shared := sharedDir(nodes)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	if out, errOut, code := nodes[0].clinit("--ha", "web", "start"); code != 0 {
+		t.Fatalf("--ha: %s %s", out, errOut)
+	}
+	first := waitOwner(t, nodes, "start")
+	settle()
+	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
+		t.Fatalf("web services running: %v, want one on %s", r, first)
+	}
+
+	// An hactl level change follows on the owner, without a move.
+	nodes[1].clinit("--ha", "web", "big")
+	if o := waitOwner(t, nodes, "big"); o != first {
+		t.Fatalf("web moved from %s to %s on a level change", first, o)
+	}
+
+	// The owner dies with its services: another node takes over.
+	killed := time.Now()
+	byName(nodes, first).kill9()
+	rest := without(nodes, first)
+	second := waitOwner(t, rest, "big")
+	t.Logf("owner %s killed; web running on %s after %v", first, second, time.Since(killed).Round(time.Millisecond))
+	if r := running(t, shared); len(r) != 1 || r[second] != 1 {
+		t.Fatalf("after failover, services running: %v", r)
+	}
+
+	// A graceful -k of the new owner hands it over to the last node.
+	stopped := time.Now()
+	if _, errOut, code := byName(rest, second).clinit("-k"); code != 0 {
+		t.Fatalf("-k: %s", errOut)
+	}
+	last := without(rest, second)
+	// Only one node is left of three: no quorum, so web stops and does
+	// not run anywhere.
+	eventually(t, hang, func() bool {
+		h := last[0].hastatFile()
+		return strings.HasPrefix(h, "web big - -")
+	}, "web runs nowhere without quorum")
+	t.Logf("after -k of %s: %v", second, time.Since(stopped).Round(time.Millisecond))
+	if r := running(t, shared); len(r) != 0 {
+		t.Fatalf("services running without quorum: %v", r)
+	}
+}
+
+func TestHAHandoffPreferAndTests(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, haCltab)
+	shared := sharedDir(nodes)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+
+	// The test fails on n1 and n2: web runs on n3.
+	writeFile(t, filepath.Join(shared, "fail.n1"), "")
+	writeFile(t, filepath.Join(shared, "fail.n2"), "")
+	nodes[0].clinit("--ha", "web", "start")
+	if o := waitOwner(t, nodes, "start"); o != "n3" {
+		t.Fatalf("web on %s, want n3 (the only node whose test passes)", o)
+	}
+	os.Remove(filepath.Join(shared, "fail.n1"))
+	os.Remove(filepath.Join(shared, "fail.n2"))
+
+	// Stop it everywhere.
+	nodes[1].clinit("--ha", "web", "stop")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return strings.HasPrefix(nd.hastatFile(), "web stop - -") }), "web stopped everywhere")
+	eventually(t, hang, func() bool { return len(running(t, shared)) == 0 }, "no web service left")
+
+	// Preferred node honoured.
+	nodes[2].clinit("--ha", "web", "start", "--prefer", "n2")
+	if o := waitOwner(t, nodes, "start"); o != "n2" {
+		t.Fatalf("web on %s, want the preferred n2", o)
+	}
+
+	// Graceful handoff: -k on n2, web moves at once to another node
+	// (n2 left, so no fencing wait).
+	handed := time.Now()
+	if _, errOut, code := nodes[1].clinit("-k"); code != 0 {
+		t.Fatalf("-k: %s", errOut)
+	}
+	next := waitOwner(t, without(nodes, "n2"), "start")
+	t.Logf("handoff from n2 to %s: %v", next, time.Since(handed).Round(time.Millisecond))
+	if r := running(t, shared); len(r) != 1 || r[next] != 1 {
+		t.Fatalf("after handoff, services running: %v", r)
+	}
+}
