@@ -190,3 +190,29 @@ func TestHAHandoffPreferAndTests(t *testing.T) {
 		t.Fatalf("after handoff, services running: %v", r)
 	}
 }
+
+func TestHAFencing(t *testing.T) {
+	t.Parallel()
+	// A long fencetime: if web moves quickly, the stomith command did it.
+	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::stomith:echo $1 >> {dir}/fenced", 1)
+	nodes := startCluster(t, 3, tab)
+	shared := sharedDir(nodes)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	nodes[0].clinit("--ha", "web", "start")
+	first := waitOwner(t, nodes, "start")
+	if exists(filepath.Join(shared, "fenced")) {
+		t.Fatal("a node was fenced with every node alive")
+	}
+	killed := time.Now()
+	byName(nodes, first).kill9()
+	second := waitOwner(t, without(nodes, first), "start")
+	took := time.Since(killed)
+	t.Logf("owner %s killed; fenced and running on %s after %v", first, second, took.Round(time.Millisecond))
+	fenced := lines(filepath.Join(shared, "fenced"))
+	if len(fenced) == 0 || fenced[0] != first {
+		t.Fatalf("fenced %v, want %s", fenced, first)
+	}
+	if took > 30*time.Second {
+		t.Fatalf("failover took %v: the fencetime wait, not the fence", took)
+	}
+}
