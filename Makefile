@@ -4,7 +4,7 @@ BIN      ?= bin/clinit
 PREFIX   ?= /usr/local
 FUZZTIME ?= 20s
 
-.PHONY: build test fuzz demo install clean
+.PHONY: build test fuzz demo install clean bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/clinit
@@ -29,6 +29,12 @@ fuzz:
 # The example cltab on a daemon of your own, no root needed.
 demo: build
 	./examples/demo.sh $(BIN)
+
+# The performance figures of SPEC 8 on this machine, measured on the real
+# binary: prints a table and writes bench-results.json. BENCHFLAGS=--quick
+# for a short run while developing.
+bench: build
+	$(GO) run ./bench --bin $(BIN) $(BENCHFLAGS)
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/clinit

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The bench learns that N services run, or that they are gone, from
+// events, not by polling: polling would take CPU from the very processes
+// being timed on a small machine.
+
+// dirEvent is a name that appeared in a watched directory and the
+// CLOCK_MONOTONIC time the bench read the event.
+type dirEvent struct {
+	name string
+	ns   int64
+}
+
+// dirWatch reports the names created in (or renamed into) one directory.
+type dirWatch struct {
+	f      *os.File
+	events chan dirEvent
+	errc   chan error
+}
+
+// watchDir starts watching dir. The kernel queues up to
+// fs.inotify.max_queued_events (16384 by default) events: enough for the
+// 1,000 markers of the scale figures.
+func watchDir(dir string) (*dirWatch, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// Non-blocking, so reads go through the runtime's poller.
+	w := &dirWatch{f: os.NewFile(uintptr(fd), "inotify:"+dir), events: make(chan dirEvent, 4096), errc: make(chan error, 1)}
+	go w.read()
+	return w, nil
+}
+
+func (w *dirWatch) read() {
+	defer close(w.events)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := w.f.Read(buf)
+		if err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				w.errc <- err
+			}
+			return
+		}
+		now := monotonic()
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				w.errc <- errors.New("inotify queue overflow")
+				return
+			}
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			for len(name) > 0 && name[len(name)-1] == 0 {
+				name = name[:len(name)-1]
+			}
+			w.events <- dirEvent{name: string(name), ns: now}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+}
+
+func (w *dirWatch) close() { w.f.Close() }
+
+// waitCount waits until n distinct names have appeared and returns when
+// the last one was seen.
+func (w *dirWatch) waitCount(n int, timeout time.Duration) (int64, error) {
+	seen := map[string]bool{}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, ok := <-w.events:
+			if !ok {
+				return 0, <-w.errc
+			}
+			seen[ev.name] = true
+			if len(seen) >= n {
+				return ev.ns, nil
+			}
+		case err := <-w.errc:
+			return 0, err
+		case <-timer.C:
+			return 0, fmt.Errorf("%d of %d markers after %v: %w", len(seen), n, timeout, errTimeout)
+		}
+	}
+}
+
+// waitFile waits until name appears and ok(its content) holds, and
+// returns when that was seen.
+func (w *dirWatch) waitFile(dir, name string, ok func([]byte) bool, timeout time.Duration) (int64, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, open := <-w.events:
+			if !open {
+				return 0, <-w.errc
+			}
+			if ev.name != name {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err == nil && ok(data) {
+				return ev.ns, nil
+			}
+		case err := <-w.errc:
+			return 0, err
+		case <-timer.C:
+			data, _ := os.ReadFile(filepath.Join(dir, name))
+			return 0, fmt.Errorf("%s after %v: %q: %w", filepath.Join(dir, name), timeout, data, errTimeout)
+		}
+	}
+}
+
+// pidsGone watches processes through pidfds (they need not be our
+// children): a pidfd turns readable when its process exits.
+type pidsGone struct {
+	epfd int
+	fds  []int
+	left int // processes not seen to exit yet
+}
+
+func watchPids(pids []int) (*pidsGone, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	w := &pidsGone{epfd: epfd}
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue // gone already
+		}
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+		}
+		w.fds = append(w.fds, fd)
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			w.close()
+			return nil, err
+		}
+		w.left++
+	}
+	return w, nil
+}
+
+// wait blocks until every process has exited and returns when the last
+// exit was seen. A pidfd stays readable, so each is taken out of the
+// epoll set once seen.
+func (w *pidsGone) wait(timeout time.Duration) (int64, error) {
+	deadline := time.Now().Add(timeout)
+	evs := make([]unix.EpollEvent, 256)
+	last := monotonic()
+	for w.left > 0 {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			return 0, fmt.Errorf("%d processes still alive after %v: %w", w.left, timeout, errTimeout)
+		}
+		n, err := unix.EpollWait(w.epfd, evs, ms)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		last = monotonic()
+		for _, ev := range evs[:n] {
+			unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(ev.Fd), nil)
+			w.left--
+		}
+	}
+	return last, nil
+}
+
+func (w *pidsGone) close() {
+	for _, fd := range w.fds {
+		unix.Close(fd)
+	}
+	unix.Close(w.epfd)
+}
