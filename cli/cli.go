@@ -160,18 +160,27 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	return runClient(&o, rest, stdout, stderr)
 }
 
-// hastatPath lets `--hastat PATH` (a path: it starts with / or .) set the
-// path, like every other path flag, while a bare --hastat prints the view.
+// hastatPath lets `--hastat PATH` set the path like every other path
+// flag, while a bare --hastat prints the view: the next argument is the
+// path when the daemon is being run, or when it looks like one (has a /).
 func hastatPath(args []string) []string {
+	daemon := false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		daemon = daemon || a == "-d" || a == "--daemon"
+	}
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
-		if args[i] == "--hastat" && i+1 < len(args) && (strings.HasPrefix(args[i+1], "/") || strings.HasPrefix(args[i+1], ".")) {
+		if args[i] == "--" {
+			return append(out, args[i:]...)
+		}
+		if args[i] == "--hastat" && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") &&
+			(daemon || strings.Contains(args[i+1], "/")) {
 			out = append(out, "--hastat="+args[i+1])
 			i++
 			continue
-		}
-		if args[i] == "--" {
-			return append(out, args[i:]...)
 		}
 		out = append(out, args[i])
 	}

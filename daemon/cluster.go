@@ -61,6 +61,16 @@ func watchHactl(cl *cluster.Cluster, path string, log *zap.Logger, stop <-chan s
 
 // serveCluster adds the cluster's requests to the server.
 func (s *Server) serveCluster(cl *cluster.Cluster) {
+	// An explicit reread also versions (and replicates) a valid local
+	// edit, as the file watcher does: the watcher may not see the file
+	// (a symlinked cltab).
+	reread := s.routes[api.PathReread]
+	s.routes[api.PathReread] = route{reread.method, func(w http.ResponseWriter, r *http.Request) {
+		if err := cl.FileChanged(r.Context(), cluster.KindCltab); err != nil && !errors.Is(err, cltab.ErrInvalid) {
+			s.log.Error("cltab change", zap.Error(err))
+		}
+		reread.h(w, r)
+	}}
 	s.routes[api.PathHastat] = route{http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		h, err := cl.Hastat(r.Context())
 		if err != nil {

@@ -23,8 +23,8 @@ await() {
 }
 pid_of() { "$bin" $flags --json | tr -d ' \n' | sed -n "s/.*\"tag\":\"$1\",\"mode\":\"[a-z]*\",\"pid\":\([0-9]*\).*/\1/p"; }
 
-say "$bin -d $flags --clstat $run/clstat --state-dir $run/state --log $run/clinit.log --node demo &"
-"$bin" -d $flags --clstat "$run/clstat" --state-dir "$run/state" --log "$run/clinit.log" --node demo 2>/dev/null &
+say "$bin -d $flags --clstat $run/clstat --hastat $run/hastat --hactl $run/hactl --state-dir $run/state --log $run/clinit.log --node demo &"
+"$bin" -d $flags --clstat "$run/clstat" --hastat "$run/hastat" --hactl "$run/hactl" --state-dir "$run/state" --log "$run/clinit.log" --node demo 2>/dev/null &
 daemon=$!
 trap 'kill $daemon 2>/dev/null || true' EXIT
 i=0
