@@ -148,3 +148,24 @@ func (h Hastat) Text() string {
 	}
 	return b.String()
 }
+
+// Explained is Text with, after each HA group line, since when it has
+// been in its state where it runs, or why it runs nowhere: what
+// clinit --hastat prints. The first fields are those of Text.
+func (h Hastat) Explained() string {
+	var b strings.Builder
+	for _, g := range h.Groups {
+		fmt.Fprintf(&b, "%s %s %s %s", g.Group, g.Level, g.State, g.Node)
+		switch {
+		case g.Node != "-" && !g.Since.IsZero():
+			fmt.Fprintf(&b, "  since %s", g.Since.Local().Format(time.DateTime))
+		case g.Node == "-" && g.Why != "":
+			fmt.Fprintf(&b, "  (%s)", g.Why)
+		}
+		b.WriteString("\n")
+	}
+	for _, n := range h.Nodes {
+		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
+	}
+	return b.String()
+}

@@ -293,7 +293,7 @@ func runHastat(o *options, stdout, stderr io.Writer) int {
 		enc.Encode(h)
 		return ExitOK
 	}
-	fmt.Fprint(stdout, h.Text())
+	fmt.Fprint(stdout, h.Explained())
 	return ExitOK
 }
 

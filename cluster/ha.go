@@ -213,9 +213,11 @@ func decide(in haInput, mem *haMemory) haDecision {
 			wake(until)
 		}
 	}
+	// A member that announced it is leaving no longer counts: it will be
+	// gone in a moment, and claiming on its vote would be undone at once.
 	alive := 0
-	for _, m := range in.members {
-		if m.state == api.NodeAlive || m.state == api.NodeSuspect {
+	for name, m := range in.members {
+		if (m.state == api.NodeAlive || m.state == api.NodeSuspect) && (name == in.self || !m.status.Leaving) {
 			alive++
 		}
 	}

@@ -134,6 +134,7 @@ func everyNode(nodes []*node, cond func(*node) bool) func() bool {
 const webCltab = `
 web:ip:start:once:echo up > {dir}/web.up; exec sleep 1000
 web:ipdown:stop:wait:rm -f {dir}/web.up
+db:pg:run:respawn:exec sleep 1000
 `
 
 func TestClusterMembershipAndStatus(t *testing.T) {
@@ -151,21 +152,32 @@ func TestClusterMembershipAndStatus(t *testing.T) {
 		return string(data) == "web start n2,n3\n"
 	}), "the hactl on every node")
 
-	// A state change on n2 shows in every node's hastat file.
-	told := time.Now()
-	nodes[1].tell("web", "start")
+	// Without :::nodes: HA is off: web runs nowhere, and hastat says why.
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
-		return strings.HasPrefix(nd.hastatFile(), "web start DONE n2\n")
-	}), "web on n2 in every hastat")
-	t.Logf("tell on n2 to every hastat showing web DONE: %v", time.Since(told).Round(time.Millisecond))
+		return strings.HasPrefix(nd.hastatFile(), "web start - -\n")
+	}), "web listed, running nowhere, in every hastat")
+	if out, _, _ := nodes[2].clinit("--hastat"); !strings.HasPrefix(out, "web start - -  (no quorum: set :::nodes: (or :::quorum:) in the cltab)\n") {
+		t.Fatalf("clinit --hastat:\n%s", out)
+	}
+
+	// A state change on n2 shows in every node's view.
+	told := time.Now()
+	nodes[1].tell("db", "run")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
+		for _, n := range nd.hastat().Nodes {
+			for _, g := range n.Groups {
+				if n.Node == "n2" && g.Group == "db" && g.Level == "run" && g.State == "DONE" {
+					return true
+				}
+			}
+		}
+		return false
+	}), "db on n2 in every node's view")
+	t.Logf("tell on n2 to every node's view showing db DONE: %v", time.Since(told).Round(time.Millisecond))
 	for _, nd := range nodes {
 		if h := nd.hastatFile(); !strings.Contains(h, "node n1 alive ") || !strings.Contains(h, "node n3 alive ") {
 			t.Fatalf("%s hastat:\n%s", nd.name, h)
 		}
-	}
-	// And clinit --hastat prints the same lines.
-	if out, _, _ := nodes[2].clinit("--hastat"); !strings.HasPrefix(out, "web start DONE n2\n") {
-		t.Fatalf("clinit --hastat:\n%s", out)
 	}
 
 	// --ha refuses a group the cltab does not have, and bad names.
@@ -183,24 +195,24 @@ func TestClusterReplicatesEdits(t *testing.T) {
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
 
 	// A cltab edit on n3 reaches every node, and every daemon uses it.
-	tab := string(must(os.ReadFile(nodes[2].cltab))) + "db:pg:run:respawn:exec sleep 1000\n"
+	tab := string(must(os.ReadFile(nodes[2].cltab))) + "cache:mc:run:respawn:exec sleep 1000\n"
 	writeFile(t, nodes[2].cltab, tab)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
 		data, _ := os.ReadFile(nd.cltab)
 		return string(data) == tab
 	}), "the cltab on every node")
 	for _, nd := range nodes {
-		nd.tell("db", "run")
+		nd.tell("cache", "run")
 	}
 	// An hactl edit on n1, by hand this time.
-	writeFile(t, nodes[0].path("hactl"), "db run n1\n")
+	writeFile(t, nodes[0].path("hactl"), "cache run n1\n")
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
 		data, _ := os.ReadFile(nd.path("hactl"))
-		return string(data) == "db run n1\n"
+		return string(data) == "cache run n1\n"
 	}), "the hand-edited hactl on every node")
 
 	// An invalid edit is refused where it is made and goes nowhere.
-	writeFile(t, nodes[1].cltab, "db:pg:run:sometimes:true\n")
+	writeFile(t, nodes[1].cltab, "cache:mc:run:sometimes:true\n")
 	eventually(t, hang, func() bool { return nodes[1].logHas("cltab invalid", "sometimes") }, "n2 reports its invalid cltab")
 	settle()
 	for _, nd := range []*node{nodes[0], nodes[2]} {

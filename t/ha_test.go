@@ -146,6 +146,9 @@ func TestHAPlacementAndFailover(t *testing.T) {
 		return strings.HasPrefix(h, "web big - -")
 	}, "web runs nowhere without quorum")
 	t.Logf("after -k of %s: %v", second, time.Since(stopped).Round(time.Millisecond))
+	if out, _, _ := last[0].clinit("--hastat"); !strings.HasPrefix(out, "web big - -  (no quorum: 1 of 2 members)\n") {
+		t.Fatalf("clinit --hastat does not say why web runs nowhere:\n%s", out)
+	}
 	if r := running(t, shared); len(r) != 0 {
 		t.Fatalf("services running without quorum: %v", r)
 	}
