@@ -6,8 +6,10 @@ FUZZTIME ?= 20s
 
 .PHONY: build test fuzz demo install clean bench
 
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/clinit
+	$(GO) build -ldflags "-X github.com/clinit/clinit/cli.version=$(VERSION)" -o $(BIN) ./cmd/clinit
 
 # Formatting, vet, and every test (unit and t/ end to end) under the race
 # detector.

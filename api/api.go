@@ -22,6 +22,7 @@ const (
 	PathShutdown = "/v0/shutdown" // POST -> Message, answered once every group has stopped
 	PathHastat   = "/v0/hastat"   // GET -> Hastat
 	PathHA       = "/v0/ha"       // POST HARequest -> Message
+	PathWatch    = "/v0/watch"    // GET [?node=NAME] -> a stream of Event, one JSON object a line
 )
 
 // MaxRequestBody bounds every request body the daemon reads.
@@ -168,4 +169,16 @@ func (h Hastat) Explained() string {
 		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
 	}
 	return b.String()
+}
+
+// Event is one change seen by a node, in the stream of clinit --watch: a
+// group of Node entering Level/State, or (Group empty) Node entering the
+// member state NodeState.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Node      string    `json:"node"`
+	Group     string    `json:"group,omitempty"`
+	Level     string    `json:"level,omitempty"`
+	State     string    `json:"state,omitempty"`
+	NodeState string    `json:"node_state,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -46,7 +47,7 @@ const requestTimeout = 30 * time.Second
 
 type options struct {
 	daemon, verbose, kill, help, check, json, status, debug bool
-	ha, keygen, insecure                                    bool
+	ha, keygen, insecure, watch, version                    bool
 
 	cltab, socket, clstat, hastat, hactl, stateDir, log, node string
 	bind, advertise, keyfile                                  string
@@ -86,6 +87,8 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.keyfile, "keyfile", "", "cluster: file holding the gossip encryption key (see --keygen)")
 	fs.BoolVar(&o.insecure, "insecure", false, "cluster: allow a non-loopback --bind without a key")
 	fs.BoolVar(&o.keygen, "keygen", false, "print a new gossip encryption key and exit")
+	fs.BoolVar(&o.watch, "watch", false, "[NODE]: print every state change in the cluster (or of NODE) as a JSON line, until the daemon stops")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	o.flags = fs
 	return fs
 }
@@ -102,6 +105,8 @@ const synopsis = `usage:
   clinit --hastat [--json]                   print the cluster view
   clinit --ha GROUP LEVEL [--prefer N1,N2]   keep GROUP at LEVEL on one node
   clinit --keygen                            print a new cluster key
+  clinit --watch [NODE]                      stream every state change as JSON lines
+  clinit --version
   clinit -h
 
 exit status: 0 done, 1 failed (unknown group, invalid cltab), 2 usage, 3 no daemon
@@ -129,17 +134,19 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		o.hastat = DefaultHastat
 	}
 	modes := 0
-	for _, b := range []bool{o.daemon, o.kill, o.check, o.keygen, showHA, o.ha} {
+	for _, b := range []bool{o.daemon, o.kill, o.check, o.keygen, showHA, o.ha, o.watch, o.version} {
 		if b {
 			modes++
 		}
 	}
 	switch {
 	case modes > 1:
-		return usage(stderr, "-d, -k, --check, --keygen, --hastat and --ha exclude each other")
+		return usage(stderr, "-d, -k, --check, --keygen, --hastat, --ha, --watch and --version exclude each other")
 	case o.ha && len(rest) != 2:
 		return usage(stderr, "--ha wants GROUP LEVEL")
-	case modes == 1 && !o.ha && len(rest) > 0:
+	case o.watch && len(rest) > 1:
+		return usage(stderr, "--watch takes at most one NODE")
+	case modes == 1 && !o.ha && !o.watch && len(rest) > 0:
 		return usage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	case len(rest) > 2:
 		return usage(stderr, fmt.Sprintf("too many arguments: %q", rest))
@@ -156,6 +163,11 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	case showHA:
 		return runHastat(&o, stdout, stderr)
+	case o.watch:
+		return runWatch(&o, rest, stdout, stderr)
+	case o.version:
+		fmt.Fprintln(stdout, "clinit", Version())
+		return ExitOK
 	}
 	return runClient(&o, rest, stdout, stderr)
 }
@@ -295,6 +307,46 @@ func runHastat(o *options, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, h.Explained())
 	return ExitOK
+}
+
+// runWatch prints the daemon's events, one JSON object a line, until the
+// daemon stops (status 0).
+func runWatch(o *options, rest []string, stdout, stderr io.Writer) int {
+	node := ""
+	if len(rest) == 1 {
+		node = rest[0]
+	}
+	enc := json.NewEncoder(stdout)
+	err := o.client().Watch(context.Background(), node, func(ev api.Event) error { return enc.Encode(ev) })
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return ExitOK
+}
+
+// version is set at link time by make build (git describe).
+var version string
+
+// Version is the version clinit was built from: what make build stamped
+// in, else the module version and VCS revision Go recorded.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := strings.Trim(bi.Main.Version, "()")
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			v += " " + s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			v += "+dirty"
+		}
+	}
+	return v
 }
 
 func runClient(o *options, rest []string, stdout, stderr io.Writer) int {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 
@@ -151,4 +152,49 @@ func (c *Client) HA(ctx context.Context, group, level string, prefer []string) (
 	var m api.Message
 	err := c.do(ctx, http.MethodPost, api.PathHA, api.HARequest{Group: group, Level: level, Prefer: prefer}, &m)
 	return m.Message, err
+}
+
+// Watch streams the daemon's events (only those of node, unless empty) to
+// f until the daemon ends the stream (it stops: Watch returns nil), ctx
+// ends, or f returns an error.
+func (c *Client) Watch(ctx context.Context, node string, f func(api.Event) error) error {
+	path := api.PathWatch
+	if node != "" {
+		path += "?node=" + url.QueryEscape(node)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://clinit"+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(api.VersionHeader, api.Version)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var ae api.Error
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
+			ae.Error = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		return &APIError{Code: resp.StatusCode, Msg: ae.Error, Lines: ae.Lines}
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev api.Event
+		err := dec.Decode(&ev)
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading events from %s: %w", c.Socket, err)
+		}
+		if err := f(ev); err != nil {
+			return err
+		}
+	}
 }

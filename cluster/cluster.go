@@ -61,6 +61,7 @@ type Cluster struct {
 	dirtyView  bool // hastat must be rewritten
 	dirtyLocal bool // the push/pull state must be rebuilt
 	ha         *haState
+	watchers   map[chan api.Event]bool
 }
 
 // Start joins the cluster (or runs as a single node when the config asks
@@ -81,6 +82,7 @@ func Start(cfg Config) (*Cluster, error) {
 		view:     newView(cfg.Node),
 		hactl:    &cltab.Hactl{},
 		ha:       newHAState(cfg.Tab),
+		watchers: map[chan api.Event]bool{},
 	}
 	c.self = nodeStatus{Node: cfg.Node, CPUs: numCPU(), Load: loadAvg()}
 	c.bump()
@@ -273,6 +275,11 @@ func (c *Cluster) enqueue(f func()) {
 // run is the loop that owns the view, the replicas and hastat.
 func (c *Cluster) run() {
 	defer close(c.done)
+	defer func() {
+		for ch := range c.watchers {
+			c.dropWatcher(ch)
+		}
+	}()
 	loadTick := time.NewTicker(loadEvery)
 	defer loadTick.Stop()
 	c.dirtyView = true
@@ -353,7 +360,7 @@ func (c *Cluster) rebuildLocal() {
 // bump gives this node's status its next version.
 func (c *Cluster) bump() {
 	c.self.Version = max(c.self.Version+1, uint64(time.Now().UnixNano()))
-	c.view.apply(c.self)
+	c.applyStatus(c.self)
 	c.dirtyView, c.dirtyLocal = true, true
 }
 
@@ -438,6 +445,7 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 	}
 	if c.view.setState(name, state, addr, time.Now()) {
 		c.dirtyView = true
+		c.emit(api.Event{Time: time.Now().UTC(), Node: name, NodeState: state})
 		c.log.Info("member", zap.String("node", name), zap.String("state", state), zap.String("addr", addr))
 	}
 }
@@ -482,7 +490,7 @@ func (c *Cluster) onStatus(s nodeStatus) bool {
 		}
 		return false
 	}
-	if !c.view.apply(s) {
+	if !c.applyStatus(s) {
 		return false
 	}
 	c.dirtyView, c.dirtyLocal = true, true

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -78,6 +79,28 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			return
 		}
 		writeJSON(w, http.StatusOK, h)
+	}}
+	s.routes[api.PathWatch] = route{http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+		node := r.URL.Query().Get("node")
+		events, err := cl.Watch(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		rc.SetWriteDeadline(time.Time{}) // a stream has no end in sight
+		rc.Flush()
+		enc := json.NewEncoder(w)
+		for ev := range events {
+			if node != "" && ev.Node != node {
+				continue
+			}
+			if enc.Encode(ev) != nil || rc.Flush() != nil {
+				return
+			}
+		}
 	}}
 	s.routes[api.PathHA] = route{http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
 		var req api.HARequest
