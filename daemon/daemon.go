@@ -117,6 +117,7 @@ func Run(cfg Config, socket string) error {
 	if _, err := sdaemon.SdNotify(false, sdaemon.SdNotifyReady); err != nil {
 		log.Warn("systemd notify", zap.Error(err))
 	}
+	go watchdog(eng, log)
 	<-eng.Done()
 	sdaemon.SdNotify(false, sdaemon.SdNotifyStopping)
 	// Every group has stopped: say goodbye, so the others mark this node
@@ -124,4 +125,31 @@ func Run(cfg Config, socket string) error {
 	cl.Leave(2 * time.Second)
 	srv.Close()
 	return nil
+}
+
+// watchdog answers systemd's watchdog (WatchdogSec=) while the engine
+// loop answers requests: a loop stuck for the whole interval gets the
+// daemon restarted, and adoption brings its services back unharmed.
+func watchdog(eng *Engine, log *zap.Logger) {
+	every, err := sdaemon.SdWatchdogEnabled(false)
+	if err != nil || every == 0 {
+		return
+	}
+	t := time.NewTicker(every / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-eng.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), every/3)
+		_, err := eng.Status(ctx)
+		cancel()
+		if err != nil {
+			log.Warn("engine loop did not answer: not petting the systemd watchdog", zap.Error(err))
+			continue
+		}
+		sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
+	}
 }
