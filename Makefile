@@ -4,7 +4,7 @@ BIN      ?= bin/clinit
 PREFIX   ?= /usr/local
 FUZZTIME ?= 20s
 
-.PHONY: build test fuzz demo install clean bench
+.PHONY: build test fuzz demo install clean bench man
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
@@ -38,8 +38,19 @@ demo: build
 bench: build
 	$(GO) run ./bench --bin $(BIN) $(BENCHFLAGS)
 
-install: build
+# The manual pages, rendered from man/*.md by go-md2man (a tool of the
+# module: go.mod pins it).
+MANPAGES = bin/man/clinit.8 bin/man/cltab.5 bin/man/hactl.5
+man: $(MANPAGES)
+bin/man/%: man/%.md
+	@mkdir -p bin/man
+	$(GO) tool go-md2man -in $< -out $@
+
+install: build man
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/clinit
+	install -D -m 0644 bin/man/clinit.8 $(DESTDIR)$(PREFIX)/share/man/man8/clinit.8
+	install -D -m 0644 bin/man/cltab.5 $(DESTDIR)$(PREFIX)/share/man/man5/cltab.5
+	install -D -m 0644 bin/man/hactl.5 $(DESTDIR)$(PREFIX)/share/man/man5/hactl.5
 	install -d -m 0755 $(DESTDIR)/var/lib/clinit
 
 clean:
