@@ -55,8 +55,9 @@ type options struct {
 	flags                                                     *pflag.FlagSet
 }
 
-// showHastat is the value of a bare --hastat: print the cluster view.
-const showHastat = "\x00show"
+// showHastat is the value of a bare --hastat (or --hastat=-): print the
+// cluster view to stdout.
+const showHastat = "-"
 
 func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("clinit", pflag.ContinueOnError)
