@@ -114,6 +114,16 @@ type Hastat struct {
 	Node   string          `json:"node"` // the node that answered
 	Groups []HAGroupStatus `json:"groups"`
 	Nodes  []NodeStatus    `json:"nodes"`
+	Gossip *GossipStats    `json:"gossip,omitempty"` // the answering node's traffic
+}
+
+// GossipStats counts the bytes memberlist sent and received since Since
+// (TCP bytes received are not counted by memberlist).
+type GossipStats struct {
+	Since            time.Time `json:"since"`
+	UDPSentBytes     uint64    `json:"udp_sent_bytes"`
+	TCPSentBytes     uint64    `json:"tcp_sent_bytes"`
+	UDPReceivedBytes uint64    `json:"udp_received_bytes"`
 }
 
 // HAGroupStatus is one HA group of the hactl: its wanted level, and where

@@ -50,7 +50,7 @@ type options struct {
 	ha, keygen, insecure, watch, version                    bool
 
 	cltab, socket, clstat, hastat, hactl, stateDir, log, node string
-	bind, advertise, keyfile                                  string
+	bind, advertise, keyfile, metrics                         string
 	join, prefer                                              []string
 	flags                                                     *pflag.FlagSet
 }
@@ -87,6 +87,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringSliceVar(&o.join, "join", nil, "cluster: HOST:PORT,... of nodes to join (retried until one answers)")
 	fs.StringVar(&o.keyfile, "keyfile", "", "cluster: file holding the gossip encryption key (see --keygen)")
 	fs.BoolVar(&o.insecure, "insecure", false, "cluster: allow a non-loopback --bind without a key")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics and a status page on [HOST:]PORT (a bare port binds 127.0.0.1)")
 	fs.BoolVar(&o.keygen, "keygen", false, "print a new gossip encryption key and exit")
 	fs.BoolVar(&o.watch, "watch", false, "[NODE]: print every state change in the cluster (or of NODE) as a JSON line, until the daemon stops")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -266,6 +267,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		Log:       log,
 		Hactl:     o.path("hactl", "hactl", t),
 		Hastat:    o.path("hastat", "hastat", t),
+		Metrics:   daemon.MetricsAddr(o.metrics),
 		Cluster: cluster.Config{
 			Bind:      o.bind,
 			Advertise: o.advertise,

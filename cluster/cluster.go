@@ -62,6 +62,15 @@ type Cluster struct {
 	dirtyLocal bool // the push/pull state must be rebuilt
 	ha         *haState
 	watchers   map[chan api.Event]bool
+
+	// Counters for metrics, read from any goroutine.
+	transitions, fenceOK, fenceFailed atomic.Uint64
+}
+
+// Counters returns how many state changes this node's groups made and
+// how many fencing runs succeeded and failed.
+func (c *Cluster) Counters() (transitions, fenceOK, fenceFailed uint64) {
+	return c.transitions.Load(), c.fenceOK.Load(), c.fenceFailed.Load()
 }
 
 // Start joins the cluster (or runs as a single node when the config asks
@@ -105,6 +114,7 @@ func Start(cfg Config) (*Cluster, error) {
 	c.rebuildLocal()
 
 	if cfg.Clustered() {
+		countGossip()
 		mc, err := cfg.memberlistConfig()
 		if err != nil {
 			return nil, err
@@ -193,6 +203,10 @@ func (c *Cluster) EditHactl(ctx context.Context, group, level string, prefer []s
 func (c *Cluster) Hastat(ctx context.Context) (api.Hastat, error) {
 	var h api.Hastat
 	err := c.call(ctx, func() { h = c.view.hastat(c.hactl, c.ha.why) })
+	if c.ml != nil {
+		g := GossipStats()
+		h.Gossip = &g
+	}
 	return h, err
 }
 
@@ -374,6 +388,15 @@ func (c *Cluster) publishLocal() {
 	gs := groupsOf(*st)
 	if sameGroups(gs, c.self.Groups) {
 		return
+	}
+	old := map[string]groupState{}
+	for _, g := range c.self.Groups {
+		old[g.Group] = g
+	}
+	for _, g := range gs {
+		if o, ok := old[g.Group]; !ok || o.Level != g.Level || o.State != g.State {
+			c.transitions.Add(1)
+		}
 	}
 	c.self.Groups = gs
 	c.bump()

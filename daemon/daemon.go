@@ -70,6 +70,15 @@ func Run(cfg Config, socket string) error {
 	}
 	srv := NewServer(eng, log)
 	srv.serveCluster(cl)
+	if cfg.Metrics != "" {
+		ms, err := serveMetrics(cfg.Metrics, eng, cl, log)
+		if err != nil {
+			cl.Close()
+			ln.Close()
+			return err
+		}
+		defer ms.Close()
+	}
 	go eng.Run()
 	go func() {
 		if err := srv.Serve(ln); err != nil {

@@ -35,6 +35,7 @@ type Config struct {
 	Node      string
 	Log       *zap.Logger
 
+	Metrics string         // --metrics: metrics and status page address; "" serves none
 	Hactl   string         // the HA control file, replicated
 	Hastat  string         // the cluster view this node writes
 	Cluster cluster.Config // membership flags; paths and node are filled in
