@@ -31,6 +31,7 @@ fuzz:
 # The example cltab on a daemon of your own, no root needed.
 demo: build
 	./examples/demo.sh $(BIN)
+	./examples/demo-cluster.sh $(BIN)
 
 # The performance figures of SPEC 8 on this machine, measured on the real
 # binary: prints a table and writes bench-results.json. BENCHFLAGS=--quick
