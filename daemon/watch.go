@@ -14,7 +14,8 @@ import (
 // is reread: editors write, truncate and rename in bursts.
 const settle = 150 * time.Millisecond
 
-// watchFile calls changed whenever path's content changes on disk. It
+// watchFile calls changed whenever path's content changes on disk to
+// something not empty. It
 // watches the directory, not the file, so an editor that replaces the file
 // by a rename is seen too. It runs until stop is closed.
 func watchFile(path string, log *zap.Logger, stop <-chan struct{}, changed func()) error {
@@ -63,6 +64,13 @@ func watchFile(path string, log *zap.Logger, stop <-chan struct{}, changed func(
 				now, err := os.ReadFile(abs)
 				if err != nil || bytes.Equal(now, last) {
 					continue // gone for a moment, or touched without change
+				}
+				if len(now) == 0 {
+					// Most likely a writer that truncated the file and has not
+					// written it yet; applied (and replicated) it would stop
+					// everything everywhere. An explicit reread still applies it.
+					log.Warn("file is empty: ignored until it has content (a comment line is enough)", zap.String("path", abs))
+					continue
 				}
 				last = now
 				changed()

@@ -436,3 +436,25 @@ B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000
 	d.tell("B", "1")
 	readPid(t, d.path("b"), b)
 }
+
+// A cltab truncated on disk (a writer between truncate and write) is not
+// applied by the watcher: it would stop every group, and in a cluster
+// every node's. It is logged; content written after it is applied.
+func TestEmptyCltabOnFileChangeIgnored(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, rereadV1)
+	d.tell("A", "1")
+	d.waitState("A", "1", "DONE")
+	keep := readPid(t, d.path("keep"), 0)
+	writeFile(t, d.cltab, "")
+	eventually(t, hang, func() bool { return d.logHas("file is empty: ignored") }, "the watcher to log the empty file")
+	settle()
+	if !alive(keep) {
+		t.Fatal("an empty cltab on disk stopped a running entry")
+	}
+	d.writeCltab(rereadV2)
+	readPid(t, d.path("new"), 0)
+	if e := d.entry("A", "keep"); e.Pid != keep {
+		t.Fatalf("keep: %v, want pid %d", e, keep)
+	}
+}
