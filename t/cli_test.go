@@ -65,6 +65,14 @@ func TestUsageErrors(t *testing.T) {
 		{"-d", "-k"},
 		{"--check", "-k"},
 		{"-x"},
+		{"G", "a,b"},
+		{"G:x", "1"},
+		{"G", ""},
+		{"--ha", "G"},
+		{"--ha", "G", "start", "--prefer", "n1,n:2"},
+		{"--prefer", "n1", "G", "1"},
+		{"--watch", "n1", "n2"},
+		{"--hastat", "--keygen"},
 	} {
 		out, errOut, code, err := runClinit(append([]string{"-s", sock}, args...)...)
 		if err != nil || code != 2 || out != "" || !strings.HasPrefix(errOut, "clinit: ") {
