@@ -34,8 +34,10 @@ type proc struct {
 	restarts   int
 
 	// Stopping: term is set once SIGTERM went to the process group, kill
-	// once SIGKILL did. linger is set when the leader exited on SIGTERM
-	// but others of its process group live on until the kill deadline.
+	// once SIGKILL did. linger is set when the leader exited but others
+	// of its process group live on: after SIGTERM, until the kill
+	// deadline; for a respawn entry whose program went to the background,
+	// until they are gone, and only then is it started again.
 	term, kill, linger bool
 	killTimer          *time.Timer
 
@@ -133,8 +135,9 @@ func (e *Engine) killDeadline(p *proc, run int) {
 	}
 }
 
-// lingerCheck runs after orphans were reaped: a lingering process group
-// may be empty now, and then its stop is complete.
+// lingerCheck runs after orphans were reaped, or a watched member of a
+// lingering process group exited: a lingering process group may be empty
+// now, and then its stop is complete, or its respawn entry's run is over.
 func (e *Engine) lingerCheck() {
 	for pgid, g := range e.residues {
 		if !groupAlive(pgid) {
@@ -146,13 +149,69 @@ func (e *Engine) lingerCheck() {
 		if groupAlive(p.lastPid) {
 			continue
 		}
-		p.linger = false
-		delete(e.lingering, p)
-		if p.killTimer != nil {
-			p.killTimer.Stop()
-		}
-		e.advance(p.g)
+		e.lingerEnded(p)
 	}
+}
+
+// linger keeps p alive, after its leader exited, for as long as its
+// process group has members.
+func (e *Engine) linger(p *proc) {
+	p.linger = true
+	e.lingering[p] = true
+	e.watchLinger(p, p.run)
+}
+
+func (e *Engine) lingerEnded(p *proc) {
+	p.linger = false
+	delete(e.lingering, p)
+	if p.killTimer != nil {
+		p.killTimer.Stop()
+	}
+	e.dirty = true
+	if !p.term && p.entry.Mode == cltab.ModeRespawn {
+		// The run of a program that went to the background ends here.
+		p.since = time.Now()
+		e.log.Info("process group ended", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", p.lastPid))
+		e.respawnEnded(p)
+	}
+	e.advance(p.g)
+}
+
+// watchLinger learns through a pidfd when one live member of p's
+// lingering process group exits, then looks again, until the group is
+// empty. Members that are our descendants are also reported by the
+// reaper; this covers the members of a group adopted after a restart,
+// which are not.
+func (e *Engine) watchLinger(p *proc, run int) {
+	pgid := p.lastPid
+	for range 3 { // a member may exit between the scan and its pidfd
+		pid, start, ok := groupMember(pgid)
+		if !ok {
+			break
+		}
+		err := watchProc(pid, start, pgid, func() {
+			e.post(func() {
+				if p.run != run || !p.linger || p.lastPid != pgid {
+					return
+				}
+				if groupAlive(pgid) {
+					e.watchLinger(p, run)
+					return
+				}
+				e.lingerEnded(p)
+			})
+		})
+		if err == nil {
+			return
+		}
+	}
+	// Empty already: the loop ends the linger as an event of its own,
+	// not inside its caller (and post must not block the loop itself).
+	go e.post(func() {
+		if p.run == run && p.linger && p.lastPid == pgid && !groupAlive(pgid) {
+			e.lingerEnded(p)
+		}
+	})
 }
 
 func (e *Engine) killNow(p *proc) {
@@ -199,28 +258,30 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	case p.term:
 		// Stopped by us: a stop is complete once its group is gone.
 		if left {
-			p.linger = true
-			e.lingering[p] = true
+			e.linger(p)
 		} else if p.killTimer != nil {
 			p.killTimer.Stop()
 		}
 		e.log.Info("stopped", fields...)
+	case p.entry.Mode == cltab.ModeRespawn && left && (p.exit == 0 || ps == nil):
+		// The program went to the background: its leader forked and
+		// exited 0 (or, adopted, with a status we cannot know). Supervise
+		// the process group it left rather than start a second copy
+		// beside it, and start again once the group is gone. A leader
+		// that failed or was killed is restarted at once, below, and what
+		// it left is stopped with the entry.
+		e.log.Warn(p.entry.Tag+" exited but left processes running in its process group: not restarted until they are gone; run the program in the foreground so that clinit supervises it",
+			append(fields, zap.Int("pgid", pgid))...)
+		e.linger(p)
 	case p.entry.Mode == cltab.ModeRespawn:
 		e.log.Info("exited", fields...)
-		if p.started.Add(e.timing.window).After(p.since) {
-			p.rapid++
-		} else {
-			p.rapid = 0
-		}
-		if p.rapid > e.timing.limit {
-			e.rest(p, "respawning too rapidly")
-		}
+		e.respawnEnded(p)
 	case p.exit != 0 && (p.entry.Mode == cltab.ModeWait || p.entry.Mode == cltab.ModeTest):
 		e.log.Warn("failed", fields...)
 	default:
 		e.log.Info("exited", fields...)
 	}
-	if left && !p.term {
+	if left && !p.term && !p.linger {
 		p.residues = append(p.residues, pgid)
 	}
 	e.advance(g)
@@ -251,6 +312,31 @@ func (e *Engine) stopResidues(p *proc) {
 		})
 	}
 	p.residues = nil
+}
+
+// respawnEnded counts the run of a respawn entry that just ended, and rests
+// the entry when too many runs in a row ended too soon.
+func (e *Engine) respawnEnded(p *proc) {
+	if p.started.Add(e.timing.window).After(p.since) {
+		p.rapid++
+	} else {
+		p.rapid = 0
+	}
+	if p.rapid <= e.timing.limit {
+		return
+	}
+	// A program that daemonizes out of its process group (setsid) looks
+	// like one that exits at once, and each start leaves one more copy:
+	// name what it left, which the subreaper sees reparented to us.
+	known := map[int]bool{}
+	for _, pgid := range p.residues {
+		known[pgid] = true
+	}
+	if left := strays(p.g.name, p.entry.Tag, known); len(left) > 0 {
+		e.log.Warn(p.entry.Tag+" starts processes that leave its process group (setsid, a daemonizing program): clinit can neither supervise nor stop them; run the program in the foreground",
+			zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Ints("pids", left))
+	}
+	e.rest(p, "respawning too rapidly")
 }
 
 // rest pauses a respawn entry, then lets advance start it again.

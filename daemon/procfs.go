@@ -40,39 +40,108 @@ func procStart(pid int) (start uint64, pgid int, err error) {
 }
 
 // watchPid calls onExit once process pid (which need not be our child)
-// has exited, if it is still the process that started at start. The exit
-// is learned from a pidfd through the runtime's poller: no thread blocks
-// and nothing polls.
+// has exited, if it is still the process that started at start and leads
+// its own process group. The exit is learned from a pidfd through the
+// runtime's poller: no thread blocks and nothing polls.
 func watchPid(pid int, start uint64, onExit func()) error {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	return watchProc(pid, start, pid, onExit)
+}
+
+// watchProc is watchPid for any member of process group pgid.
+func watchProc(pid int, start uint64, pgid int, onExit func()) error {
+	f, err := openPidfd(pid)
 	if err != nil {
 		return err
 	}
 	// Checked after the open: if the pid was reused before it, the start
 	// time differs; after it, the pidfd still names the process we mean.
-	if st, pgid, err := procStart(pid); err != nil || st != start || pgid != pid {
-		unix.Close(fd)
+	if st, pg, err := procStart(pid); err != nil || st != start || pg != pgid {
+		f.Close()
 		if err == nil {
 			err = fmt.Errorf("pid %d is another process now", pid)
 		}
 		return err
 	}
-	f := os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid))
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return err
-	}
 	go func() {
-		defer f.Close()
-		// A pidfd turns readable when its process exits.
-		rc.Read(func(fd uintptr) bool {
-			n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-			return n > 0
-		})
+		awaitExit(f)
 		onExit()
 	}()
 	return nil
+}
+
+// openPidfd opens a pidfd of pid, to wait for its exit in the runtime's
+// poller.
+func openPidfd(pid int) (*os.File, error) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
+}
+
+// awaitExit returns once the process of pidfd f has exited, and closes f.
+// The calling goroutine is parked in the poller: it holds no thread, so a
+// thousand children do not make a thousand threads.
+func awaitExit(f *os.File) {
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	// A pidfd turns readable when its process exits.
+	rc.Read(func(fd uintptr) bool {
+		n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		return n > 0
+	})
+}
+
+// procInfo is what the daemon reads of a process in /proc/PID/stat.
+type procInfo struct {
+	pid, ppid, pgid int
+	start           uint64
+}
+
+// liveProcs calls f for every process that has not exited (zombies are
+// left out) until f returns false.
+func liveProcs(f func(procInfo) bool) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(256)
+		for _, name := range names {
+			pid, err := strconv.Atoi(name)
+			if err != nil || pid <= 0 {
+				continue
+			}
+			data, err := os.ReadFile("/proc/" + name + "/stat")
+			if err != nil {
+				continue
+			}
+			i := bytes.LastIndexByte(data, ')')
+			if i < 0 {
+				continue
+			}
+			fs := bytes.Fields(data[i+1:])
+			if len(fs) < 20 || fs[0][0] == 'Z' || fs[0][0] == 'X' {
+				continue
+			}
+			pp, err1 := strconv.Atoi(string(fs[1]))
+			pg, err2 := strconv.Atoi(string(fs[2]))
+			st, err3 := strconv.ParseUint(string(fs[19]), 10, 64)
+			if err1 != nil || err2 != nil || err3 != nil {
+				continue
+			}
+			if !f(procInfo{pid: pid, ppid: pp, pgid: pg, start: st}) {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // groupAlive reports whether process group pgid has a live member. kill
@@ -80,33 +149,74 @@ func watchPid(pid int, start uint64, onExit func()) error {
 // adopted process is not our child, and its zombie waits for its own
 // parent; so when kill finds the group, /proc has the last word.
 func groupAlive(pgid int) bool {
-	if unix.Kill(-pgid, 0) != nil {
+	_, _, ok := groupMember(pgid)
+	return ok
+}
+
+// groupMember returns a live member of process group pgid.
+func groupMember(pgid int) (pid int, start uint64, ok bool) {
+	if pgid <= 0 || unix.Kill(-pgid, 0) != nil {
+		return 0, 0, false
+	}
+	liveProcs(func(p procInfo) bool {
+		if p.pgid == pgid {
+			pid, start, ok = p.pid, p.start, true
+		}
+		return !ok
+	})
+	return pid, start, ok
+}
+
+// entryEnv is what a process started for an entry, and its descendants
+// unless they changed it, carry in their environment.
+func entryEnv(group, tag string) [][]byte {
+	return [][]byte{[]byte("CLINIT_GROUP=" + group + "\x00"), []byte("CLINIT_TAG=" + tag + "\x00")}
+}
+
+// hasEnv reports whether pid's initial environment holds every one of
+// kvs, each "NAME=value\x00".
+func hasEnv(pid int, kvs [][]byte) bool {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
 		return false
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
+	env = append([]byte{0}, env...)
+	for _, kv := range kvs {
+		if !bytes.Contains(env, append([]byte{0}, kv...)) {
+			return false
+		}
+	}
+	return true
+}
+
+// groupOf reports whether process group pgid still has a live member
+// started for the entry group/tag: a process group number the daemon
+// remembers from before a restart may since have been taken by others.
+func groupOf(pgid int, group, tag string) bool {
+	if pgid <= 0 || unix.Kill(-pgid, 0) != nil {
+		return false
+	}
+	env := entryEnv(group, tag)
+	found := false
+	liveProcs(func(p procInfo) bool {
+		found = p.pgid == pgid && hasEnv(p.pid, env)
+		return !found
+	})
+	return found
+}
+
+// strays lists the live orphans reparented to this daemon (its subreaper
+// role) that were started for the entry group/tag and left the process
+// groups the daemon knows (setsid): it can neither watch nor stop them.
+func strays(group, tag string, known map[int]bool) []int {
+	self := os.Getpid()
+	env := entryEnv(group, tag)
+	var out []int
+	liveProcs(func(p procInfo) bool {
+		if p.ppid == self && !known[p.pgid] && hasEnv(p.pid, env) {
+			out = append(out, p.pid)
+		}
 		return true
-	}
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(data[i+1:])
-		if len(f) < 3 || f[0][0] == 'Z' || f[0][0] == 'X' {
-			continue
-		}
-		if pg, err := strconv.Atoi(string(f[2])); err == nil && pg == pgid && pid > 0 {
-			return true
-		}
-	}
-	return false
+	})
+	return out
 }

@@ -99,7 +99,14 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 	}
 	go s.capture(r, outFifo, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
 	// One Wait goroutine per child: the exit is an event, never polled.
+	// It waits on a pidfd first, in the poller, so that a thousand
+	// children do not hold a thousand threads blocked in wait; Wait then
+	// collects the status at once.
+	pidfd, _ := openPidfd(pid)
 	go func() {
+		if pidfd != nil {
+			awaitExit(pidfd)
+		}
 		ps, _ := child.Wait()
 		s.reaper.waited(pid)
 		onExit(ps)
@@ -163,18 +170,19 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			cut := errors.Is(err, bufio.ErrBufferFull)
-			if !skipping {
+			// A dropped line costs no copy: under a flood, most are.
+			if now := time.Now(); !skipping && lim.allow(now) {
 				text := string(bytes.TrimRight(line, "\r\n"))
 				if cut {
 					text += " [line cut]"
 				}
-				if lim.allow(time.Now()) {
-					if lim.dropped > 0 {
-						log.Warn("output lines dropped", zap.Int("lines", lim.dropped))
-						lim.dropped = 0
-					}
-					log.Info(text)
+				// The count of what was dropped comes at most once a
+				// second, so as not to double a flood's share of the log.
+				if lim.dropped > 0 && now.Sub(lim.reported) >= time.Second {
+					log.Warn("output lines dropped", zap.Int("lines", lim.dropped))
+					lim.dropped, lim.reported = 0, now
 				}
+				log.Info(text)
 			}
 			skipping = cut
 		}
@@ -192,9 +200,10 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 
 // limiter is a token bucket of lines.
 type limiter struct {
-	tokens  float64
-	last    time.Time
-	dropped int
+	tokens   float64
+	last     time.Time
+	dropped  int       // lines dropped since the last report
+	reported time.Time // when dropped lines were last reported
 }
 
 func (l *limiter) allow(now time.Time) bool {

@@ -54,6 +54,9 @@ type savedProc struct {
 	Retiring bool       `json:"retiring,omitempty"`
 	Fifo     string     `json:"fifo,omitempty"` // its output, to read again
 	Residues []int      `json:"residues,omitempty"`
+	// Linger: Pid is the process group the run's exited leader left
+	// members in; the run lasts until they are gone.
+	Linger bool `json:"linger,omitempty"`
 }
 
 func entryHash(e *cltab.Entry) string {
@@ -195,7 +198,7 @@ func (p *proc) saved(retiring bool) savedProc {
 	if p.pid != 0 {
 		sp.Pid, sp.Start, sp.Fifo = p.pid, p.startTicks, p.fifo
 	} else if p.linger {
-		sp.Pid, sp.Start = p.lastPid, p.startTicks
+		sp.Pid, sp.Start, sp.Linger = p.lastPid, p.startTicks, true
 	}
 	return sp
 }
@@ -250,7 +253,7 @@ func (e *Engine) restore() {
 			p.run, p.epoch, p.started, p.restarts = sp.Run, sp.Epoch, sp.Started, sp.Restarts
 			p.exited, p.exit, p.since = sp.Exited, sp.Exit, sp.Started
 			for _, pgid := range sp.Residues {
-				if groupAlive(pgid) {
+				if groupOf(pgid, sg.Group, sp.Tag) {
 					p.residues = append(p.residues, pgid)
 				}
 			}
@@ -260,7 +263,15 @@ func (e *Engine) restore() {
 			if sp.Pid == 0 {
 				continue
 			}
-			if e.adopt(p, sp.Pid, sp.Start, sp.Fifo) {
+			if sp.Linger && groupOf(sp.Pid, sg.Group, sp.Tag) {
+				// Its leader had exited and others of its process
+				// group still run: they are watched again.
+				p.lastPid, p.exited = sp.Pid, true
+				e.linger(p)
+				adopted++
+				continue
+			}
+			if !sp.Linger && e.adopt(p, sp.Pid, sp.Start, sp.Fifo) {
 				adopted++
 				continue
 			}
@@ -268,6 +279,19 @@ func (e *Engine) restore() {
 			// It ended while we were away.
 			lost++
 			p.exited, p.exit, p.since = true, e.readExit(p), time.Now()
+			if groupOf(sp.Pid, sg.Group, sp.Tag) {
+				// It left others in its process group. How it ended is
+				// unknown: a respawn entry may have gone to the
+				// background, so it is not started a second time beside
+				// them (nor is an entry being retired); for the others,
+				// what is left is stopped with the entry.
+				p.lastPid = sp.Pid
+				if p.entry.Mode == cltab.ModeRespawn || g.byTag[sp.Tag] != p {
+					e.linger(p)
+				} else {
+					p.residues = append(p.residues, sp.Pid)
+				}
+			}
 		}
 		e.forget(g)
 	}

@@ -36,7 +36,12 @@ var clinitBin string
 // hang is the deadline of every wait for something that should happen.
 const hang = 10 * time.Second
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(pid1Env) != "" {
+		pid1Exec() // the first process of a PID namespace: becomes a daemon
+	}
+	os.Exit(runTests(m))
+}
 
 func runTests(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "clinit-t-bin")
@@ -166,6 +171,13 @@ func startDaemonUnwatched(t *testing.T, cltabText string, extraFlags ...string) 
 // --node...).
 func launch(t *testing.T, dir string, extraFlags ...string) *daemon {
 	t.Helper()
+	return launchWith(t, dir, nil, extraFlags...)
+}
+
+// launchWith is launch with wrap, if not nil, applied to the daemon's
+// command before it starts (to run it in namespaces of its own...).
+func launchWith(t *testing.T, dir string, wrap func(*exec.Cmd), extraFlags ...string) *daemon {
+	t.Helper()
 	n := daemonSeq.Add(1)
 	d := &daemon{
 		t:      t,
@@ -230,6 +242,9 @@ func launch(t *testing.T, dir string, extraFlags ...string) *daemon {
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	d.cmd.WaitDelay = 5 * time.Second
+	if wrap != nil {
+		wrap(d.cmd)
+	}
 	if err := d.cmd.Start(); err != nil {
 		notify.Close()
 		t.Fatal(err)
