@@ -28,6 +28,12 @@ func Run(cfg Config, socket string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.RunDir == "" && cfg.StateDir != "" {
+		// Beside the socket: /var/run is a tmpfs, which survives a daemon
+		// restart (adoption reopens the FIFOs) but not a reboot (when
+		// there is nothing to adopt).
+		cfg.RunDir = socket + ".out"
+	}
 	unlock, err := LockStateDir(cfg.StateDir)
 	if err != nil {
 		ln.Close()

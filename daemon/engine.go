@@ -32,6 +32,7 @@ type Config struct {
 	Tab       *cltab.Tab // the validated cltab to start with
 	Clstat    string
 	StateDir  string // where state survives the daemon; "" keeps none
+	RunDir    string // where children's output FIFOs live (Run: beside the socket); "" puts them under StateDir
 	Node      string
 	Log       *zap.Logger
 

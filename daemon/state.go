@@ -134,7 +134,18 @@ func (e *Engine) outFifo(tag string, run int) string {
 	if e.cfg.StateDir == "" {
 		return ""
 	}
-	return filepath.Join(e.cfg.StateDir, "out", fileName(tag)+"."+strconv.Itoa(run))
+	return filepath.Join(e.outDir(), fileName(tag)+"."+strconv.Itoa(run))
+}
+
+// outDir holds the output FIFOs: the runtime directory when there is one
+// (a FIFO is made and removed at every start; on tmpfs that costs
+// microseconds, on a disk file system up to milliseconds), else under the
+// state directory.
+func (e *Engine) outDir() string {
+	if e.cfg.RunDir != "" {
+		return e.cfg.RunDir
+	}
+	return filepath.Join(e.cfg.StateDir, "out")
 }
 
 // fileName makes a tag safe as one file name: a tag may be "..", or hold
@@ -352,7 +363,7 @@ func (e *Engine) dropState() {
 		e.journalFile.Close()
 		e.journalFile = nil
 	}
-	for _, path := range []string{e.statePath(), e.journalPath(), filepath.Join(e.cfg.StateDir, "exit"), filepath.Join(e.cfg.StateDir, "out")} {
+	for _, path := range []string{e.statePath(), e.journalPath(), filepath.Join(e.cfg.StateDir, "exit"), e.outDir()} {
 		if err := os.RemoveAll(path); err != nil {
 			e.log.Warn("removing state", zap.String("path", path), zap.Error(err))
 		}
