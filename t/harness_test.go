@@ -131,6 +131,8 @@ type daemon struct {
 	done   chan struct{} // closed once the process is reaped
 	code   int           // its exit status, valid once done is closed
 	forced bool          // SIGKILLed: leftovers are expected, not a finding
+
+	watchdogs atomic.Int64 // WATCHDOG=1 messages received (sd_notify)
 }
 
 // startDaemon makes a case directory, writes the cltab there and starts a
@@ -223,6 +225,9 @@ func launchWith(t *testing.T, dir string, wrap func(*exec.Cmd), extraFlags ...st
 				return
 			}
 			for _, l := range strings.Split(string(buf[:k]), "\n") {
+				if l == "WATCHDOG=1" {
+					d.watchdogs.Add(1)
+				}
 				if l == "READY=1" {
 					once.Do(func() { close(d.ready) })
 				}
