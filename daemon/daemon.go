@@ -43,6 +43,12 @@ func Run(cfg Config, socket string) error {
 	// The engine rereads on behalf of the cluster, and the cluster hears
 	// of the engine's changes and tells it where HA groups go. The engine
 	// is made first and runs only once the cluster has started.
+	if h, err := cltab.LoadHactl(cfg.Hactl); err == nil {
+		cfg.HAGroups = map[string]bool{}
+		for _, g := range h.Groups {
+			cfg.HAGroups[g.Group] = true
+		}
+	}
 	var cl *cluster.Cluster
 	cfg.OnStatus = func(st api.Status) { cl.SetStatus(st) }
 	cfg.Handoff = func(ctx context.Context) { cl.Handoff(ctx) }

@@ -36,10 +36,13 @@ type Config struct {
 	Node      string
 	Log       *zap.Logger
 
-	Metrics string         // --metrics: metrics and status page address; "" serves none
-	Hactl   string         // the HA control file, replicated
-	Hastat  string         // the cluster view this node writes
-	Cluster cluster.Config // membership flags; paths and node are filled in
+	Metrics string // --metrics: metrics and status page address; "" serves none
+	Hactl   string // the HA control file, replicated
+	// HAGroups are the groups of the hactl when the daemon starts: after
+	// a crash, one of them is restored only if some of it still runs.
+	HAGroups map[string]bool
+	Hastat   string         // the cluster view this node writes
+	Cluster  cluster.Config // membership flags; paths and node are filled in
 
 	// OnStatus is called by the loop after every change of state, with
 	// the new status; it must not block (Run hands it to the cluster).

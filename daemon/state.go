@@ -246,6 +246,7 @@ func (e *Engine) restore() {
 	}
 	adopted, lost := 0, 0
 	for _, sg := range st.Groups {
+		adoptedBefore := adopted
 		g := e.group(sg.Group)
 		if len(g.procs) > 0 { // still in the cltab
 			g.told, g.level, g.epoch = sg.Told, sg.Level, sg.Epoch
@@ -303,6 +304,14 @@ func (e *Engine) restore() {
 					p.residues = append(p.residues, sp.Pid)
 				}
 			}
+		}
+		if e.cfg.HAGroups[sg.Group] && adopted == adoptedBefore && g.told {
+			// An HA group of which nothing survived is the cluster's to
+			// place again (through plan and test, with quorum): started
+			// here at once, it could run beside the node that took it over
+			// while this one was down.
+			e.log.Info("HA group not restored: nothing of it survived", zap.String("group", g.name), zap.String("level", g.level))
+			g.told, g.level = false, ""
 		}
 		e.forget(g)
 	}

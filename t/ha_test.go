@@ -218,4 +218,22 @@ func TestHAFencing(t *testing.T) {
 	if took > 30*time.Second {
 		t.Fatalf("failover took %v: the fencetime wait, not the fence", took)
 	}
+
+	// The dead node comes back on its state: web is not started there
+	// again (nothing of it survived), and stays where it moved.
+	old := byName(nodes, first)
+	back := &node{daemon: launch(t, old.dir, old.flags...), name: first, flags: old.flags}
+	back.waitReady()
+	nodes = append(without(nodes, first), back)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive again")
+	settle()
+	if o := waitOwner(t, nodes, "start"); o != second {
+		t.Fatalf("web moved back to %s after %s came back", o, first)
+	}
+	if r := running(t, shared); len(r) != 1 || r[second] != 1 {
+		t.Fatalf("after %s came back, services running: %v", first, r)
+	}
+	if !back.logHas("HA group not restored") {
+		t.Fatalf("%s restored web from its state", first)
+	}
 }
