@@ -65,6 +65,9 @@ type Config struct {
 	// to go to a level. Without Tell, HA groups are only reported.
 	Tab  *cltab.Tab
 	Tell func(ctx context.Context, group, level string) error
+	// Exec runs a command to its end (the fencing command) and returns its
+	// output; nil runs it with os/exec.
+	Exec func(argv []string) ([]byte, error)
 }
 
 // Clustered reports whether the config asks for a cluster at all.
@@ -81,6 +84,7 @@ func (c Config) memberlistConfig() (*memberlist.Config, error) {
 	mc.GossipInterval = GossipInterval
 	mc.PushPullInterval = PushPullInterval
 	mc.TCPTimeout = TCPTimeout
+	mc.AwarenessMaxMultiplier = AwarenessMaxMultiplier
 	if c.Transport != nil {
 		mc.Transport = c.Transport
 	} else {

@@ -20,10 +20,11 @@ import (
 // startCluster joins the cluster (or runs the one-node view) with the
 // cltab and hactl replicated. reread is called when a new cltab version
 // made elsewhere has been written here.
-func startCluster(cfg Config, reread func(why string), tell func(ctx context.Context, g, l string) error) (*cluster.Cluster, error) {
+func startCluster(cfg Config, eng *Engine, reread func(why string), tell func(ctx context.Context, g, l string) error) (*cluster.Cluster, error) {
 	cc := cfg.Cluster
 	cc.Tab = cfg.Tab
 	cc.Tell = tell
+	cc.Exec = eng.RunCommand
 	cc.Node = cfg.Node
 	cc.StateDir = cfg.StateDir
 	cc.Hastat = cfg.Hastat

@@ -76,7 +76,7 @@ func Run(cfg Config, socket string) error {
 		_, err := eng.Tell(ctx, g, l)
 		return err
 	}
-	if cl, err = startCluster(cfg, reread, tell); err != nil {
+	if cl, err = startCluster(cfg, eng, reread, tell); err != nil {
 		ln.Close()
 		return err
 	}

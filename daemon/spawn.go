@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -218,4 +219,25 @@ func (l *limiter) allow(now time.Time) bool {
 	}
 	l.dropped++
 	return false
+}
+
+// RunCommand runs a command of the daemon's own (not a cltab entry: the fencing
+// command) to its end and returns its output. The child is registered
+// with the reaper, which would otherwise take its exit status first.
+func (e *Engine) RunCommand(argv []string) ([]byte, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	pid, err := e.kids.reaper.spawn(func() (int, error) {
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = cmd.Wait()
+	e.kids.reaper.waited(pid)
+	return out.Bytes(), err
 }

@@ -215,6 +215,13 @@ func TestHAFencing(t *testing.T) {
 	if len(fenced) == 0 || fenced[0] != first {
 		t.Fatalf("fenced %v, want %s", fenced, first)
 	}
+	// The fencing command's exit status is the daemon's to read: its
+	// reaper must not take it (it would seem failed, and run again).
+	for _, nd := range without(nodes, first) {
+		if nd.logHas("fencing failed") {
+			t.Fatalf("%s: a fencing command that succeeded was taken for a failure", nd.name)
+		}
+	}
 	if took > 30*time.Second {
 		t.Fatalf("failover took %v: the fencetime wait, not the fence", took)
 	}
