@@ -12,12 +12,12 @@
 // group starts the daemons it needs under the bench's temporary
 // directory, measures, adds its rows with b.add, and stops its daemons;
 // the bench kills whatever a failed group left behind. Adding a figure is
-// adding one function to that list (the cluster figures of SPEC 8,
-// failover, handoff and 100 nodes, are to come that way).
+// adding one function to that list.
 //
 // Usage (from the module root, after `make build`):
 //
-//	go run ./bench [--quick] [--idle 30s] [--json FILE] [--only tell,scale] [--bin bin/clinit] [--dir /tmp]
+//	go run ./bench [--quick] [--idle 30s] [--json FILE] [--only tell,respawn,scale,failover,handoff,nodes]
+//	               [--nodes 3,30,100] [--groups 1000] [--bin bin/clinit] [--dir /tmp]
 package main
 
 import (
@@ -44,9 +44,12 @@ type figureGroup struct {
 
 // figureGroups are run in this order.
 var figureGroups = []figureGroup{
-	{"tell", benchTell},       // latency.go: a tell to a once entry's first instruction
-	{"respawn", benchRespawn}, // latency.go: SIGKILL to the replacement's first instruction
-	{"scale", benchScale},     // scale.go: N respawn entries up and down, RSS, idle CPU
+	{"tell", benchTell},         // latency.go: a tell to a once entry's first instruction
+	{"respawn", benchRespawn},   // latency.go: SIGKILL to the replacement's first instruction
+	{"scale", benchScale},       // scale.go: N respawn entries up and down, RSS, idle CPU
+	{"failover", benchFailover}, // failover.go: an HA group's owner SIGKILLed to the group running elsewhere, 3 nodes
+	{"handoff", benchHandoff},   // failover.go: clinit -k on the owner to the group running elsewhere, 3 nodes
+	{"nodes", benchNodes},       // scale_nodes.go: 3, 30, 100 nodes placing 1,000 HA groups; gossip bytes
 }
 
 // bench is the state shared by the figure groups.
