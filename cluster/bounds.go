@@ -11,7 +11,7 @@ import (
 // others dead, and so the safe wait below, eightfold.
 const AwarenessMaxMultiplier = 2
 
-// detectBound is the longest a node of a cluster of n takes, by these
+// DetectBound is the longest a node of a cluster of n takes, by these
 // timings, to declare the others dead when it is cut off from them: a
 // probe of each of them (round robin, slowed by awareness), then the
 // suspicion timeout without any confirmation (nobody else can confirm to
@@ -19,7 +19,7 @@ const AwarenessMaxMultiplier = 2
 // its HA groups within fencetime after that; so a taker that saw it dead
 // and waits this long plus fencetime starts after it has stopped, even
 // if the node is alive on the other side of a cut.
-func detectBound(n int) time.Duration {
+func DetectBound(n int) time.Duration {
 	n = max(n, 2)
 	probes := time.Duration(AwarenessMaxMultiplier) * (time.Duration(n-1)*ProbeInterval + ProbeTimeout)
 	scale := math.Max(1, math.Log10(float64(n)))

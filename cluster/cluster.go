@@ -469,6 +469,12 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 	if c.view.setState(name, state, addr, time.Now()) {
 		c.dirtyView = true
 		c.emit(api.Event{Time: time.Now().UTC(), Node: name, NodeState: state})
+		if alive && name != c.cfg.Node && c.ml != nil {
+			// A member that joins (or comes back) learns every status by
+			// its push/pull, but the others learn its own only when it
+			// changes: re-announce ours, and it will do likewise.
+			c.broadcast(c.self.Node, encode(msgStatus, c.self))
+		}
 		c.log.Info("member", zap.String("node", name), zap.String("state", state), zap.String("addr", addr))
 	}
 }

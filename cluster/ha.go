@@ -24,6 +24,11 @@ type haConfig struct {
 	quorum    int           // members needed, self included; 0: HA is off
 	fenceTime time.Duration // a lost node has stopped its groups by then
 	stomith   bool          // a fencing command is configured
+	nodes     int           // :::nodes:, 0 when not set
+	// detectMax is the longest a node cut off from the others takes to
+	// see them dead (DetectBound); the caller sets it from the cluster's
+	// size. Without stomith, a dead node's groups wait it plus fenceTime.
+	detectMax time.Duration
 	// Fixed rules, fields so that tests and the simulation can set them.
 	planHold    time.Duration // a claim is held this long before test
 	claimDelay  time.Duration // the k-th candidate waits k of these
@@ -37,8 +42,15 @@ const (
 	planHold         = 300 * time.Millisecond
 	claimDelay       = time.Second
 	testBackoff      = time.Minute
+	QuorumGrace      = time.Second     // a quorum lost this long is lost
+	quorumStable     = 2 * time.Second // a quorum held this long may claim
 	failBackoff      = 5 * time.Minute
 )
+
+// safeWait is how long after a node was seen dead its groups may start
+// elsewhere without fencing: by then, were it alive behind a cut, it has
+// seen the others dead, counted the loss of quorum, and stopped them.
+func (h haConfig) safeWait() time.Duration { return h.detectMax + QuorumGrace + h.fenceTime }
 
 // haConfigOf reads the HA settings of a cltab. Without :::quorum: or
 // :::nodes: a node cannot know it is in the majority, so HA stays off.
@@ -55,6 +67,7 @@ func haConfigOf(t *cltab.Tab) haConfig {
 	}
 	h.fenceTime = t.Duration("fencetime", DefaultFenceTime)
 	_, h.stomith = t.Setting("stomith")
+	h.nodes = t.Int("nodes", 0)
 	if q := t.Int("quorum", 0); q > 0 {
 		h.quorum = q
 	} else if n := t.Int("nodes", 0); n > 0 {
@@ -87,10 +100,13 @@ type haMemory struct {
 	bad     map[string]time.Time // group -> this node is ruled out until
 	fenced  map[string]time.Time // dead node -> the death (its since) fenced
 	pending map[string]string    // group -> level told, not yet seen
+	probed  map[string]time.Time // dead node -> the death found unreachable
+	// quorum held (or lost) continuously since, zero when not
+	quorateSince, unquorateSince time.Time
 }
 
 func newHAMemory() *haMemory {
-	return &haMemory{unheld: map[string]time.Time{}, bad: map[string]time.Time{}, fenced: map[string]time.Time{}, pending: map[string]string{}}
+	return &haMemory{unheld: map[string]time.Time{}, bad: map[string]time.Time{}, fenced: map[string]time.Time{}, pending: map[string]string{}, probed: map[string]time.Time{}}
 }
 
 // haAction is what a decision asks for: tell a local group to go to a
@@ -98,6 +114,7 @@ func newHAMemory() *haMemory {
 type haAction struct {
 	Group, Level string // a tell
 	Fence        string // a node to fence
+	Probe        string // a dead node to try to reach before taking its groups
 	Why          string
 }
 
@@ -164,16 +181,16 @@ func stableHash(group, node string) uint64 {
 }
 
 // claimBefore reports whether node a's claim on g beats node b's when
-// both hold it: a later phase wins, then the preferred list, then the
-// stable hash. Load is left out: two nodes may see different loads, and
-// both must agree on who backs off.
+// both hold it: a later phase wins, then the stable hash. Both must
+// agree on who backs off, so only what both see alike counts: the
+// phases each gossips. Load is left out (two nodes may see different
+// loads), and so is the preferred list: two nodes may hold different
+// versions of the hactl (one edited during a partition reaches the other
+// side only with a later push/pull), and each would then win in its own
+// eyes. The preferred list already decides who claims first.
 func claimBefore(h *cltab.HAGroup, a, b string, pa, pb int) bool {
 	if pa != pb {
 		return pa > pb
-	}
-	ia, ib := preferIndex(h, a), preferIndex(h, b)
-	if ia != ib {
-		return ia < ib
 	}
 	return stableHash(h.Group, a) < stableHash(h.Group, b)
 }
@@ -216,12 +233,39 @@ func decide(in haInput, mem *haMemory) haDecision {
 	// A member that announced it is leaving no longer counts: it will be
 	// gone in a moment, and claiming on its vote would be undone at once.
 	alive := 0
+	learning := false // a live member's status is not known: it may hold any group
 	for name, m := range in.members {
 		if (m.state == api.NodeAlive || m.state == api.NodeSuspect) && (name == in.self || !m.status.Leaving) {
 			alive++
 		}
+		if (m.state == api.NodeAlive || m.state == api.NodeSuspect) && name != in.self && !m.hasStatus {
+			learning = true
+		}
 	}
 	quorate := in.cfg.quorum > 0 && alive >= in.cfg.quorum
+	// A membership blip (a healed partition's stale death notices can
+	// mark a peer dead for a moment) must not stop a running group, nor a
+	// quorum just regained start one: a loss counts after QuorumGrace,
+	// and claims wait until quorum has held for quorumStable.
+	if quorate {
+		mem.unquorateSince = time.Time{}
+		if mem.quorateSince.IsZero() {
+			mem.quorateSince = in.now
+		}
+	} else {
+		mem.quorateSince = time.Time{}
+		if mem.unquorateSince.IsZero() {
+			mem.unquorateSince = in.now
+		}
+	}
+	lostQuorum := !quorate && !in.now.Before(mem.unquorateSince.Add(QuorumGrace))
+	if !quorate && !lostQuorum {
+		wake(mem.unquorateSince.Add(QuorumGrace))
+	}
+	settled := quorate && !in.now.Before(mem.quorateSince.Add(quorumStable))
+	if quorate && !settled {
+		wake(mem.quorateSince.Add(quorumStable))
+	}
 	self := in.members[in.self].status
 	fenceAsked := map[string]bool{}
 
@@ -230,6 +274,10 @@ func decide(in haInput, mem *haMemory) haDecision {
 			return // told already, or there already
 		}
 		d.actions = append(d.actions, haAction{Group: g, Level: level, Why: why})
+	}
+	ruleOut := func(g string, until time.Time) {
+		mem.bad[g] = until
+		wake(until)
 	}
 
 	for _, h := range in.hactl {
@@ -241,8 +289,9 @@ func decide(in haInput, mem *haMemory) haDecision {
 
 		// Who holds it: live nodes, and dead ones not yet fenced.
 		type holder struct {
-			node  string
-			phase int
+			node     string
+			phase    int
+			stopping bool // giving it up: it beats no claim, but is waited for
 		}
 		var holders []holder
 		var unfenced []string
@@ -256,15 +305,22 @@ func decide(in haInput, mem *haMemory) haDecision {
 			}
 			switch m.state {
 			case api.NodeAlive, api.NodeSuspect:
-				holders = append(holders, holder{name, phase(gs.Level)})
+				holders = append(holders, holder{name, phase(gs.Level), gs.Level == LevelStop})
 			case api.NodeDead:
 				if !mem.fenced[name].Equal(m.since) {
-					if !in.cfg.stomith && !in.now.Before(m.since.Add(in.cfg.fenceTime)) {
-						mem.fenced[name] = m.since // stopped by itself by now
-					} else {
+					// Without stomith: a node alive behind a cut sees the
+					// others dead within detectMax, and has stopped by
+					// itself fenceTime later. Even then it is tried once
+					// more: a cut may have healed, or only this side may
+					// have lost it; one that answers is not dead.
+					safe := m.since.Add(in.cfg.safeWait())
+					switch {
+					case !in.cfg.stomith && !in.now.Before(safe) && mem.probed[name].Equal(m.since):
+						mem.fenced[name] = m.since
+					default:
 						unfenced = append(unfenced, name)
-						if !in.cfg.stomith {
-							wake(m.since.Add(in.cfg.fenceTime))
+						if !in.cfg.stomith && in.now.Before(safe) {
+							wake(safe)
 						}
 					}
 				}
@@ -275,20 +331,23 @@ func decide(in haInput, mem *haMemory) haDecision {
 
 		switch {
 		case h.Level == LevelStop:
+			delete(mem.unheld, g)
 			d.why[g] = "stopped in hactl"
 			if selfHolds {
 				tell(g, LevelStop, "hactl says stop")
 			}
 			continue
 		case in.cfg.quorum == 0:
+			delete(mem.unheld, g)
 			d.why[g] = "no quorum: set :::nodes: (or :::quorum:) in the cltab"
 			if selfHolds {
 				tell(g, LevelStop, "HA is off")
 			}
 			continue
 		case !quorate:
+			delete(mem.unheld, g)
 			d.why[g] = fmt.Sprintf("no quorum: %d of %d members", alive, in.cfg.quorum)
-			if selfHolds {
+			if selfHolds && lostQuorum {
 				tell(g, LevelStop, "lost quorum")
 			}
 			continue
@@ -296,37 +355,47 @@ func decide(in haInput, mem *haMemory) haDecision {
 
 		if selfHolds {
 			d.why[g] = ""
-			beaten := ""
+			beaten, stopping := "", ""
 			for _, o := range holders {
-				if claimBefore(h, o.node, in.self, o.phase, phase(mine.Level)) {
+				if o.stopping {
+					stopping = o.node
+				} else if claimBefore(h, o.node, in.self, o.phase, phase(mine.Level)) {
 					beaten = o.node
 					break
 				}
 			}
+			// Going further than a claim while another node still stops
+			// the group could overlap with its services.
+			waitStop := stopping != "" && (mine.Level == LevelPlan || mine.Level == LevelTest) && mine.State != api.StateFailed
 			switch {
 			case beaten != "":
 				tell(g, LevelStop, "backing off: "+beaten+" holds it too and ranks first")
 			case mine.State == api.StateStopping || mem.pending[g] != "":
 				// wait for the level in progress
 			case mine.Level == LevelPlan && mine.State == api.StateFailed:
-				mem.bad[g] = in.now.Add(in.cfg.testBackoff)
+				ruleOut(g, in.now.Add(in.cfg.testBackoff))
 				tell(g, LevelStop, "plan failed")
+			case waitStop:
+				d.why[g] = "waiting for " + stopping + " to stop it"
 			case mine.Level == LevelPlan:
 				ready := time.UnixMilli(mine.Since).Add(in.cfg.planHold)
-				if in.now.Before(ready) || (mine.State != api.StateDone && mine.State != api.StatePassed) {
+				if in.now.Before(ready) {
 					wake(ready)
 					break
 				}
+				if mine.State != api.StateDone && mine.State != api.StatePassed {
+					break // the plan level still runs; its end is a status change
+				}
 				tell(g, LevelTest, "claim held, no better claimant")
 			case mine.Level == LevelTest && mine.State == api.StateFailed:
-				mem.bad[g] = in.now.Add(in.cfg.testBackoff)
+				ruleOut(g, in.now.Add(in.cfg.testBackoff))
 				tell(g, LevelStop, "test failed: ruled out for "+in.cfg.testBackoff.String())
 			case mine.Level == LevelTest && (mine.State == api.StatePassed || mine.State == api.StateDone):
 				tell(g, h.Level, "test passed")
 			case mine.Level == LevelTest:
 				// testing
 			case mine.State == api.StateFailed || mine.Throttled:
-				mem.bad[g] = in.now.Add(in.cfg.failBackoff)
+				ruleOut(g, in.now.Add(in.cfg.failBackoff))
 				tell(g, LevelStop, "level "+mine.Level+" failed: ruled out for "+in.cfg.failBackoff.String())
 			case mine.Level != h.Level:
 				tell(g, h.Level, "hactl level changed")
@@ -343,9 +412,6 @@ func decide(in haInput, mem *haMemory) haDecision {
 
 		// Runs nowhere. Candidates: live quorate-looking members that
 		// have not ruled themselves out and are not leaving.
-		if _, ok := mem.unheld[g]; !ok {
-			mem.unheld[g] = in.now
-		}
 		var cands []string
 		for name, m := range in.members {
 			if m.state != api.NodeAlive || !m.hasStatus || m.status.Leaving || ruledOut(m.status, g, in.now) {
@@ -363,17 +429,30 @@ func decide(in haInput, mem *haMemory) haDecision {
 				pos = i
 			}
 		}
+		if len(cands) == 0 || len(unfenced) > 0 {
+			// Not claimable yet: the claim delays count from when it is,
+			// or every candidate would claim at once then.
+			delete(mem.unheld, g)
+		} else if _, ok := mem.unheld[g]; !ok {
+			mem.unheld[g] = in.now
+		}
 		switch {
 		case len(cands) == 0:
 			d.why[g] = "no eligible node"
 			continue
 		case len(unfenced) > 0:
 			d.why[g] = "fencing " + unfenced[0] + " pending"
-			if in.cfg.stomith && pos == 0 {
+			if pos == 0 {
 				for _, n := range unfenced {
-					if !fenceAsked[n] {
+					if fenceAsked[n] {
+						continue
+					}
+					if in.cfg.stomith {
 						fenceAsked[n] = true
 						d.actions = append(d.actions, haAction{Fence: n, Why: "it held " + g + " when it died"})
+					} else if !in.now.Before(in.members[n].since.Add(in.cfg.safeWait())) {
+						fenceAsked[n] = true
+						d.actions = append(d.actions, haAction{Probe: n, Why: "it held " + g + " when it died; safe wait over"})
 					}
 				}
 			}
@@ -388,8 +467,25 @@ func decide(in haInput, mem *haMemory) haDecision {
 			wake(start)
 			continue
 		}
+		if !settled {
+			d.why[g] = "quorum just reached: settling"
+			continue
+		}
 		d.why[g] = "claimed by " + in.self
 		tell(g, LevelPlan, fmt.Sprintf("runs nowhere; this node ranks %d of %d", pos+1, len(cands)))
+	}
+	if learning {
+		// Nothing starts or moves on until every live member's status is
+		// known; giving a group up needs no such knowledge.
+		kept := d.actions[:0]
+		for _, a := range d.actions {
+			if a.Fence == "" && a.Level != LevelStop {
+				d.why[a.Group] = "learning the cluster"
+				continue
+			}
+			kept = append(kept, a)
+		}
+		d.actions = kept
 	}
 	for _, a := range d.actions {
 		if a.Fence == "" {

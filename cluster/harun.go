@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 
@@ -24,13 +25,84 @@ type haState struct {
 	handoff  bool            // shutting down: give every HA group up
 	fencing  map[string]bool // fences running
 	fenceTry map[string]time.Duration
+	revivals revivals
+}
+
+// revivalWait is how long a member that came back has to renew its
+// status by gossip before this node fetches it from the member.
+const revivalWait = time.Second
+
+// revivals follows the members that come back from the dead (a healed
+// partition, a restart). Their status here is the one from before, and
+// what they sent meanwhile was lost, as was what this node sent them;
+// memberlist's push/pull may be many seconds away. So a node that sees
+// members come back re-announces its own status, and counts a revived
+// member's status as unknown (it holds nothing and blocks every claim
+// here, as a missing one) until a newer version of it arrives, or until
+// its state was fetched from it: that is asked for when revivalWait
+// passes without a newer version (the member may not have seen anyone
+// come back, and has nothing to re-announce), and again after each
+// revivalWait until it succeeds.
+type revivals struct {
+	states  map[string]string  // each member's state when last seen
+	revived map[string]revival // members back, status not renewed yet
+}
+
+type revival struct {
+	version uint64    // of its status when it came back
+	until   time.Time // the end of the wait
+}
+
+func newRevivals() revivals {
+	return revivals{states: map[string]string{}, revived: map[string]revival{}}
+}
+
+// track takes the current membership and statuses. It reports whether a
+// member came back since the last call, the members whose state is to be
+// fetched, and when the first wait ends.
+func (r revivals) track(self string, members map[string]*member, statuses map[string]nodeStatus, now time.Time, wait time.Duration) (back bool, pull []string, wake time.Time) {
+	for name, m := range members {
+		prev, known := r.states[name]
+		r.states[name] = m.state
+		up := m.state == api.NodeAlive || m.state == api.NodeSuspect
+		rv, revived := r.revived[name]
+		switch {
+		case name == self:
+		case !up:
+			delete(r.revived, name)
+		case known && (prev == api.NodeDead || prev == api.NodeLeft):
+			r.revived[name] = revival{version: statuses[name].Version, until: now.Add(wait)}
+			back = true
+		case revived && statuses[name].Version > rv.version:
+			delete(r.revived, name)
+		case revived && !now.Before(rv.until):
+			r.revived[name] = revival{version: rv.version, until: now.Add(wait)}
+			pull = append(pull, name)
+		}
+	}
+	sort.Strings(pull)
+	for _, rv := range r.revived {
+		if wake.IsZero() || rv.until.Before(wake) {
+			wake = rv.until
+		}
+	}
+	return back, pull, wake
+}
+
+// pulled records that a member's state was fetched from it.
+func (r revivals) pulled(name string) { delete(r.revived, name) }
+
+// unknown reports whether a member's status is not to be trusted yet.
+func (r revivals) unknown(name string) bool {
+	_, ok := r.revived[name]
+	return ok
 }
 
 func newHAState(t *cltab.Tab) *haState {
 	tm := time.NewTimer(time.Hour)
 	tm.Stop()
 	return &haState{cfg: haConfigOf(t), mem: newHAMemory(), why: map[string]string{}, timer: tm,
-		fencing: map[string]bool{}, fenceTry: map[string]time.Duration{}}
+		fencing: map[string]bool{}, fenceTry: map[string]time.Duration{}, revivals: newRevivals()}
 }
 
 // SetTab hands the cluster a new cltab (its HA settings).
@@ -83,6 +155,16 @@ func (c *Cluster) heldHA() []string {
 // decideHA runs the HA rules and carries out what they ask.
 func (c *Cluster) decideHA() {
 	c.ha.dirty = false
+	now := time.Now()
+	back, pull, revivalWake := c.ha.revivals.track(c.cfg.Node, c.view.members, c.view.statuses, now, revivalWait)
+	if back {
+		// What the members that came back know of this node is old too.
+		c.bump()
+		c.broadcast(c.self.Node, encode(msgStatus, c.self))
+	}
+	for _, name := range pull {
+		c.pullState(name)
+	}
 	if c.cfg.Tell == nil || len(c.hactl.Groups) == 0 {
 		return
 	}
@@ -92,39 +174,57 @@ func (c *Cluster) decideHA() {
 		}
 		return
 	}
-	in := haInput{self: c.cfg.Node, now: time.Now(), cfg: c.ha.cfg, hactl: c.hactl.Groups, members: map[string]haMember{}}
-	learning := false
+	in := haInput{self: c.cfg.Node, now: now, cfg: c.ha.cfg, hactl: c.hactl.Groups, members: map[string]haMember{}}
+	in.cfg.detectMax = DetectBound(max(len(c.view.members), c.ha.cfg.nodes))
 	for name, m := range c.view.members {
 		s, ok := c.view.statuses[name]
-		in.members[name] = haMember{state: m.state, since: m.changed, status: s, hasStatus: ok}
-		if m.state == api.NodeAlive && !ok {
-			learning = true
-		}
+		in.members[name] = haMember{state: m.state, since: m.changed, status: s, hasStatus: ok && !c.ha.revivals.unknown(name)}
 	}
-	before := len(c.ha.mem.bad)
 	d := decide(in, c.ha.mem)
 	c.ha.why = d.why
 	for _, a := range d.actions {
-		switch {
-		case a.Fence != "":
+		if a.Fence != "" {
 			c.fence(a.Fence, in.members[a.Fence].since)
-		case learning && a.Level != LevelStop:
-			// A member's status is not known yet: it may hold the group.
-			delete(c.ha.mem.pending, a.Group)
-			c.ha.why[a.Group] = "learning the cluster"
-			c.ha.dirty = true
-		default:
+		} else if a.Probe != "" {
+			c.probeDead(a.Probe, in.members[a.Probe].since)
+		} else {
 			c.haTell(a)
 		}
 	}
-	if len(c.ha.mem.bad) != before || c.publishBad() {
+	if c.publishBad() {
 		c.bump()
 		c.broadcast(c.self.Node, encode(msgStatus, c.self))
+	}
+	if !revivalWake.IsZero() && (d.wake.IsZero() || revivalWake.Before(d.wake)) {
+		d.wake = revivalWake
 	}
 	if !d.wake.IsZero() {
 		c.ha.timer.Reset(max(time.Until(d.wake), time.Millisecond))
 	}
 	c.dirtyView = true
+}
+
+// pullState fetches a member's state, and gives it this node's, by a
+// memberlist push/pull with it; on a goroutine of its own, since the loop
+// must not wait for the network. A failure is tried again when the next
+// revivalWait ends.
+func (c *Cluster) pullState(name string) {
+	m := c.view.members[name]
+	if c.ml == nil || m == nil || m.addr == "" {
+		return
+	}
+	addr := m.addr
+	go func() {
+		if _, err := c.ml.Join([]string{addr}); err != nil {
+			c.log.Debug("fetching the state of a member back from the dead", zap.String("node", name), zap.Error(err))
+			return
+		}
+		// The merge of its state was queued before this.
+		c.call(context.Background(), func() {
+			c.ha.revivals.pulled(name)
+			c.ha.dirty = true
+		})
+	}()
 }
 
 // publishBad copies the groups this node ruled itself out for into its
@@ -180,17 +280,52 @@ func (c *Cluster) fence(node string, death time.Time) {
 		c.enqueue(func() {
 			delete(c.ha.fencing, node)
 			if err == nil {
+				c.fenceOK.Add(1)
 				c.log.Info("fenced", zap.String("node", node))
 				c.ha.mem.fenced[node] = death
 				delete(c.ha.fenceTry, node)
 				c.ha.dirty = true
 				return
 			}
+			c.fenceFailed.Add(1)
 			wait := min(max(2*c.ha.fenceTry[node], time.Second), 30*time.Second)
 			c.ha.fenceTry[node] = wait
 			c.log.Error("fencing failed; retrying", zap.String("node", node), zap.Error(err),
 				zap.String("output", strings.TrimSpace(string(out))), zap.Duration("retry", wait))
 			c.ha.timer.Reset(wait)
+		})
+	}()
+}
+
+// probeDead tries, once the safe wait is over, to reach a dead node that
+// held an HA group, by a memberlist push/pull with it. Unreachable, its
+// groups may start elsewhere; reachable, it is not dead (a cut healed
+// before it noticed, or only this side lost it): the push/pull tells it
+// so, it refutes, and it is alive again here.
+func (c *Cluster) probeDead(node string, death time.Time) {
+	m := c.view.members[node]
+	if c.ha.fencing[node] || m == nil {
+		return
+	}
+	if c.ml == nil || m.addr == "" {
+		c.ha.mem.probed[node] = death
+		c.ha.dirty = true
+		return
+	}
+	c.ha.fencing[node] = true
+	addr := m.addr
+	go func() {
+		_, err := c.ml.Join([]string{addr})
+		c.enqueue(func() {
+			delete(c.ha.fencing, node)
+			if err != nil {
+				c.log.Info("dead node unreachable after the safe wait: taking over its groups", zap.String("node", node))
+				c.ha.mem.probed[node] = death
+				c.ha.dirty = true
+				return
+			}
+			c.log.Warn("a node seen dead answers: not taking over its groups", zap.String("node", node))
+			c.ha.timer.Reset(time.Second)
 		})
 	}()
 }

@@ -11,13 +11,25 @@ import (
 // a stalled client must not hold the loop.
 const watchBuffer = 1024
 
-// Watch streams every change the loop sees, on this node's groups and on
-// every other node's, until ctx ends or the cluster layer stops (then
-// the channel is closed). A watcher that falls too far behind has its
-// channel closed too.
+// Watch streams the current state (each member's state, then each
+// node's groups), then every change the loop sees, on this node's groups
+// and on every other node's, until ctx ends or the cluster layer stops
+// (then the channel is closed). A watcher that falls too far behind has
+// its channel closed too.
 func (c *Cluster) Watch(ctx context.Context) (<-chan api.Event, error) {
 	ch := make(chan api.Event, watchBuffer)
-	if err := c.call(ctx, func() { c.watchers[ch] = true }); err != nil {
+	if err := c.call(ctx, func() {
+		c.watchers[ch] = true
+		h := c.view.hastat(c.hactl, c.ha.why)
+		for _, n := range h.Nodes {
+			c.emitTo(ch, api.Event{Time: time.Now().UTC(), Node: n.Node, NodeState: n.State})
+		}
+		for _, n := range h.Nodes {
+			for _, g := range n.Groups {
+				c.emitTo(ch, api.Event{Time: g.Since, Node: n.Node, Group: g.Group, Level: g.Level, State: g.State})
+			}
+		}
+	}); err != nil {
 		return nil, err
 	}
 	go func() {
@@ -39,11 +51,15 @@ func (c *Cluster) dropWatcher(ch chan api.Event) {
 
 func (c *Cluster) emit(ev api.Event) {
 	for ch := range c.watchers {
-		select {
-		case ch <- ev:
-		default:
-			c.dropWatcher(ch)
-		}
+		c.emitTo(ch, ev)
+	}
+}
+
+func (c *Cluster) emitTo(ch chan api.Event, ev api.Event) {
+	select {
+	case ch <- ev:
+	default:
+		c.dropWatcher(ch)
 	}
 }
 

@@ -78,7 +78,10 @@ func TestWatch(t *testing.T) {
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 2 }), "2 alive")
 	all := startWatch(t, nodes[0].daemon)
 	only2 := startWatch(t, nodes[0].daemon, "n2")
-	time.Sleep(200 * time.Millisecond) // both subscribed
+	// Each stream starts with the current state: both members alive.
+	eventually(t, hang, func() bool {
+		return all.saw("node", "n2", "node_state", "alive") && only2.saw("node", "n2", "node_state", "alive")
+	}, "both streams to start")
 	nodes[1].tell("db", "run")
 	nodes[0].tell("db", "run")
 	eventually(t, hang, func() bool {
