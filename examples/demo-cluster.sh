@@ -16,7 +16,7 @@ hastat() { printf -- '--- %s/n1/hastat ---\n' "$run"; cat "$run/n1/hastat" 2>/de
 await() {
   i=0
   until grep -qE "$1" "$run/${2:-n1}/hastat" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 400 ] || { echo "timed out waiting for: $1"; exit 1; }
+    i=$((i + 1)); [ $i -lt 800 ] || { echo "timed out waiting for: $1"; exit 1; }
     sleep 0.05
   done
 }
@@ -56,7 +56,7 @@ kids=$(ps -o pid= --ppid "$pid" || true)
 kill -9 "$pid"
 for k in $kids; do kill -9 -- "-$k" 2>/dev/null || true; done
 start=$(date +%s)
-echo "waiting for the others to see $owner dead, then the fencetime (5 s, no stomith in this example)..."
+echo "waiting for the others to see $owner dead, then the safe wait (no stomith in this example: about 13 s)..."
 await "node $owner dead" "$watcher"
 await "^web start DONE n[123]\$" "$watcher"
 new=$(sed -n 's/^web start DONE \(n[123]\)$/\1/p' "$run/$watcher/hastat")
