@@ -103,6 +103,9 @@ type haMemory struct {
 	probed  map[string]time.Time // dead node -> the death found unreachable
 	// quorum held (or lost) continuously since, zero when not
 	quorateSince, unquorateSince time.Time
+	// wasQuorate: quorum was held once; lostQuorum: and lost since, so a
+	// quorum regained must settle before claims.
+	wasQuorate, lostQuorum bool
 }
 
 func newHAMemory() *haMemory {
@@ -252,18 +255,23 @@ func decide(in haInput, mem *haMemory) haDecision {
 		if mem.quorateSince.IsZero() {
 			mem.quorateSince = in.now
 		}
+		mem.wasQuorate = true
 	} else {
 		mem.quorateSince = time.Time{}
 		if mem.unquorateSince.IsZero() {
 			mem.unquorateSince = in.now
 		}
+		mem.lostQuorum = mem.wasQuorate
 	}
 	lostQuorum := !quorate && !in.now.Before(mem.unquorateSince.Add(QuorumGrace))
 	if !quorate && !lostQuorum {
 		wake(mem.unquorateSince.Add(QuorumGrace))
 	}
-	settled := quorate && !in.now.Before(mem.quorateSince.Add(quorumStable))
-	if quorate && !settled {
+	// A node that just started has never held quorum: it learns every
+	// status at its join (and waits while one is unknown), so it need not
+	// settle; one that lost quorum and regained it does.
+	settled := quorate && (!mem.lostQuorum || !in.now.Before(mem.quorateSince.Add(quorumStable)))
+	if quorate && !settled && mem.lostQuorum {
 		wake(mem.quorateSince.Add(quorumStable))
 	}
 	self := in.members[in.self].status
@@ -429,7 +437,7 @@ func decide(in haInput, mem *haMemory) haDecision {
 				pos = i
 			}
 		}
-		if len(cands) == 0 || len(unfenced) > 0 {
+		if len(cands) == 0 || len(unfenced) > 0 || !settled {
 			// Not claimable yet: the claim delays count from when it is,
 			// or every candidate would claim at once then.
 			delete(mem.unheld, g)
@@ -479,7 +487,7 @@ func decide(in haInput, mem *haMemory) haDecision {
 		// known; giving a group up needs no such knowledge.
 		kept := d.actions[:0]
 		for _, a := range d.actions {
-			if a.Fence == "" && a.Level != LevelStop {
+			if a.Fence == "" && a.Probe == "" && a.Level != LevelStop {
 				d.why[a.Group] = "learning the cluster"
 				continue
 			}
@@ -488,7 +496,7 @@ func decide(in haInput, mem *haMemory) haDecision {
 		d.actions = kept
 	}
 	for _, a := range d.actions {
-		if a.Fence == "" {
+		if a.Fence == "" && a.Probe == "" {
 			mem.pending[a.Group] = a.Level
 		}
 	}
