@@ -53,7 +53,7 @@ func (b *bench) startDaemon(name, cltabText string) (*daemon, error) {
 		return nil, err
 	}
 	d.cltab = filepath.Join(d.dir, "cltab")
-	d.sock = filepath.Join(d.dir, "sock")
+	d.sock = filepath.Join(b.run, name+".sock")
 	d.clstat = filepath.Join(d.dir, "clstat")
 	d.logPath = filepath.Join(d.dir, "log")
 	text := strings.NewReplacer("{dir}", d.dir, "{stamp}", b.stamp).Replace(cltabText)

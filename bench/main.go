@@ -57,7 +57,8 @@ type bench struct {
 	bin       string        // the clinit binary, absolute
 	stamp     string        // the timestamp helper (see stamp.go)
 	stampKind string        // "c (static)", "c (dynamic)" or "go"
-	tmp       string        // every file of the run is under it
+	tmp       string        // every file of the run is under it, but:
+	run       string        // the sockets (and so the output FIFOs beside them): a tmpfs, as /var/run
 	quick     bool          // fewer runs, shorter idle window
 	idle      time.Duration // idle CPU window
 	progress  io.Writer
@@ -114,6 +115,9 @@ func (b *bench) cleanup() {
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
 	}
+	if b.run != "" && b.run != b.tmp {
+		defer os.RemoveAll(b.run)
+	}
 	if b.tmp != "" {
 		if n := killTagged(b.tmp); n > 0 {
 			b.logf("killed %d leftover processes", n)
@@ -162,6 +166,14 @@ func run() int {
 
 	// A socket path must stay under 108 bytes: keep the directory short.
 	b.tmp, err = os.MkdirTemp(*parent, "clb")
+	if err == nil {
+		// A daemon's socket (default /var/run/clinit) is on a tmpfs, and
+		// its children's output FIFOs are made beside it at every start.
+		b.run = b.tmp
+		if r, rerr := os.MkdirTemp("/dev/shm", "clb"); rerr == nil {
+			b.run = r
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
