@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -303,12 +306,15 @@ func TestDecide(t *testing.T) {
 		{name: "collision: running beats testing", self: "a", hactl: web,
 			members: with(held("a", LevelTest, api.StatePassed, t0), "b", alive(st("b", gs("web", "start", api.StateDone, t0)))),
 			want:    []string{"web -> stop"}},
-		{name: "collision: same phase, the preferred node wins", self: "a", hactl: hactl("web start b"),
-			members: with(held("a", LevelPlan, api.StateDone, t0.Add(-time.Second)), "b", alive(st("b", gs("web", LevelPlan, api.StateDone, t0)))),
-			want:    []string{"web -> stop"}},
-		{name: "collision: same phase, the preferred node goes on", self: "b", hactl: hactl("web start b"),
-			members: with(held("b", LevelPlan, api.StateDone, t0.Add(-time.Second)), "a", alive(st("a", gs("web", LevelPlan, api.StateDone, t0)))),
+		// Two claimants may hold different hactl versions (an edit made
+		// during a partition): the preferred list must not decide, or each
+		// could win in its own eyes.
+		{name: "collision: same phase, the preferred list does not count: the hash winner goes on", self: first, hactl: hactl("web start " + second),
+			members: with(held(first, LevelPlan, api.StateDone, t0.Add(-time.Second)), second, alive(st(second, gs("web", LevelPlan, api.StateDone, t0)))),
 			want:    []string{"web -> test"}},
+		{name: "collision: same phase, the preferred list does not count: the preferred hash loser backs off", self: second, hactl: hactl("web start " + second),
+			members: with(held(second, LevelPlan, api.StateDone, t0.Add(-time.Second)), first, alive(st(first, gs("web", LevelPlan, api.StateDone, t0)))),
+			want:    []string{"web -> stop"}},
 		{name: "collision: same phase, no preference: the hash loser backs off", self: second, hactl: web,
 			members: with(held(second, LevelPlan, api.StateDone, t0.Add(-time.Second)), first, alive(st(first, gs("web", LevelPlan, api.StateDone, t0)))),
 			want:    []string{"web -> stop"}},
@@ -430,7 +436,7 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// step runs decide for self at now and returns the actions.
+// haNode is one node deciding over time, with its own memory.
 type haNode struct {
 	self string
 	mem  *haMemory
@@ -598,4 +604,60 @@ func TestDecideDeadHolderInRankOrder(t *testing.T) {
 		expect(t, "a claims", a.decide(t, safe, web, m), "web -> plan")
 		expect(t, "c still waits", c.decide(t, safe.Add(time.Minute), web, m))
 	}
+}
+
+// A node that rules itself out for a group gossips it in the same
+// decision: the status it broadcasts carries the new Bad, so the next
+// candidate need not wait for this node's turn to pass.
+func TestHARuledOutIsPublishedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hactl"), []byte("web start\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tab, err := cltab.Parse("cltab", []byte(":::nodes:1\nweb:w:start,test:once:true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := make(chan string, 16)
+	c, err := Start(Config{Node: "a", StateDir: dir, Files: files(dir), Log: testLogger(t), Tab: tab,
+		Tell: func(ctx context.Context, g, l string) error { told <- g + " " + l; return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	next := func(want string) {
+		t.Helper()
+		select {
+		case got := <-told:
+			if got != want {
+				t.Fatalf("told %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("not told %q", want)
+		}
+	}
+	at := func(level, state string) api.Status {
+		return api.Status{Node: "a", Groups: []api.GroupStatus{{Group: "web", Level: level, State: state, Since: time.Now()}}}
+	}
+	next("web plan")
+	c.SetStatus(at(LevelPlan, api.StateDone))
+	next("web test")
+	c.SetStatus(at(LevelTest, api.StateFailed))
+	// The first moment the loop shows the failed test, the decision
+	// after it has run: its status must carry the ruling out already.
+	var bad map[string]int64
+	eventually(t, "the failed test in the status", func() bool {
+		failed := false
+		if err := c.call(context.Background(), func() {
+			failed = len(c.self.Groups) == 1 && c.self.Groups[0].State == api.StateFailed
+			bad = c.self.Bad
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return failed
+	})
+	if _, ok := bad["web"]; !ok {
+		t.Fatalf("status after a failed test has Bad %v, want web in it", bad)
+	}
+	next("web stop")
 }
