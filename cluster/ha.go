@@ -39,12 +39,16 @@ type haConfig struct {
 // Defaults of the HA rules.
 const (
 	DefaultFenceTime = 10 * time.Second
-	planHold         = 300 * time.Millisecond
-	claimDelay       = time.Second
-	testBackoff      = time.Minute
-	QuorumGrace      = time.Second     // a quorum lost this long is lost
-	quorumStable     = 2 * time.Second // a quorum held this long may claim
-	failBackoff      = 5 * time.Minute
+	// planHold must outlast twice the gossip delay, or two nodes whose
+	// views differ for a moment both move on before seeing the other's
+	// claim: the simulation found double runs in 19 of 200 runs at 300 ms,
+	// and at 600 ms only with a partition that began during the claim.
+	planHold     = 600 * time.Millisecond
+	claimDelay   = time.Second
+	testBackoff  = time.Minute
+	QuorumGrace  = time.Second     // a quorum lost this long is lost
+	quorumStable = 2 * time.Second // a quorum held this long may claim
+	failBackoff  = 5 * time.Minute
 )
 
 // safeWait is how long after a node was seen dead its groups may start
@@ -101,6 +105,7 @@ type haMemory struct {
 	fenced  map[string]time.Time // dead node -> the death (its since) fenced
 	pending map[string]string    // group -> level told, not yet seen
 	probed  map[string]time.Time // dead node -> the death found unreachable
+	known   map[string]bool      // groups seen in the hactl, to stop one removed from it
 	// quorum held (or lost) continuously since, zero when not
 	quorateSince, unquorateSince time.Time
 	// wasQuorate: quorum was held once; lostQuorum: and lost since, so a
@@ -109,7 +114,7 @@ type haMemory struct {
 }
 
 func newHAMemory() *haMemory {
-	return &haMemory{unheld: map[string]time.Time{}, bad: map[string]time.Time{}, fenced: map[string]time.Time{}, pending: map[string]string{}, probed: map[string]time.Time{}}
+	return &haMemory{unheld: map[string]time.Time{}, bad: map[string]time.Time{}, fenced: map[string]time.Time{}, pending: map[string]string{}, probed: map[string]time.Time{}, known: map[string]bool{}}
 }
 
 // haAction is what a decision asks for: tell a local group to go to a
@@ -286,6 +291,23 @@ func decide(in haInput, mem *haMemory) haDecision {
 	ruleOut := func(g string, until time.Time) {
 		mem.bad[g] = until
 		wake(until)
+	}
+
+	// A group that left the hactl runs nowhere (SPEC 7), like one at stop.
+	listed := map[string]bool{}
+	for _, h := range in.hactl {
+		listed[h.Group] = true
+		mem.known[h.Group] = true
+	}
+	for g := range mem.known {
+		if listed[g] {
+			continue
+		}
+		if _, held := holds(self, g); held {
+			tell(g, LevelStop, "no longer in the hactl")
+		} else {
+			delete(mem.known, g)
+		}
 	}
 
 	for _, h := range in.hactl {

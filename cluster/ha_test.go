@@ -18,7 +18,7 @@ import (
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // testHAConfig is a 3-node cluster with a majority quorum and the
-// default rules: plan hold 300ms, claim delay 1s, test back-off 1m,
+// default rules: plan hold planHold, claim delay 1s, test back-off 1m,
 // level back-off 5m, fence time 10s; a cut-off node sees the others dead
 // within 2s.
 func testHAConfig() haConfig {
@@ -248,7 +248,7 @@ func TestDecide(t *testing.T) {
 
 		// The lifecycle on this node.
 		{name: "plan is held planHold", self: "a", hactl: web, members: held("a", LevelPlan, api.StateDone, t0.Add(-100*time.Millisecond)),
-			wake: t0.Add(200 * time.Millisecond)},
+			wake: t0.Add(planHold - 100*time.Millisecond)},
 		{name: "plan held long enough: test", self: "a", hactl: web, members: held("a", LevelPlan, api.StateDone, t0.Add(-planHold)),
 			want: []string{"web -> test"}},
 		{name: "plan still running after planHold: wait for it, without spinning", self: "a", hactl: web,
@@ -660,4 +660,25 @@ func TestHARuledOutIsPublishedAtOnce(t *testing.T) {
 		t.Fatalf("status after a failed test has Bad %v, want web in it", bad)
 	}
 	next("web stop")
+}
+
+// A group removed from the hactl runs nowhere: its holder stops it, and
+// then forgets it.
+func TestDecideGroupRemovedFromHactl(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	mem := settledMemory(now)
+	running := members(st("a", gs("web", "start", api.StateDone, now)), st("b"), st("c"))
+	in := haInput{self: "a", now: now, cfg: testHAConfig(), hactl: hactl("web start"), members: running}
+	if d := decide(in, mem); len(d.actions) != 0 {
+		t.Fatalf("listed and running: %v", actionsOf(d))
+	}
+	in.hactl = nil
+	d := decide(in, mem)
+	if got := actionsOf(d); len(got) != 1 || got[0] != "web -> stop" {
+		t.Fatalf("removed from the hactl: %v, want web -> stop", got)
+	}
+	in.members = members(st("a", gs("web", LevelStop, api.StateDone, now)), st("b"), st("c"))
+	if d := decide(in, mem); len(d.actions) != 0 || mem.known["web"] {
+		t.Fatalf("stopped: %v, still known %v", actionsOf(d), mem.known)
+	}
 }

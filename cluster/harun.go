@@ -165,7 +165,7 @@ func (c *Cluster) decideHA() {
 	for _, name := range pull {
 		c.pullState(name)
 	}
-	if c.cfg.Tell == nil || len(c.hactl.Groups) == 0 {
+	if c.cfg.Tell == nil || (len(c.hactl.Groups) == 0 && len(c.ha.mem.known) == 0) {
 		return
 	}
 	if c.ha.handoff {
