@@ -403,16 +403,23 @@ func (c *Cluster) publishLocal() {
 	c.broadcast(c.self.Node, encode(msgStatus, c.self))
 }
 
+// directLimit: in a cluster this small, a node also sends its own status
+// to every member by TCP. Gossip alone transmits a message a few times by
+// UDP (4 times on 2 or 3 nodes) and, under load, all of them can be lost:
+// the status would then wait for the next push/pull, up to 15 s.
+const directLimit = 16
+
 // broadcast gossips a status: by UDP when it fits, else by TCP to all.
 func (c *Cluster) broadcast(node string, msg []byte) {
 	if c.ml == nil {
 		return
 	}
+	if len(msg) > maxGossip || (node == c.cfg.Node && c.ml.NumMembers() <= directLimit) {
+		c.sendAll(msg)
+	}
 	if len(msg) <= maxGossip {
 		c.queue.QueueBroadcast(&broadcast{node: node, msg: msg})
-		return
 	}
-	c.sendAll(msg)
 }
 
 // sendAll sends msg to every other member over TCP, without blocking

@@ -61,6 +61,13 @@ next:
 	return false
 }
 
+// events returns what arrived so far, for failure messages.
+func (w *watcher) events() []map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]map[string]string(nil), w.evs...)
+}
+
 func (w *watcher) all(f func(map[string]string) bool) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -84,11 +91,13 @@ func TestWatch(t *testing.T) {
 	}, "both streams to start")
 	nodes[1].tell("db", "run")
 	nodes[0].tell("db", "run")
-	eventually(t, hang, func() bool {
+	if !poll(hang, func() bool {
 		return all.saw("node", "n2", "group", "db", "level", "run", "state", "DONE") &&
 			all.saw("node", "n1", "group", "db", "level", "run", "state", "DONE") &&
 			only2.saw("node", "n2", "group", "db", "state", "DONE")
-	}, "the events of both nodes' db")
+	}) {
+		t.Fatalf("timed out waiting for the events of both nodes' db\nall: %v\nn2: %v\nn1's view: %+v\nn2's view: %+v", all.events(), only2.events(), nodes[0].hastat(), nodes[1].hastat())
+	}
 	if !only2.all(func(ev map[string]string) bool { return ev["node"] == "n2" }) {
 		t.Fatalf("--watch n2 printed events of other nodes: %v", only2.evs)
 	}
