@@ -422,6 +422,19 @@ func (c *Cluster) broadcast(node string, msg []byte) {
 	}
 }
 
+// sendTo sends msg to one member over TCP, without blocking the loop.
+func (c *Cluster) sendTo(addr string, msg []byte) {
+	for _, n := range c.ml.Members() {
+		if n.Address() == addr && n.Name != c.cfg.Node {
+			go func(n *memberlist.Node) {
+				if err := c.ml.SendReliable(n, msg); err != nil {
+					c.log.Debug("send", zap.String("node", n.Name), zap.Error(err))
+				}
+			}(n)
+		}
+	}
+}
+
 // sendAll sends msg to every other member over TCP, without blocking
 // the loop.
 func (c *Cluster) sendAll(msg []byte) {
@@ -481,6 +494,16 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 			// its push/pull, but the others learn its own only when it
 			// changes: re-announce ours, and it will do likewise.
 			c.broadcast(c.self.Node, encode(msgStatus, c.self))
+			// And the replicated files: it may have synced with a node
+			// that did not have the newest yet, and the next push/pull is
+			// up to 15 s away (more on big clusters).
+			if c.secure {
+				for _, r := range c.reps {
+					if r.cur.Version > 0 {
+						c.sendTo(addr, encode(msgFile, r.cur))
+					}
+				}
+			}
 		}
 		c.log.Info("member", zap.String("node", name), zap.String("state", state), zap.String("addr", addr))
 	}

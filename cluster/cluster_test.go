@@ -211,7 +211,9 @@ func TestLateJoiner(t *testing.T) {
 	if err := a.FileChanged(context.Background(), KindHactl); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b sees a's group", func() bool { return runs(hastat(t, b), "a", "web", "start") })
+	eventually(t, "b sees a's group and has the hactl", func() bool {
+		return runs(hastat(t, b), "a", "web", "start") && mustRead(t, b.path("hactl")) == "web start\n"
+	})
 	// c joins later and learns every status and the hactl by the join's
 	// push/pull, not by waiting for the next change.
 	c := start(t, "c", Config{Key: testKey, Transport: tr["c"], Join: []string{b.Addr()}})
