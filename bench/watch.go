@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,67 +14,14 @@ import (
 // events, not by polling: polling would take CPU from the very processes
 // being timed on a small machine.
 
-// dirEvent is a name that appeared in a watched directory and the
-// CLOCK_MONOTONIC time the bench read the event.
-type dirEvent struct {
-	name string
-	ns   int64
-}
-
-// dirWatch reports the names created in (or renamed into) one directory.
-type dirWatch struct {
-	f      *os.File
-	events chan dirEvent
-	errc   chan error
-}
+// dirWatch reports the names created in (or renamed into) one directory:
+// a multiWatch (cluster.go) of that one directory.
+type dirWatch = multiWatch
 
 // watchDir starts watching dir. The kernel queues up to
 // fs.inotify.max_queued_events (16384 by default) events: enough for the
 // 1,000 markers of the scale figures.
-func watchDir(dir string) (*dirWatch, error) {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	// Non-blocking, so reads go through the runtime's poller.
-	w := &dirWatch{f: os.NewFile(uintptr(fd), "inotify:"+dir), events: make(chan dirEvent, 4096), errc: make(chan error, 1)}
-	go w.read()
-	return w, nil
-}
-
-func (w *dirWatch) read() {
-	defer close(w.events)
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := w.f.Read(buf)
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				w.errc <- err
-			}
-			return
-		}
-		now := monotonic()
-		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-				w.errc <- errors.New("inotify queue overflow")
-				return
-			}
-			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
-			for len(name) > 0 && name[len(name)-1] == 0 {
-				name = name[:len(name)-1]
-			}
-			w.events <- dirEvent{name: string(name), ns: now}
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-		}
-	}
-}
-
-func (w *dirWatch) close() { w.f.Close() }
+func watchDir(dir string) (*dirWatch, error) { return watchDirs(dir) }
 
 // waitCount waits until n distinct names have appeared and returns when
 // the last one was seen.
