@@ -38,6 +38,7 @@ type Cluster struct {
 	log    *zap.Logger
 	ml     *memberlist.Memberlist                // nil on a single node; set before run starts
 	mlRef  atomic.Pointer[memberlist.Memberlist] // ml, for memberlist's own goroutines during Create
+	tr     *heardTransport                       // ml's transport, which notes who was heard from
 	queue  *memberlist.TransmitLimitedQueue
 	secure bool // a key is set: files are replicated
 
@@ -131,8 +132,15 @@ func Start(cfg Config) (*Cluster, error) {
 			},
 			RetransmitMult: mc.RetransmitMult,
 		}
+		tr, err := c.transport(mc)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		c.tr = tr
+		mc.Transport = tr
 		ml, err := memberlist.Create(mc)
 		if err != nil {
+			tr.Shutdown()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		c.ml = ml
@@ -147,7 +155,7 @@ func Start(cfg Config) (*Cluster, error) {
 		c.sendFile(r.cur)
 	}
 	go c.run()
-	if c.ml != nil && len(cfg.Join) > 0 {
+	if c.ml != nil {
 		go c.join()
 	}
 	return c, nil

@@ -84,8 +84,20 @@ func haConfigOf(t *cltab.Tab) haConfig {
 type haMember struct {
 	state     string    // api.NodeAlive, ...
 	since     time.Time // when it entered that state (deaths: when seen)
+	heard     time.Time // when anything last came from it (zero: unknown)
 	status    nodeStatus
 	hasStatus bool
+}
+
+// silentSince is when a dead member was last known alive: its death, or
+// a packet from it after that. A node held dead by others may never have
+// heard of its death (a short cut, the news lost), still run its groups
+// and still talk to them; the safe wait counts from the last it was heard.
+func (m haMember) silentSince() time.Time {
+	if m.heard.After(m.since) {
+		return m.heard
+	}
+	return m.since
 }
 
 // haInput is everything a decision depends on.
@@ -104,7 +116,7 @@ type haMemory struct {
 	bad     map[string]time.Time // group -> this node is ruled out until
 	fenced  map[string]time.Time // dead node -> the death (its since) fenced
 	pending map[string]string    // group -> level told, not yet seen
-	probed  map[string]time.Time // dead node -> the death found unreachable
+	probed  map[string]time.Time // dead node -> its silentSince when found unreachable
 	known   map[string]bool      // groups seen in the hactl, to stop one removed from it
 	// quorum held (or lost) continuously since, zero when not
 	quorateSince, unquorateSince time.Time
@@ -343,9 +355,9 @@ func decide(in haInput, mem *haMemory) haDecision {
 					// itself fenceTime later. Even then it is tried once
 					// more: a cut may have healed, or only this side may
 					// have lost it; one that answers is not dead.
-					safe := m.since.Add(in.cfg.safeWait())
+					safe := m.silentSince().Add(in.cfg.safeWait())
 					switch {
-					case !in.cfg.stomith && !in.now.Before(safe) && mem.probed[name].Equal(m.since):
+					case !in.cfg.stomith && !in.now.Before(safe) && mem.probed[name].Equal(m.silentSince()):
 						mem.fenced[name] = m.since
 					default:
 						unfenced = append(unfenced, name)
@@ -480,7 +492,7 @@ func decide(in haInput, mem *haMemory) haDecision {
 					if in.cfg.stomith {
 						fenceAsked[n] = true
 						d.actions = append(d.actions, haAction{Fence: n, Why: "it held " + g + " when it died"})
-					} else if !in.now.Before(in.members[n].since.Add(in.cfg.safeWait())) {
+					} else if !in.now.Before(in.members[n].silentSince().Add(in.cfg.safeWait())) {
 						fenceAsked[n] = true
 						d.actions = append(d.actions, haAction{Probe: n, Why: "it held " + g + " when it died; safe wait over"})
 					}

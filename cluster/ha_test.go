@@ -189,6 +189,12 @@ func TestDecide(t *testing.T) {
 		return func(m *haMemory) { m.quorateSince, m.unquorateSince = time.Time{}, t0.Add(-d) }
 	}
 	deadHolder := with(idle, "b", inState(api.NodeDead, died, st("b", gs("web", "start", api.StateDone, t0.Add(-time.Minute)))))
+	heardAt := died.Add(5 * time.Second)
+	deadHeard := with(idle, "b", func() haMember {
+		m := inState(api.NodeDead, died, st("b", gs("web", "start", api.StateDone, t0.Add(-time.Minute))))
+		m.heard = heardAt
+		return m
+	}())
 	stomith := func(c *haConfig) { c.stomith = true }
 	bad := func(g string, until time.Time) func(*haMemory) { return func(m *haMemory) { m.bad[g] = until } }
 
@@ -392,6 +398,22 @@ func TestDecide(t *testing.T) {
 		{name: "dead holder, no stomith: a probe of an earlier death does not count", self: "a", hactl: hactl("web start a"),
 			members: deadHolder, now: died.Add(safe), mem: func(m *haMemory) { m.probed["b"] = died.Add(-time.Hour) },
 			want: []string{"probe b"}},
+		{name: "dead holder heard from after its death: the safe wait counts from then", self: "a", hactl: hactl("web start a"),
+			members: deadHeard, now: died.Add(safe), wake: heardAt.Add(safe), why: "fencing b pending"},
+		{name: "dead holder heard from after its death: probed once silent a safe wait", self: "a", hactl: hactl("web start a"),
+			members: deadHeard, now: heardAt.Add(safe), want: []string{"probe b"}},
+		{name: "dead holder heard from after a probe: the probe no longer counts", self: "a", hactl: hactl("web start a"),
+			members: deadHeard, now: heardAt.Add(safe), mem: func(m *haMemory) { m.probed["b"] = died },
+			want: []string{"probe b"}},
+		{name: "dead holder heard from, probed since: the best candidate claims", self: "a", hactl: hactl("web start a"),
+			members: deadHeard, now: heardAt.Add(safe), mem: func(m *haMemory) { m.probed["b"] = heardAt },
+			want: []string{"web -> plan"}},
+		{name: "dead holder heard from before its death: the death counts", self: "a", hactl: hactl("web start a"),
+			members: with(idle, "b", func() haMember {
+				m := inState(api.NodeDead, died, st("b", gs("web", "start", api.StateDone, t0.Add(-time.Minute))))
+				m.heard = died.Add(-time.Second)
+				return m
+			}()), now: died.Add(safe), want: []string{"probe b"}},
 		{name: "dead holder, no stomith: the other candidates leave the probe to the best one", self: "c", hactl: hactl("web start a,c"),
 			members: deadHolder, now: died.Add(safe), why: "fencing b pending"},
 		{name: "dead holder with stomith: the best candidate fences, nothing starts", self: "a", hactl: hactl("web start a"),

@@ -152,6 +152,20 @@ func (c *Cluster) heldHA() []string {
 	return held
 }
 
+// heldHAby reports whether a member's last status holds an HA group.
+func (c *Cluster) heldHAby(name string) bool {
+	s, ok := c.view.statuses[name]
+	if !ok {
+		return false
+	}
+	for _, h := range c.hactl.Groups {
+		if _, held := holds(s, h.Group); held {
+			return true
+		}
+	}
+	return false
+}
+
 // decideHA runs the HA rules and carries out what they ask.
 func (c *Cluster) decideHA() {
 	c.ha.dirty = false
@@ -178,7 +192,11 @@ func (c *Cluster) decideHA() {
 	in.cfg.detectMax = DetectBound(max(len(c.view.members), c.ha.cfg.nodes))
 	for name, m := range c.view.members {
 		s, ok := c.view.statuses[name]
-		in.members[name] = haMember{state: m.state, since: m.changed, status: s, hasStatus: ok && !c.ha.revivals.unknown(name)}
+		hm := haMember{state: m.state, since: m.changed, status: s, hasStatus: ok && !c.ha.revivals.unknown(name)}
+		if m.state == api.NodeDead && c.tr != nil && m.addr != "" {
+			hm.heard = c.tr.heard(m.addr)
+		}
+		in.members[name] = hm
 	}
 	d := decide(in, c.ha.mem)
 	c.ha.why = d.why
@@ -186,7 +204,7 @@ func (c *Cluster) decideHA() {
 		if a.Fence != "" {
 			c.fence(a.Fence, in.members[a.Fence].since)
 		} else if a.Probe != "" {
-			c.probeDead(a.Probe, in.members[a.Probe].since)
+			c.probeDead(a.Probe, in.members[a.Probe].silentSince())
 		} else {
 			c.haTell(a)
 		}
@@ -302,13 +320,13 @@ func (c *Cluster) fence(node string, death time.Time) {
 // groups may start elsewhere; reachable, it is not dead (a cut healed
 // before it noticed, or only this side lost it): the push/pull tells it
 // so, it refutes, and it is alive again here.
-func (c *Cluster) probeDead(node string, death time.Time) {
+func (c *Cluster) probeDead(node string, silent time.Time) {
 	m := c.view.members[node]
 	if c.ha.fencing[node] || m == nil {
 		return
 	}
 	if c.ml == nil || m.addr == "" {
-		c.ha.mem.probed[node] = death
+		c.ha.mem.probed[node] = silent
 		c.ha.dirty = true
 		return
 	}
@@ -320,11 +338,12 @@ func (c *Cluster) probeDead(node string, death time.Time) {
 			delete(c.ha.fencing, node)
 			if err != nil {
 				c.log.Info("dead node unreachable after the safe wait: taking over its groups", zap.String("node", node))
-				c.ha.mem.probed[node] = death
+				c.ha.mem.probed[node] = silent
 				c.ha.dirty = true
 				return
 			}
 			c.log.Warn("a node seen dead answers: not taking over its groups", zap.String("node", node))
+			c.tr.mark(addr, time.Now())
 			c.ha.timer.Reset(time.Second)
 		})
 	}()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,10 +13,16 @@ import (
 
 // Backoff of the first join, and how often dead members are tried again
 // (a healed partition merges back; memberlist alone forgets the dead).
+// A member that died holding an HA group is tried every second for a
+// while: if it is alive after all (a short cut, and it never heard it was
+// held dead), the push/pull tells it, it refutes, and the others stop
+// counting down to taking its groups.
 const (
-	joinFirst      = 100 * time.Millisecond
-	joinMax        = 5 * time.Second
-	reconnectEvery = 10 * time.Second
+	joinFirst       = 100 * time.Millisecond
+	joinMax         = 5 * time.Second
+	reconnectEvery  = 10 * time.Second
+	deadHolderEvery = time.Second
+	deadHolderFor   = 10 * time.Minute
 )
 
 // join contacts the seeds until one answers, so that nodes can start in
@@ -45,18 +52,50 @@ func (c *Cluster) join() {
 		}
 		wait = min(2*wait, joinMax)
 	}
-	t := time.NewTicker(reconnectEvery)
+	t := time.NewTicker(deadHolderEvery)
 	defer t.Stop()
-	for {
+	var mu sync.Mutex
+	trying := map[string]bool{}
+	for tick := 1; ; tick++ {
 		select {
 		case <-t.C:
 		case <-c.stop:
 			return
 		}
-		if addrs := c.deadAddrs(); len(addrs) > 0 && !c.leaving.Load() {
-			if n, _ := c.ml.Join(addrs); n > 0 {
-				c.log.Info("reconnected to dead members", zap.Int("contacted", n))
+		if c.leaving.Load() {
+			continue
+		}
+		all := tick%int(reconnectEvery/deadHolderEvery) == 0
+		dead := c.deadMembers(all)
+		if all {
+			var addrs []string
+			for _, d := range dead {
+				addrs = append(addrs, d.addr)
 			}
+			if len(addrs) > 0 {
+				if n, _ := c.ml.Join(addrs); n > 0 {
+					c.log.Info("reconnected to dead members", zap.Int("contacted", n))
+				}
+			}
+			continue
+		}
+		for _, d := range dead {
+			mu.Lock()
+			busy := trying[d.name]
+			trying[d.name] = true
+			mu.Unlock()
+			if busy {
+				continue
+			}
+			go func() {
+				if _, err := c.ml.Join([]string{d.addr}); err == nil {
+					c.tr.mark(d.addr, time.Now())
+					c.log.Info("a member held dead that ran HA groups answers", zap.String("node", d.name))
+				}
+				mu.Lock()
+				delete(trying, d.name)
+				mu.Unlock()
+			}()
 		}
 	}
 }
@@ -86,21 +125,30 @@ func (c *Cluster) seeds() []string {
 	return out
 }
 
-// deadAddrs asks the loop for the addresses of members that died.
-func (c *Cluster) deadAddrs() []string {
-	var addrs []string
+// deadMember is a dead member to try again.
+type deadMember struct{ name, addr string }
+
+// deadMembers asks the loop for the members that died: all of them, or
+// those that held an HA group when they died, not long ago.
+func (c *Cluster) deadMembers(all bool) []deadMember {
+	var dead []deadMember
 	done := make(chan struct{})
 	select {
 	case c.reqs <- func() {
-		for _, m := range c.view.members {
-			if m.state == api.NodeDead && m.addr != "" {
-				addrs = append(addrs, m.addr)
+		defer close(done)
+		now := time.Now()
+		for name, m := range c.view.members {
+			if m.state != api.NodeDead || m.addr == "" {
+				continue
 			}
+			if !all && (now.Sub(m.changed) > deadHolderFor || !c.heldHAby(name)) {
+				continue
+			}
+			dead = append(dead, deadMember{name, m.addr})
 		}
-		close(done)
 	}:
 		<-done
 	case <-c.stop:
 	}
-	return addrs
+	return dead
 }

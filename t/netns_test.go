@@ -43,7 +43,7 @@ web:release:stop:wait:echo "release $CLINIT_NODE $(date +%s%N) $$" >> {dir}/even
 const (
 	fenceTime      = 3 * time.Second // :::fencetime: above
 	stopTimeout    = 2 * time.Second // :::stoptimeout: above
-	planHold       = 300 * time.Millisecond
+	planHold       = 600 * time.Millisecond
 	claimDelay     = time.Second
 	reconnectEvery = 10 * time.Second
 	// lifecycle: the test and start levels, and the gossip of each step
@@ -267,6 +267,69 @@ func TestNetnsOwnerCut(t *testing.T) {
 	if on := runningOn(t, b); len(on) != 1 || on[0] != next.Name {
 		t.Errorf("after the heal web services run on %v, want only %s", on, next.Name)
 	}
+	r := verdict(t, b, from, nil, failoverBound(n))
+	if r.Moves != 1 {
+		t.Errorf("web moved %d times, want once", r.Moves)
+	}
+}
+
+// The owner's link is cut just long enough for the others to declare it
+// dead, not for it to declare them dead (they confirm each other's
+// suspicion; nobody confirms its own), then healed: it never heard it was
+// held dead, still runs web and still talks to them. The others try a
+// dead holder every second, so it learns, refutes, and is alive again
+// everywhere at once; when its link is cut again for good, the safe wait
+// counts from then, not from the first death, and web never runs twice.
+func TestNetnsStaleDeath(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	b := netns(t, n)
+	owner, from := placeWeb(t, b)
+	rest := without2(b.Hosts, owner)
+
+	cut := time.Now()
+	b.Note("cut", owner.Name)
+	b.Cut(owner)
+	heldDead := func() bool {
+		for _, h := range rest {
+			if h.Hastat().Nodes[owner.Name] != "dead" {
+				return false
+			}
+		}
+		return true
+	}
+	waitUntil(t, detectMax(n)+hang, heldDead, "%v to see %s dead", names(rest), owner.Name)
+	dead := time.Now()
+	// Heal once the news of its death has had its few gossip rounds, but
+	// well before the owner, which nobody can confirm to, sees the others
+	// dead (probe round plus the longest suspicion, over 5 s).
+	time.Sleep(min(time.Until(dead.Add(1500*time.Millisecond)), time.Until(cut.Add(4*time.Second))))
+	b.Heal(owner)
+	healed := time.Now()
+	b.Note("heal", owner.Name)
+	t.Logf("cut %s: the others held it dead after %v; healed after %v", owner.Name, dead.Sub(cut).Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
+	if s := owner.Hastat(); s.Alive() != n {
+		t.Logf("%s saw the others go too (%v): its view is not stale this time", owner.Name, s.Nodes)
+	}
+	// A try every second, which may wait for a TCP timeout.
+	waitUntil(t, time.Second+cluster.TCPTimeout+noise, func() bool { return allAlive(b.Hosts, n) },
+		"every host to see %s alive again after the heal", owner.Name)
+	t.Logf("%s alive again everywhere %v after the heal", owner.Name, time.Since(healed).Round(time.Millisecond))
+	if o := agreedOwner(b, b.Hosts); o != owner {
+		t.Errorf("after the short cut web runs on %v (seen by all), want it to stay on %s", hostName(o), owner.Name)
+	}
+
+	// Cut again for good when a safe wait counted from the first death
+	// would end before the owner, cut off anew, has seen the others dead.
+	time.Sleep(time.Until(dead.Add(cluster.DetectBound(n) + fenceTime)))
+	again := time.Now()
+	b.Note("cut", owner.Name)
+	b.Cut(owner)
+	next := waitOwnerAmong(t, b, rest, rest, failoverBound(n)+noise)
+	evs := events(t, b)
+	start, _ := firstAfter(evs, "start", next.Name, again)
+	t.Logf("cut %s again %v after the first death: %s started web %v after this cut",
+		owner.Name, again.Sub(dead).Round(time.Millisecond), next.Name, start.Time.Sub(again).Round(time.Millisecond))
 	r := verdict(t, b, from, nil, failoverBound(n))
 	if r.Moves != 1 {
 		t.Errorf("web moved %d times, want once", r.Moves)
