@@ -305,9 +305,27 @@ func (c *Cluster) run() {
 	loadTick := time.NewTicker(loadEvery)
 	defer loadTick.Stop()
 	c.dirtyView = true
+	// A burst of events (a hundred members' statuses, a thousand groups
+	// placed) is flushed once per flushGap, not once per event: each
+	// flush runs the HA rules over every group and may write hastat.
+	var lastFlush time.Time
+	flushT := time.NewTimer(time.Hour)
+	flushT.Stop()
+	defer flushT.Stop()
+	armed := false
 	for {
-		c.flush()
+		if c.dirtyView || c.ha.dirty || c.dirtyLocal {
+			if wait := flushGap - time.Since(lastFlush); wait <= 0 {
+				c.flush()
+				lastFlush = time.Now()
+			} else if !armed {
+				flushT.Reset(wait)
+				armed = true
+			}
+		}
 		select {
+		case <-flushT.C:
+			armed = false
 		case <-c.stop:
 			return
 		case f := <-c.events:
@@ -315,7 +333,10 @@ func (c *Cluster) run() {
 		case f := <-c.reqs:
 			f()
 		case <-c.statusCh:
+			// This node's own change is answered at once: a failed
+			// test is ruled out in the same status that shows it.
 			c.publishLocal()
+			lastFlush = time.Time{}
 		case <-loadTick.C:
 			c.refreshLoad()
 		case <-c.ha.timer.C:
@@ -330,6 +351,9 @@ func (c *Cluster) run() {
 		}
 	}
 }
+
+// flushGap is the least time between two flushes.
+const flushGap = 50 * time.Millisecond
 
 // flush writes what the last events changed: the push/pull state and
 // hastat.

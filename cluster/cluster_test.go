@@ -194,10 +194,11 @@ func TestStatusGossipConverges(t *testing.T) {
 		}
 		return true
 	})
-	data, _ := os.ReadFile(nodes[5].path("hastat"))
-	if !strings.HasPrefix(string(data), "web start - -\n") {
-		t.Fatalf("hastat of a group running nowhere:\n%s", data)
-	}
+	// The file follows within a flush.
+	eventually(t, "hastat file on n5 shows web running nowhere", func() bool {
+		data, _ := os.ReadFile(nodes[5].path("hastat"))
+		return strings.HasPrefix(string(data), "web start - -\n")
+	})
 }
 
 func TestLateJoiner(t *testing.T) {

@@ -92,6 +92,9 @@ type Engine struct {
 	residues    map[int]*group // residue process groups being stopped, by their group
 	stopping    bool           // shutting down: start nothing, stop everything
 	stopped     []chan struct{}
+	// saved is closed by the next persist: a tell waits on it, so that
+	// tells arriving together share one write of the state.
+	saved chan struct{}
 }
 
 // NewEngine prepares an engine; Run starts it.
@@ -110,6 +113,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		groups:    map[string]*group{},
 		lingering: map[*proc]bool{},
 		residues:  map[int]*group{},
+		saved:     make(chan struct{}),
 	}
 	e.load(cfg.Tab)
 	return e, nil
@@ -118,9 +122,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 // Done is closed once the engine has stopped every group and exited.
 func (e *Engine) Done() <-chan struct{} { return e.done }
 
+// maxBatch bounds how many waiting calls the loop takes at once before
+// it writes the state and clstat.
+const maxBatch = 256
+
 // Run is the engine loop. It returns after Shutdown has stopped everything.
 func (e *Engine) Run() {
 	defer close(e.done)
+	defer func() { close(e.saved) }() // nothing waits past the end
 	defer e.kids.close()
 	stopReaping := make(chan struct{})
 	defer close(stopReaping)
@@ -135,6 +144,17 @@ func (e *Engine) Run() {
 			f()
 		case f := <-e.reqs:
 			f()
+			// Take the calls already waiting too (HA tells come in
+			// bursts), so that one write of the state serves them all.
+			for n := 0; n < maxBatch; n++ {
+				select {
+				case f := <-e.reqs:
+					f()
+					continue
+				default:
+				}
+				break
+			}
 		case <-e.kids.reaper.reaped:
 			e.lingerCheck()
 		case <-tick.C:
@@ -191,12 +211,22 @@ func (e *Engine) Tell(ctx context.Context, g, l string) (string, error) {
 	}
 	var err error
 	// Persisted before the answer: a told level survives a crash that
-	// follows the answer at once.
+	// follows the answer at once. The loop persists after the calls
+	// waiting with this one.
+	var saved chan struct{}
 	cerr := e.call(ctx, func() {
 		if err = e.tell(g, l); err == nil {
-			e.persist()
+			e.dirty = true
+			saved = e.saved
 		}
 	})
+	if cerr == nil && err == nil {
+		select {
+		case <-saved:
+		case <-ctx.Done():
+			cerr = ctx.Err()
+		}
+	}
 	return g, errors.Join(cerr, err)
 }
 
@@ -399,6 +429,8 @@ func (e *Engine) persist() {
 	if e.cfg.OnStatus != nil {
 		e.cfg.OnStatus(st)
 	}
+	close(e.saved)
+	e.saved = make(chan struct{})
 }
 
 func (e *Engine) finish() {
