@@ -2,7 +2,7 @@ package cluster
 
 import (
 	"fmt"
-	"hash/fnv"
+	"math"
 	"sort"
 	"time"
 
@@ -170,11 +170,14 @@ func phase(level string) int {
 func holds(s nodeStatus, g string) (groupState, bool) {
 	for _, gs := range s.Groups {
 		if gs.Group == g {
-			return gs, gs.Level != LevelStop || gs.State == api.StateStopping
+			return gs, gs.held()
 		}
 	}
 	return groupState{}, false
 }
+
+// held: at a level that is not stop, or still stopping.
+func (gs groupState) held() bool { return gs.Level != LevelStop || gs.State == api.StateStopping }
 
 // ruledOut reports whether a node has ruled itself out for g.
 func ruledOut(s nodeStatus, g string, now time.Time) bool {
@@ -194,10 +197,18 @@ func preferIndex(h *cltab.HAGroup, node string) int {
 }
 
 // stableHash orders nodes for a group the same way on every node.
+// It is FNV-1a of group, a zero byte and node, without allocating.
 func stableHash(group, node string) uint64 {
-	f := fnv.New64a()
-	f.Write([]byte(group + "\x00" + node))
-	return f.Sum64()
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(group); i++ {
+		h = (h ^ uint64(group[i])) * prime
+	}
+	h *= prime // ^ 0
+	for i := 0; i < len(node); i++ {
+		h = (h ^ uint64(node[i])) * prime
+	}
+	return h
 }
 
 // claimBefore reports whether node a's claim on g beats node b's when
@@ -215,23 +226,60 @@ func claimBefore(h *cltab.HAGroup, a, b string, pa, pb int) bool {
 	return stableHash(h.Group, a) < stableHash(h.Group, b)
 }
 
-// rank orders the candidates to start g (SPEC 7): preferred nodes in
-// order, then the lowest load per CPU, then the stable hash.
-func rank(h *cltab.HAGroup, cands []string, members map[string]haMember) {
-	perCPU := func(n string) float64 {
-		s := members[n].status
-		return s.Load / float64(max(s.CPUs, 1))
+// loadStep is the step in which load per CPU is compared: a node ranks
+// after another only when it is busier by half a CPU or more, so that
+// the noise of load averages read at different moments does not reorder
+// nodes, nor send every group of a mass placement to the node that read
+// the lowest.
+const loadStep = 0.5
+
+// rankKey is what a candidate is ranked by, but for the preferred list
+// and the hash, which depend on the group.
+type rankKey struct {
+	load int // load per CPU, in loadSteps
+	held int // HA groups it holds
+}
+
+func rankKeyOf(s nodeStatus, listed map[string]bool) rankKey {
+	k := rankKey{load: int(math.Floor(s.Load / float64(max(s.CPUs, 1)) / loadStep))}
+	for _, gs := range s.Groups {
+		if listed[gs.Group] && gs.held() {
+			k.held++
+		}
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if ia, ib := preferIndex(h, a), preferIndex(h, b); ia != ib {
-			return ia < ib
+	return k
+}
+
+// rank orders the candidates to start g (SPEC 7): preferred nodes in
+// order, then the lowest load per CPU (in loadSteps), then the fewest HA
+// groups held (so that equally loaded nodes share a mass placement
+// evenly), then the stable hash.
+func rank(h *cltab.HAGroup, cands []string, keys map[string]rankKey) {
+	type ranked struct {
+		node   string
+		prefer int
+		key    rankKey
+		hash   uint64
+	}
+	rs := make([]ranked, len(cands))
+	for i, n := range cands {
+		rs[i] = ranked{n, preferIndex(h, n), keys[n], stableHash(h.Group, n)}
+	}
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		switch {
+		case a.prefer != b.prefer:
+			return a.prefer < b.prefer
+		case a.key.load != b.key.load:
+			return a.key.load < b.key.load
+		case a.key.held != b.key.held:
+			return a.key.held < b.key.held
 		}
-		if la, lb := perCPU(a), perCPU(b); la != lb {
-			return la < lb
-		}
-		return stableHash(h.Group, a) < stableHash(h.Group, b)
+		return a.hash < b.hash
 	})
+	for i, r := range rs {
+		cands[i] = r.node
+	}
 }
 
 // decide applies the HA rules for this node. It is a function of its
@@ -292,10 +340,19 @@ func decide(in haInput, mem *haMemory) haDecision {
 		wake(mem.quorateSince.Add(quorumStable))
 	}
 	self := in.members[in.self].status
+	selfGroups := make(map[string]groupState, len(self.Groups))
+	for _, gs := range self.Groups {
+		selfGroups[gs.Group] = gs
+	}
+	// selfHeld is holds(self, g), by the index.
+	selfHeld := func(g string) (groupState, bool) {
+		gs, ok := selfGroups[g]
+		return gs, ok && gs.held()
+	}
 	fenceAsked := map[string]bool{}
 
 	tell := func(g, level, why string) {
-		if gs, _ := holds(self, g); mem.pending[g] == level || (gs.Level == level && level != "") {
+		if gs, _ := selfHeld(g); mem.pending[g] == level || (gs.Level == level && level != "") {
 			return // told already, or there already
 		}
 		d.actions = append(d.actions, haAction{Group: g, Level: level, Why: why})
@@ -322,9 +379,24 @@ func decide(in haInput, mem *haMemory) haDecision {
 		}
 	}
 
+	// Each member's groups by name, and its rank key, once per decision.
+	byGroup := make(map[string]map[string]groupState, len(in.members))
+	keys := make(map[string]rankKey, len(in.members))
+	for name, m := range in.members {
+		if !m.hasStatus {
+			continue
+		}
+		gm := make(map[string]groupState, len(m.status.Groups))
+		for _, gs := range m.status.Groups {
+			gm[gs.Group] = gs
+		}
+		byGroup[name] = gm
+		keys[name] = rankKeyOf(m.status, listed)
+	}
+
 	for _, h := range in.hactl {
 		g := h.Group
-		mine, selfHolds := holds(self, g)
+		mine, selfHolds := selfHeld(g)
 		if p, ok := mem.pending[g]; ok && mine.Level == p {
 			delete(mem.pending, g)
 		}
@@ -341,8 +413,8 @@ func decide(in haInput, mem *haMemory) haDecision {
 			if name == in.self || !m.hasStatus {
 				continue
 			}
-			gs, held := holds(m.status, g)
-			if !held {
+			gs, ok := byGroup[name][g]
+			if !ok || !gs.held() {
 				continue
 			}
 			switch m.state {
@@ -464,7 +536,7 @@ func decide(in haInput, mem *haMemory) haDecision {
 			}
 			cands = append(cands, name)
 		}
-		rank(h, cands, in.members)
+		rank(h, cands, keys)
 		pos := -1
 		for i, n := range cands {
 			if n == in.self {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,6 +196,12 @@ func TestDecide(t *testing.T) {
 		m.heard = heardAt
 		return m
 	}())
+	// a holds two HA groups, c one, b none: web goes to b, then c, then a.
+	spread := hactl("web start", "x start", "y start", "z start")
+	spreadMembers := members(
+		st("a", gs("y", "start", api.StateDone, t0), gs("z", "start", api.StateDone, t0), gs("other", "start", api.StateDone, t0)),
+		st("b", gs("other", "start", api.StateDone, t0)),
+		st("c", gs("x", "start", api.StateDone, t0)))
 	stomith := func(c *haConfig) { c.stomith = true }
 	bad := func(g string, until time.Time) func(*haMemory) { return func(m *haMemory) { m.bad[g] = until } }
 
@@ -209,11 +216,20 @@ func TestDecide(t *testing.T) {
 		{name: "a preferred node ranks before a less loaded unlisted one", self: "a", hactl: hactl("web start c"),
 			members: members(st("a"), loaded(st("b"), 1, 1), loaded(st("c"), 1, 8)), wake: t0.Add(claimDelay)},
 		{name: "lowest load per CPU first", self: "a", hactl: web,
-			members: members(loaded(st("a"), 4, 2), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 1.9)), want: []string{"web -> plan"}},
+			members: members(loaded(st("a"), 4, 1.9), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 2.1)), want: []string{"web -> plan"}},
 		{name: "lowest load per CPU: the second waits", self: "b", hactl: web,
-			members: members(loaded(st("a"), 4, 2), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 1.9)), wake: t0.Add(claimDelay)},
+			members: members(loaded(st("a"), 4, 1.9), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 2.1)), wake: t0.Add(claimDelay)},
 		{name: "lowest load per CPU: the third waits twice", self: "c", hactl: web,
-			members: members(loaded(st("a"), 4, 2), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 1.9)), wake: t0.Add(2 * claimDelay)},
+			members: members(loaded(st("a"), 4, 1.9), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 2.1)), wake: t0.Add(2 * claimDelay)},
+		{name: "loads within one step: the stable hash decides", self: first, hactl: web,
+			members: with(with(idle, second, alive(loaded(st(second), 1, 0))), first, alive(loaded(st(first), 2, 0.9))),
+			want:    []string{"web -> plan"}},
+		{name: "equal loads: the fewest HA groups held first", self: "b", hactl: spread, members: spreadMembers,
+			want: []string{"web -> plan"}},
+		{name: "equal loads: the fewest HA groups held first (second)", self: "c", hactl: spread, members: spreadMembers,
+			wake: t0.Add(claimDelay)},
+		{name: "equal loads: the fewest HA groups held first (third)", self: "a", hactl: spread, members: spreadMembers,
+			wake: t0.Add(2 * claimDelay)},
 		{name: "equal loads: the stable hash decides (first)", self: first, hactl: web, members: idle, want: []string{"web -> plan"}},
 		{name: "equal loads: the stable hash decides (second)", self: second, hactl: web, members: idle, wake: t0.Add(claimDelay)},
 		{name: "equal loads: the stable hash decides (third)", self: third, hactl: web, members: idle, wake: t0.Add(2 * claimDelay)},
@@ -494,6 +510,19 @@ func TestDecideClaimDelayCountsFromUnheld(t *testing.T) {
 	expect(t, "just before its turn", n.decide(t, t0.Add(2*claimDelay-time.Millisecond), web, m))
 	expect(t, "its turn", n.decide(t, t0.Add(2*claimDelay), web, m), "web -> plan")
 	expect(t, "told already", n.decide(t, t0.Add(2*claimDelay+time.Millisecond), web, m))
+}
+
+// stableHash is FNV-1a of group, a zero byte and node: every version
+// must rank alike, or two nodes of a rolling upgrade could both win a
+// collision.
+func TestStableHashIsFNV1a(t *testing.T) {
+	for _, c := range [][2]string{{"web", "a"}, {"", ""}, {"db", "node-17.example"}, {"g\x00", "x"}} {
+		f := fnv.New64a()
+		f.Write([]byte(c[0] + "\x00" + c[1]))
+		if got, want := stableHash(c[0], c[1]), f.Sum64(); got != want {
+			t.Errorf("stableHash(%q, %q) = %x, want %x", c[0], c[1], got, want)
+		}
+	}
 }
 
 // A pending tell is neither told again nor forgotten until the status
