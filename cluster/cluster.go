@@ -388,14 +388,14 @@ func (c *Cluster) writeHastat() {
 
 // rebuildLocal prepares what LocalState hands memberlist.
 func (c *Cluster) rebuildLocal() {
-	pp := pushPull{Statuses: make([]nodeStatus, 0, len(c.view.statuses))}
+	pp := pushPull{Node: c.cfg.Node, Statuses: make([]nodeStatus, 0, len(c.view.statuses))}
 	for _, s := range c.view.statuses {
 		pp.Statuses = append(pp.Statuses, s)
 	}
 	if c.secure {
 		for _, r := range c.reps {
 			if r.cur.Version > 0 {
-				pp.Files = append(pp.Files, r.cur)
+				pp.Files = append(pp.Files, r.cur.withoutData())
 			}
 		}
 	}
@@ -564,6 +564,13 @@ func (c *Cluster) onMessage(b []byte) {
 			return
 		}
 		c.onFile(f)
+	case msgFileReq:
+		var q fileReq
+		if err := json.Unmarshal(body, &q); err != nil {
+			c.log.Warn("malformed file request", zap.Error(err))
+			return
+		}
+		c.onFileReq(q)
 	default:
 		c.log.Warn("unknown message kind", zap.Int("kind", int(kind)))
 	}
@@ -605,7 +612,7 @@ func (c *Cluster) onPushPull(b []byte) {
 		}
 	}
 	for _, f := range pp.Files {
-		c.onFile(f)
+		c.onFileVersion(pp.Node, f)
 	}
 }
 

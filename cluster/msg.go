@@ -9,8 +9,9 @@ import (
 
 // Message kinds: the first byte of every user message and broadcast.
 const (
-	msgStatus byte = 's' // a nodeStatus
-	msgFile   byte = 'f' // a fileVersion
+	msgStatus  byte = 's' // a nodeStatus
+	msgFile    byte = 'f' // a fileVersion
+	msgFileReq byte = 'r' // a fileReq
 )
 
 // maxGossip is the largest message sent by UDP gossip; a larger one (a
@@ -18,10 +19,14 @@ const (
 const maxGossip = 1000
 
 // pushPull is what two nodes exchange in a full state sync: every status
-// they know, and (only between nodes that hold the key) the files.
+// they know, and (only between nodes that hold the key) the version of
+// each file, without its data: push/pulls never stop, while a missed
+// version is rare. A node that learns of a newer version asks the
+// sender, Node, for it (fileReq).
 type pushPull struct {
+	Node     string        `json:"n,omitempty"`
 	Statuses []nodeStatus  `json:"s"`
-	Files    []fileVersion `json:"f,omitempty"`
+	Files    []fileVersion `json:"f,omitempty"` // Data left out
 }
 
 func encode(kind byte, v any) []byte {
