@@ -60,6 +60,7 @@ type bench struct {
 	tmp       string        // every file of the run is under it, but:
 	run       string        // the sockets (and so the output FIFOs beside them): a tmpfs, as /var/run
 	quick     bool          // fewer runs, shorter idle window
+	keep      bool          // keep the work directory
 	idle      time.Duration // idle CPU window
 	progress  io.Writer
 
@@ -115,14 +116,18 @@ func (b *bench) cleanup() {
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
 	}
-	if b.run != "" && b.run != b.tmp {
+	if b.run != "" && b.run != b.tmp && !b.keep {
 		defer os.RemoveAll(b.run)
 	}
 	if b.tmp != "" {
 		if n := killTagged(b.tmp); n > 0 {
 			b.logf("killed %d leftover processes", n)
 		}
-		os.RemoveAll(b.tmp)
+		if b.keep {
+			b.logf("kept the work directory %s", b.tmp)
+		} else {
+			os.RemoveAll(b.tmp)
+		}
 	}
 }
 
@@ -136,6 +141,7 @@ func run() int {
 		idle     = flag.Duration("idle", 30*time.Second, "the window over which idle CPU is measured (default 3s with --quick)")
 		only     = flag.String("only", "", "run only these figure groups, comma-separated: "+groupNames())
 		stamp    = flag.String("stamp", "auto", "the timestamp helper: c (built with cc), go, or auto (c if cc works)")
+		keep     = flag.Bool("keep", false, "keep the work directory (the daemons' logs, hastat and state) when done")
 		parent   = flag.String("dir", "/tmp", "make the work directory (cltabs, sockets, state, markers) under this one; keep it short: socket paths must stay under 108 bytes")
 	)
 	flag.Parse()
@@ -146,7 +152,7 @@ func run() int {
 	}
 	idleSet := false
 	flag.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle" })
-	b := &bench{quick: *quick, idle: *idle, progress: os.Stderr}
+	b := &bench{quick: *quick, keep: *keep, idle: *idle, progress: os.Stderr}
 	if b.quick && !idleSet {
 		b.idle = 3 * time.Second
 	}

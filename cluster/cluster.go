@@ -63,6 +63,11 @@ type Cluster struct {
 	dirtyLocal bool // the push/pull state must be rebuilt
 	ha         *haState
 	watchers   map[chan api.Event]bool
+	// This node's status gossip: when last sent, and a newer one waits
+	// for selfTimer.
+	selfSent    time.Time
+	selfPending bool
+	selfTimer   *time.Timer
 
 	// Counters for metrics, read from any goroutine.
 	transitions, fenceOK, fenceFailed atomic.Uint64
@@ -87,6 +92,11 @@ func Start(cfg Config) (*Cluster, error) {
 		events:   make(chan func(), 4096),
 		reqs:     make(chan func()),
 		statusCh: make(chan struct{}, 1),
+		selfTimer: func() *time.Timer {
+			t := time.NewTimer(time.Hour)
+			t.Stop()
+			return t
+		}(),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		view:     newView(cfg.Node),
@@ -341,6 +351,10 @@ func (c *Cluster) run() {
 			c.refreshLoad()
 		case <-c.ha.timer.C:
 			c.ha.dirty = true
+		case <-c.selfTimer.C:
+			if c.selfPending {
+				c.publishSelfNow()
+			}
 		}
 		for n := len(c.events); n > 0; n-- {
 			(<-c.events)()
@@ -432,6 +446,32 @@ func (c *Cluster) publishLocal() {
 	}
 	c.self.Groups = gs
 	c.bump()
+	c.publishSelf()
+}
+
+// selfGap is the least time between two gossips of this node's status:
+// a burst of changes (many groups placed at once) goes out as the
+// newest status once per selfGap, not once per change; an isolated
+// change goes out at once.
+const selfGap = 100 * time.Millisecond
+
+// publishSelf gossips this node's status, at once or at the end of the
+// current selfGap.
+func (c *Cluster) publishSelf() {
+	if wait := selfGap - time.Since(c.selfSent); wait > 0 {
+		if !c.selfPending {
+			c.selfPending = true
+			c.selfTimer.Reset(wait)
+		}
+		return
+	}
+	c.publishSelfNow()
+}
+
+// publishSelfNow gossips this node's status at once.
+func (c *Cluster) publishSelfNow() {
+	c.selfPending = false
+	c.selfSent = time.Now()
 	c.broadcast(c.self.Node, encode(msgStatus, c.self))
 }
 
@@ -487,10 +527,15 @@ func (c *Cluster) refreshLoad() {
 	if cpus == c.self.CPUs && load == c.self.Load {
 		return
 	}
-	// Not broadcast: the load travels with the next status change and
-	// with every push/pull, which is often enough to rank nodes.
+	// Broadcast when its load level changes, for every node to rank
+	// nodes alike; a smaller change travels with the next status change
+	// and with every push/pull.
+	was := loadLevel(c.self)
 	c.self.CPUs, c.self.Load = cpus, load
 	c.bump()
+	if loadLevel(c.self) != was {
+		c.publishSelf()
+	}
 }
 
 // resync rebuilds the membership from memberlist after dropped events:
@@ -525,7 +570,7 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 			// A member that joins (or comes back) learns every status by
 			// its push/pull, but the others learn its own only when it
 			// changes: re-announce ours, and it will do likewise.
-			c.broadcast(c.self.Node, encode(msgStatus, c.self))
+			c.publishSelf()
 			// And the replicated files: it may have synced with a node
 			// that did not have the newest yet, and the next push/pull is
 			// up to 15 s away (more on big clusters).
@@ -584,7 +629,7 @@ func (c *Cluster) onStatus(s nodeStatus) bool {
 		if s.Version >= c.self.Version {
 			c.self.Version = s.Version
 			c.bump()
-			c.broadcast(c.self.Node, encode(msgStatus, c.self))
+			c.publishSelf()
 		}
 		return false
 	}

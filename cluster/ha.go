@@ -227,53 +227,39 @@ func claimBefore(h *cltab.HAGroup, a, b string, pa, pb int) bool {
 }
 
 // loadStep is the step in which load per CPU is compared: a node ranks
-// after another only when it is busier by half a CPU or more, so that
-// the noise of load averages read at different moments does not reorder
-// nodes, nor send every group of a mass placement to the node that read
-// the lowest.
-const loadStep = 0.5
+// after another only when its load per CPU is a whole step higher. Load
+// averages read at different moments always differ a little; compared
+// as they are, every node of a mass placement would rank first the one
+// that read the lowest, and send it every group. Equal steps leave the
+// order to the stable hash, which spreads groups evenly.
+const loadStep = 1.0
 
-// rankKey is what a candidate is ranked by, but for the preferred list
-// and the hash, which depend on the group.
-type rankKey struct {
-	load int // load per CPU, in loadSteps
-	held int // HA groups it holds
-}
-
-func rankKeyOf(s nodeStatus, listed map[string]bool) rankKey {
-	k := rankKey{load: int(math.Floor(s.Load / float64(max(s.CPUs, 1)) / loadStep))}
-	for _, gs := range s.Groups {
-		if listed[gs.Group] && gs.held() {
-			k.held++
-		}
-	}
-	return k
+// loadLevel is a status's load per CPU in loadSteps.
+func loadLevel(s nodeStatus) int {
+	return int(math.Floor(s.Load / float64(max(s.CPUs, 1)) / loadStep))
 }
 
 // rank orders the candidates to start g (SPEC 7): preferred nodes in
-// order, then the lowest load per CPU (in loadSteps), then the fewest HA
-// groups held (so that equally loaded nodes share a mass placement
-// evenly), then the stable hash.
-func rank(h *cltab.HAGroup, cands []string, keys map[string]rankKey) {
+// order, then the lowest load per CPU (in loadSteps), then the stable
+// hash. levels holds each member's loadLevel.
+func rank(h *cltab.HAGroup, cands []string, levels map[string]int) {
 	type ranked struct {
 		node   string
 		prefer int
-		key    rankKey
+		level  int
 		hash   uint64
 	}
 	rs := make([]ranked, len(cands))
 	for i, n := range cands {
-		rs[i] = ranked{n, preferIndex(h, n), keys[n], stableHash(h.Group, n)}
+		rs[i] = ranked{n, preferIndex(h, n), levels[n], stableHash(h.Group, n)}
 	}
 	sort.Slice(rs, func(i, j int) bool {
 		a, b := rs[i], rs[j]
 		switch {
 		case a.prefer != b.prefer:
 			return a.prefer < b.prefer
-		case a.key.load != b.key.load:
-			return a.key.load < b.key.load
-		case a.key.held != b.key.held:
-			return a.key.held < b.key.held
+		case a.level != b.level:
+			return a.level < b.level
 		}
 		return a.hash < b.hash
 	})
@@ -379,9 +365,9 @@ func decide(in haInput, mem *haMemory) haDecision {
 		}
 	}
 
-	// Each member's groups by name, and its rank key, once per decision.
+	// Each member's groups by name, and its load level, once per decision.
 	byGroup := make(map[string]map[string]groupState, len(in.members))
-	keys := make(map[string]rankKey, len(in.members))
+	levels := make(map[string]int, len(in.members))
 	for name, m := range in.members {
 		if !m.hasStatus {
 			continue
@@ -391,7 +377,7 @@ func decide(in haInput, mem *haMemory) haDecision {
 			gm[gs.Group] = gs
 		}
 		byGroup[name] = gm
-		keys[name] = rankKeyOf(m.status, listed)
+		levels[name] = loadLevel(m.status)
 	}
 
 	for _, h := range in.hactl {
@@ -536,14 +522,14 @@ func decide(in haInput, mem *haMemory) haDecision {
 			}
 			cands = append(cands, name)
 		}
-		rank(h, cands, keys)
+		rank(h, cands, levels)
 		pos := -1
 		for i, n := range cands {
 			if n == in.self {
 				pos = i
 			}
 		}
-		if len(cands) == 0 || len(unfenced) > 0 || !settled {
+		if len(cands) == 0 || len(unfenced) > 0 || !settled || learning {
 			// Not claimable yet: the claim delays count from when it is,
 			// or every candidate would claim at once then.
 			delete(mem.unheld, g)

@@ -196,12 +196,6 @@ func TestDecide(t *testing.T) {
 		m.heard = heardAt
 		return m
 	}())
-	// a holds two HA groups, c one, b none: web goes to b, then c, then a.
-	spread := hactl("web start", "x start", "y start", "z start")
-	spreadMembers := members(
-		st("a", gs("y", "start", api.StateDone, t0), gs("z", "start", api.StateDone, t0), gs("other", "start", api.StateDone, t0)),
-		st("b", gs("other", "start", api.StateDone, t0)),
-		st("c", gs("x", "start", api.StateDone, t0)))
 	stomith := func(c *haConfig) { c.stomith = true }
 	bad := func(g string, until time.Time) func(*haMemory) { return func(m *haMemory) { m.bad[g] = until } }
 
@@ -216,20 +210,14 @@ func TestDecide(t *testing.T) {
 		{name: "a preferred node ranks before a less loaded unlisted one", self: "a", hactl: hactl("web start c"),
 			members: members(st("a"), loaded(st("b"), 1, 1), loaded(st("c"), 1, 8)), wake: t0.Add(claimDelay)},
 		{name: "lowest load per CPU first", self: "a", hactl: web,
-			members: members(loaded(st("a"), 4, 1.9), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 2.1)), want: []string{"web -> plan"}},
+			members: members(loaded(st("a"), 4, 3.9), loaded(st("b"), 1, 1.6), loaded(st("c"), 2, 5)), want: []string{"web -> plan"}},
 		{name: "lowest load per CPU: the second waits", self: "b", hactl: web,
-			members: members(loaded(st("a"), 4, 1.9), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 2.1)), wake: t0.Add(claimDelay)},
+			members: members(loaded(st("a"), 4, 3.9), loaded(st("b"), 1, 1.6), loaded(st("c"), 2, 5)), wake: t0.Add(claimDelay)},
 		{name: "lowest load per CPU: the third waits twice", self: "c", hactl: web,
-			members: members(loaded(st("a"), 4, 1.9), loaded(st("b"), 1, 0.6), loaded(st("c"), 2, 2.1)), wake: t0.Add(2 * claimDelay)},
+			members: members(loaded(st("a"), 4, 3.9), loaded(st("b"), 1, 1.6), loaded(st("c"), 2, 5)), wake: t0.Add(2 * claimDelay)},
 		{name: "loads within one step: the stable hash decides", self: first, hactl: web,
 			members: with(with(idle, second, alive(loaded(st(second), 1, 0))), first, alive(loaded(st(first), 2, 0.9))),
 			want:    []string{"web -> plan"}},
-		{name: "equal loads: the fewest HA groups held first", self: "b", hactl: spread, members: spreadMembers,
-			want: []string{"web -> plan"}},
-		{name: "equal loads: the fewest HA groups held first (second)", self: "c", hactl: spread, members: spreadMembers,
-			wake: t0.Add(claimDelay)},
-		{name: "equal loads: the fewest HA groups held first (third)", self: "a", hactl: spread, members: spreadMembers,
-			wake: t0.Add(2 * claimDelay)},
 		{name: "equal loads: the stable hash decides (first)", self: first, hactl: web, members: idle, want: []string{"web -> plan"}},
 		{name: "equal loads: the stable hash decides (second)", self: second, hactl: web, members: idle, wake: t0.Add(claimDelay)},
 		{name: "equal loads: the stable hash decides (third)", self: third, hactl: web, members: idle, wake: t0.Add(2 * claimDelay)},
@@ -510,6 +498,23 @@ func TestDecideClaimDelayCountsFromUnheld(t *testing.T) {
 	expect(t, "just before its turn", n.decide(t, t0.Add(2*claimDelay-time.Millisecond), web, m))
 	expect(t, "its turn", n.decide(t, t0.Add(2*claimDelay), web, m), "web -> plan")
 	expect(t, "told already", n.decide(t, t0.Add(2*claimDelay+time.Millisecond), web, m))
+}
+
+// While a member's status is unknown nothing is claimed, and the claim
+// delays count from when it is known: had they run meanwhile, every
+// candidate whose turn had come would claim at once when it is.
+func TestDecideClaimDelayWaitsForLearning(t *testing.T) {
+	web := hactl("web start d,c,b,a")
+	known := members(st("a"), st("b"), st("c"), st("d"))
+	unknown := with(known, "d", haMember{state: api.NodeAlive, since: t0})
+	n := &haNode{self: "b", mem: settledMemory(t0), cfg: testHAConfig()}
+	n.cfg.quorum = 3
+	expect(t, "learning at t0", n.decide(t, t0, web, unknown))
+	expect(t, "learning long after", n.decide(t, t0.Add(time.Minute), web, unknown))
+	learnt := t0.Add(time.Minute + time.Second)
+	expect(t, "learnt: its turn is two claim delays away", n.decide(t, learnt, web, known))
+	expect(t, "just before its turn", n.decide(t, learnt.Add(2*claimDelay-time.Millisecond), web, known))
+	expect(t, "its turn", n.decide(t, learnt.Add(2*claimDelay), web, known), "web -> plan")
 }
 
 // stableHash is FNV-1a of group, a zero byte and node: every version

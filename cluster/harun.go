@@ -123,7 +123,7 @@ func (c *Cluster) Handoff(ctx context.Context) {
 		c.ha.handoff = true
 		c.self.Leaving = true
 		c.bump()
-		c.broadcast(c.self.Node, encode(msgStatus, c.self))
+		c.publishSelfNow()
 		c.ha.dirty = true
 	}); err != nil {
 		return
@@ -174,7 +174,7 @@ func (c *Cluster) decideHA() {
 	if back {
 		// What the members that came back know of this node is old too.
 		c.bump()
-		c.broadcast(c.self.Node, encode(msgStatus, c.self))
+		c.publishSelf()
 	}
 	for _, name := range pull {
 		c.pullState(name)
@@ -211,7 +211,7 @@ func (c *Cluster) decideHA() {
 	}
 	if c.publishBad() {
 		c.bump()
-		c.broadcast(c.self.Node, encode(msgStatus, c.self))
+		c.publishSelf()
 	}
 	if !revivalWake.IsZero() && (d.wake.IsZero() || revivalWake.Before(d.wake)) {
 		d.wake = revivalWake
