@@ -367,7 +367,7 @@ func (c *Cluster) run() {
 }
 
 // flushGap is the least time between two flushes.
-const flushGap = 50 * time.Millisecond
+const flushGap = 100 * time.Millisecond
 
 // flush writes what the last events changed: the push/pull state and
 // hastat.
@@ -393,7 +393,7 @@ func (c *Cluster) writeHastat() {
 	if text == c.hastatText {
 		return
 	}
-	if err := atomicfile.Write(c.cfg.Hastat, []byte(text), 0o644); err != nil {
+	if err := atomicfile.WriteStatus(c.cfg.Hastat, []byte(text), 0o644); err != nil {
 		c.log.Error("writing hastat", zap.String("path", c.cfg.Hastat), zap.Error(err))
 		return
 	}
@@ -590,6 +590,7 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 func (c *Cluster) onMessage(b []byte) {
 	kind, body, err := decode(b)
 	if err != nil {
+		c.log.Warn("malformed message", zap.Error(err))
 		return
 	}
 	switch kind {

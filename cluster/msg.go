@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -29,18 +33,58 @@ type pushPull struct {
 	Files    []fileVersion `json:"f,omitempty"` // Data left out
 }
 
+// msgDeflated wraps a whole message (kind and body) compressed with
+// DEFLATE. A status lists every group of its node, and JSON repeats
+// itself: a node of 30 groups gossips some 1.8 KB that deflate to about
+// a fifth, which then fits a UDP gossip; sent by TCP to every member
+// instead, statuses took most of the CPU of a mass placement.
+const msgDeflated byte = 'z'
+
+// deflateOver: shorter messages are sent as they are.
+const deflateOver = 256
+
+// maxInflated bounds what a deflated message may inflate to.
+const maxInflated = 16 << 20
+
 func encode(kind byte, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // our own plain structs always marshal
 	}
-	return append([]byte{kind}, b...)
+	msg := append([]byte{kind}, b...)
+	if len(msg) <= deflateOver {
+		return msg
+	}
+	var z bytes.Buffer
+	z.WriteByte(msgDeflated)
+	w, _ := flate.NewWriter(&z, flate.BestSpeed)
+	w.Write(msg)
+	w.Close()
+	if z.Len() >= len(msg) {
+		return msg
+	}
+	return z.Bytes()
 }
 
 var errEmpty = errors.New("empty message")
 
-// decode splits a message into its kind and JSON body.
+// decode splits a message into its kind and JSON body, inflating it
+// first if it came deflated.
 func decode(b []byte) (byte, []byte, error) {
+	if len(b) > 0 && b[0] == msgDeflated {
+		r := flate.NewReader(bytes.NewReader(b[1:]))
+		defer r.Close()
+		in, err := io.ReadAll(io.LimitReader(r, maxInflated+1))
+		switch {
+		case err != nil:
+			return 0, nil, fmt.Errorf("deflated message: %w", err)
+		case len(in) > maxInflated:
+			return 0, nil, fmt.Errorf("deflated message over %d bytes", maxInflated)
+		case len(in) > 0 && in[0] == msgDeflated:
+			return 0, nil, errors.New("deflated message within a deflated message")
+		}
+		b = in
+	}
 	if len(b) == 0 {
 		return 0, nil, errEmpty
 	}

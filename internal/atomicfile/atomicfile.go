@@ -7,8 +7,23 @@ import (
 	"path/filepath"
 )
 
-// Write replaces path with data, creating the directory if needed.
+// Write replaces path with data, creating the directory if needed, and
+// syncs it before the rename: after a crash, path holds the old data or
+// the new.
 func Write(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, true)
+}
+
+// WriteStatus is Write without the sync, for status files that the
+// daemon writes anew from memory whenever it starts (clstat, hastat):
+// readers still never see a mix, and a crash costs nothing that the
+// restart does not write again, while a sync per change costs a disk
+// flush each time a group changes state.
+func WriteStatus(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, false)
+}
+
+func write(path string, data []byte, mode os.FileMode, sync bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -22,7 +37,7 @@ func Write(path string, data []byte, mode os.FileMode) error {
 	if err == nil {
 		err = f.Chmod(mode)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

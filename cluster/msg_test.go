@@ -1,0 +1,73 @@
+package cluster
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// A status of many groups is deflated to fit a UDP gossip, a short one
+// is sent as it is, and both decode to what was encoded.
+func TestEncodeDeflatesLargeMessages(t *testing.T) {
+	small := nodeStatus{Node: "n1", Version: 7, CPUs: 2}
+	big := nodeStatus{Node: "n1", Version: 8, CPUs: 2}
+	for i := range 30 {
+		big.Groups = append(big.Groups, groupState{Group: fmt.Sprintf("g%04d", i), Level: "start", State: "DONE", Since: 1732338725196})
+	}
+	plain, _ := json.Marshal(big)
+	for _, c := range []struct {
+		name     string
+		s        nodeStatus
+		deflated bool
+	}{{"small", small, false}, {"30 groups", big, true}} {
+		msg := encode(msgStatus, c.s)
+		if got := msg[0] == msgDeflated; got != c.deflated {
+			t.Errorf("%s: deflated %v, want %v", c.name, got, c.deflated)
+		}
+		if c.deflated {
+			t.Logf("%s: %d bytes of JSON sent as %d", c.name, len(plain)+1, len(msg))
+			if len(msg) > maxGossip {
+				t.Errorf("%s: %d bytes, over the %d of a UDP gossip", c.name, len(msg), maxGossip)
+			}
+		}
+		kind, body, err := decode(msg)
+		if err != nil || kind != msgStatus {
+			t.Fatalf("%s: decode: kind %q, %v", c.name, kind, err)
+		}
+		var back nodeStatus
+		if err := json.Unmarshal(body, &back); err != nil || !reflect.DeepEqual(back, c.s) {
+			t.Errorf("%s: decoded %+v (%v), want %+v", c.name, back, err, c.s)
+		}
+	}
+}
+
+// A deflated message that is not DEFLATE, inflates past the bound, or
+// nests another is refused with an error, not a panic or a huge buffer.
+func TestDecodeRefusesBadDeflatedMessages(t *testing.T) {
+	deflate := func(b []byte) []byte {
+		var z bytes.Buffer
+		z.WriteByte(msgDeflated)
+		w, _ := flate.NewWriter(&z, flate.BestCompression)
+		w.Write(b)
+		w.Close()
+		return z.Bytes()
+	}
+	bomb := deflate(append([]byte{msgStatus}, strings.Repeat(" ", maxInflated+10)...))
+	for _, c := range []struct {
+		name, want string
+		msg        []byte
+	}{
+		{"not deflate", "deflated message", []byte{msgDeflated, 0xff, 0xfe, 0x00}},
+		{"too large", "over", bomb},
+		{"nested", "within a deflated", deflate(deflate([]byte(`s{}`)))},
+		{"empty", "empty", deflate(nil)},
+	} {
+		if _, _, err := decode(c.msg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+}
