@@ -93,7 +93,10 @@ func nodeName(i int) string { return "n" + string(rune('0'+i%10)) + strings.Repe
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Under load a gossip can miss a member; the push/pull that repairs
+	// it comes within PushPullInterval (15 s), which this bound covers
+	// twice: it is a guard against hangs, not a timing.
+	deadline := time.Now().Add(2*PushPullInterval + 5*time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting: %s", what)
