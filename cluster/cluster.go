@@ -494,31 +494,29 @@ func (c *Cluster) broadcast(node string, msg []byte) {
 	}
 }
 
-// sendTo sends msg to one member over TCP, without blocking the loop.
+// sendTo sends msg to the member at addr over TCP, without blocking the
+// loop.
 func (c *Cluster) sendTo(addr string, msg []byte) {
-	for _, n := range c.ml.Members() {
-		if n.Address() == addr && n.Name != c.cfg.Node {
-			go func(n *memberlist.Node) {
-				if err := c.ml.SendReliable(n, msg); err != nil {
-					c.log.Debug("send", zap.String("node", n.Name), zap.Error(err))
-				}
-			}(n)
+	for name, m := range c.view.members {
+		if m.addr == addr && name != c.cfg.Node {
+			if n := c.member(name); n != nil {
+				c.sendNode(n, msg)
+			}
 		}
 	}
 }
 
-// sendAll sends msg to every other member over TCP, without blocking
-// the loop.
+// sendAll sends msg to every other live member over TCP, without
+// blocking the loop. The addresses come from the view, not from
+// memberlist's node records, which it rewrites while it runs.
 func (c *Cluster) sendAll(msg []byte) {
-	for _, n := range c.ml.Members() {
-		if n.Name == c.cfg.Node {
+	for name := range c.view.members {
+		if name == c.cfg.Node {
 			continue
 		}
-		go func(n *memberlist.Node) {
-			if err := c.ml.SendReliable(n, msg); err != nil {
-				c.log.Debug("send", zap.String("node", n.Name), zap.Error(err))
-			}
-		}(n)
+		if n := c.member(name); n != nil {
+			c.sendNode(n, msg)
+		}
 	}
 }
 
@@ -571,14 +569,19 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 			// its push/pull, but the others learn its own only when it
 			// changes: re-announce ours, and it will do likewise.
 			c.publishSelf()
-			// And the replicated files: it may have synced with a node
-			// that did not have the newest yet, and the next push/pull is
-			// up to 15 s away (more on big clusters).
+			// And the versions of the replicated files: it may have
+			// synced with a node that did not have the newest yet, and the
+			// next push/pull is up to 15 s away (more on big clusters). It
+			// asks for a newer one (once, whoever told it first).
 			if c.secure {
+				pp := pushPull{Node: c.cfg.Node}
 				for _, r := range c.reps {
 					if r.cur.Version > 0 {
-						c.sendTo(addr, encode(msgFile, r.cur))
+						pp.Files = append(pp.Files, r.cur.withoutData())
 					}
+				}
+				if len(pp.Files) > 0 {
+					c.sendTo(addr, encode(msgFileVer, pp))
 				}
 			}
 		}
@@ -610,6 +613,15 @@ func (c *Cluster) onMessage(b []byte) {
 			return
 		}
 		c.onFile(f)
+	case msgFileVer:
+		var pp pushPull
+		if err := json.Unmarshal(body, &pp); err != nil {
+			c.log.Warn("malformed file versions", zap.Error(err))
+			return
+		}
+		for _, f := range pp.Files {
+			c.onFileVersion(pp.Node, f)
+		}
 	case msgFileReq:
 		var q fileReq
 		if err := json.Unmarshal(body, &q); err != nil {

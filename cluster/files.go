@@ -184,7 +184,9 @@ func (c *Cluster) onFileVersion(from string, f fileVersion) {
 		return
 	}
 	n := c.member(from)
-	if n == nil || !r.asked.first(from+" "+f.key(), time.Now()) {
+	// One ask a second per version, whoever told of it: after a join,
+	// every member tells the joiner its versions at once.
+	if n == nil || !r.asked.first(f.key(), time.Now()) {
 		return
 	}
 	c.log.Debug("asking for a newer version", zap.String("file", f.Kind), zap.Uint64("version", f.Version), zap.String("of", from))

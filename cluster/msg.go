@@ -16,6 +16,7 @@ const (
 	msgStatus  byte = 's' // a nodeStatus
 	msgFile    byte = 'f' // a fileVersion
 	msgFileReq byte = 'r' // a fileReq
+	msgFileVer byte = 'v' // a pushPull of file versions only, to a member that joins
 )
 
 // maxGossip is the largest message sent by UDP gossip; a larger one (a
