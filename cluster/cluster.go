@@ -39,6 +39,7 @@ type Cluster struct {
 	ml     *memberlist.Memberlist                // nil on a single node; set before run starts
 	mlRef  atomic.Pointer[memberlist.Memberlist] // ml, for memberlist's own goroutines during Create
 	tr     *heardTransport                       // ml's transport, which notes who was heard from
+	delay  gossipDelay                           // how old statuses arrive; the loop's
 	queue  *memberlist.TransmitLimitedQueue
 	secure bool // a key is set: files are replicated
 
@@ -603,8 +604,14 @@ func (c *Cluster) onMessage(b []byte) {
 			c.log.Warn("malformed status message", zap.Error(err))
 			return
 		}
+		_, had := c.view.statuses[s.Node]
 		if c.onStatus(s) {
 			c.broadcast(s.Node, b) // spread it: memberlist only sends our own queue
+			if had && s.Node != c.cfg.Node {
+				// A first status may be any age (a member that joins
+				// re-announces its own); a newer one is news.
+				c.delay.sample(s.Version, time.Now())
+			}
 		}
 	case msgFile:
 		var f fileVersion

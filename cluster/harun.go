@@ -190,6 +190,8 @@ func (c *Cluster) decideHA() {
 	}
 	in := haInput{self: c.cfg.Node, now: now, cfg: c.ha.cfg, hactl: c.hactl.Groups, members: map[string]haMember{}}
 	in.cfg.detectMax = DetectBound(max(len(c.view.members), c.ha.cfg.nodes))
+	in.cfg.claimDelay = c.delay.atLeast(c.ha.cfg.claimDelay, now)
+	in.cfg.planHold = c.delay.atLeast(c.ha.cfg.planHold, now)
 	for name, m := range c.view.members {
 		s, ok := c.view.statuses[name]
 		hm := haMember{state: m.state, since: m.changed, status: s, hasStatus: ok && !c.ha.revivals.unknown(name)}
