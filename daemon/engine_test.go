@@ -12,43 +12,21 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/clinit/clinit/api"
-	"github.com/clinit/clinit/cltab"
 )
 
 // Tells that arrive together share one write of the state, and each
 // answers only once its level is in the state file.
 func TestTellsShareAStateWrite(t *testing.T) {
 	const groups = 200
-	dir := t.TempDir()
 	var tab strings.Builder
 	for i := range groups {
 		fmt.Fprintf(&tab, "g%d:a%d:1:off:\n", i, i)
 	}
-	path := filepath.Join(dir, "cltab")
-	if err := os.WriteFile(path, []byte(tab.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := cltab.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var persists atomic.Int64
-	eng, err := NewEngine(Config{CltabPath: path, Tab: parsed, Clstat: filepath.Join(dir, "clstat"),
-		StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run"), Node: "n1", Log: zap.NewNop(),
-		OnStatus: func(api.Status) { persists.Add(1) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go eng.Run()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := eng.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
+	eng := testEngine(t, tab.String(), func(dir string, c *Config) {
+		c.StateDir, c.RunDir = filepath.Join(dir, "state"), filepath.Join(dir, "run")
+		c.OnStatus = func(api.Status) { persists.Add(1) }
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -21,6 +21,14 @@ import (
 // server; everything stops at the end of the test.
 func testServer(t testing.TB, tab string) *Server {
 	t.Helper()
+	return NewServer(testEngine(t, tab, nil), zap.NewNop())
+}
+
+// testEngine runs an engine of node n1 on tab in a temporary directory,
+// its Config set further by with (nil: nothing more); it is shut down
+// at the end of the test.
+func testEngine(t testing.TB, tab string, with func(dir string, c *Config)) *Engine {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cltab")
 	if err := os.WriteFile(path, []byte(tab), 0o644); err != nil {
@@ -30,7 +38,11 @@ func testServer(t testing.TB, tab string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := NewEngine(Config{CltabPath: path, Tab: parsed, Clstat: filepath.Join(dir, "clstat"), Node: "n1", Log: zap.NewNop()})
+	cfg := Config{CltabPath: path, Tab: parsed, Clstat: filepath.Join(dir, "clstat"), Node: "n1", Log: zap.NewNop()}
+	if with != nil {
+		with(dir, &cfg)
+	}
+	eng, err := NewEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +54,7 @@ func testServer(t testing.TB, tab string) *Server {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return NewServer(eng, zap.NewNop())
+	return eng
 }
 
 // serve sends one request as uid (as SO_PEERCRED would have read it).
