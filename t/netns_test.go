@@ -258,17 +258,24 @@ func TestNetnsOwnerCut(t *testing.T) {
 	b.Note("heal", owner.Name)
 	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the heal", n)
 	t.Logf("heal: all 3 alive everywhere after %v", time.Since(healed).Round(time.Millisecond))
-	// Long enough for a move back or a second copy to show: a claim
-	// takes a claim delay, the hold and the lifecycle.
+	staysOn(t, b, next, from, "the heal")
+}
+
+// staysOn waits long enough for a move back or a second copy to show (a
+// claim takes a claim delay, the hold and the lifecycle), then checks
+// that web runs on next alone, seen by every host, and moved once since
+// from.
+func staysOn(t *testing.T, b *netbed.Bed, next *netbed.Host, from time.Time, after string) {
+	t.Helper()
+	n := len(b.Hosts)
 	time.Sleep(time.Duration(n)*claimDelay + planHold + lifecycle)
 	if o := agreedOwner(b, b.Hosts); o != next {
-		t.Errorf("after the heal web runs on %v (seen by all), want it to stay on %s", hostName(o), next.Name)
+		t.Errorf("after %s web runs on %v (seen by all), want it to stay on %s", after, hostName(o), next.Name)
 	}
 	if on := runningOn(t, b); len(on) != 1 || on[0] != next.Name {
-		t.Errorf("after the heal web services run on %v, want only %s", on, next.Name)
+		t.Errorf("after %s web services run on %v, want only %s", after, on, next.Name)
 	}
-	r := verdict(t, b, from, nil, failoverBound(n))
-	if r.Moves != 1 {
+	if r := verdict(t, b, from, nil, failoverBound(n)); r.Moves != 1 {
 		t.Errorf("web moved %d times, want once", r.Moves)
 	}
 }
@@ -407,17 +414,7 @@ func TestNetnsOwnerKilled(t *testing.T) {
 	owner.Start()
 	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the restart", n)
 	t.Logf("%s restarted: all 3 alive everywhere after %v", owner.Name, time.Since(restarted).Round(time.Millisecond))
-	time.Sleep(time.Duration(n)*claimDelay + planHold + lifecycle)
-	if o := agreedOwner(b, b.Hosts); o != next {
-		t.Errorf("after the restart web runs on %v (seen by all), want it to stay on %s", hostName(o), next.Name)
-	}
-	if on := runningOn(t, b); len(on) != 1 || on[0] != next.Name {
-		t.Errorf("after the restart web services run on %v, want only %s", on, next.Name)
-	}
-	r := verdict(t, b, from, nil, failoverBound(n))
-	if r.Moves != 1 {
-		t.Errorf("web moved %d times, want once", r.Moves)
-	}
+	staysOn(t, b, next, from, "the restart")
 }
 
 // The first owner's link flaps for a minute, down and up for random
