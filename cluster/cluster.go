@@ -651,8 +651,11 @@ func (c *Cluster) onMessage(b []byte) {
 func (c *Cluster) onStatus(s nodeStatus) bool {
 	if s.Node == c.cfg.Node {
 		// Our own status from before a restart, with a later clock: step
-		// over it so ours wins again.
-		if s.Version >= c.self.Version {
+		// over it so ours wins again. The same version is our current
+		// status coming back to us (every receiver spreads a status it
+		// had not seen): stepping over that would make a new status of
+		// every echo, and each node would gossip its own without end.
+		if s.Version > c.self.Version {
 			c.self.Version = s.Version
 			c.bump()
 			c.publishSelf()

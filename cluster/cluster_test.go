@@ -440,3 +440,43 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// A node's own status that comes back to it is not news: every receiver
+// spreads a status it had not seen, so the sender hears its own again. It
+// used to step over it as if it came from before a restart, and every
+// node gossiped a new status of its own about ten times a second for
+// ever. Only a later version (its status from before a restart) is
+// stepped over.
+func TestOwnStatusEchoIsNotNews(t *testing.T) {
+	nodes := mockCluster(t, 3, testKey)
+	eventually(t, "3 members alive everywhere", allAlive(nodes))
+	c := nodes[0].Cluster
+	var before, afterEcho, afterOld, afterRestart uint64
+	err := c.call(context.Background(), func() {
+		before = c.self.Version
+		echo := c.self
+		echo.Groups = append([]groupState(nil), c.self.Groups...)
+		c.onStatus(echo)
+		afterEcho = c.self.Version
+		old := c.self
+		old.Version--
+		c.onStatus(old)
+		afterOld = c.self.Version
+		restart := c.self
+		restart.Version += 1000
+		c.onStatus(restart)
+		afterRestart = c.self.Version
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if afterEcho != before {
+		t.Errorf("own status echoed at version %d: version now %d, want unchanged", before, afterEcho)
+	}
+	if afterOld != before {
+		t.Errorf("own older status: version now %d, want %d", afterOld, before)
+	}
+	if afterRestart <= before+1000 {
+		t.Errorf("own status from before a restart at version %d: version now %d, want later", before+1000, afterRestart)
+	}
+}
