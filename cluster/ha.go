@@ -226,21 +226,28 @@ func claimBefore(h *cltab.HAGroup, a, b string, pa, pb int) bool {
 	return stableHash(h.Group, a) < stableHash(h.Group, b)
 }
 
-// loadStep is the step in which load per CPU is compared: a node ranks
-// after another only when its load per CPU is a whole step higher. Load
-// averages read at different moments always differ a little; compared
-// as they are, every node of a mass placement would rank first the one
-// that read the lowest, and send it every group. Equal steps leave the
-// order to the stable hash, which spreads groups evenly.
-const loadStep = 1.0
-
-// loadLevel is a status's load per CPU in loadSteps.
+// loadLevel is a status's load per CPU in levels: 0 below 1, then one
+// level more at every doubling (1 up to 2, 2 up to 4, 3 up to 8...). A
+// node ranks after another only when its level is higher. Load averages
+// read at different moments always differ a little; compared as they
+// are, every node of a mass placement would rank first the one that read
+// the lowest, and send it every group. Equal levels leave the order to
+// the stable hash, which spreads groups evenly. Doubling levels, rather
+// than whole steps, because a node gossips its status when its level
+// changes: where a load climbs or falls by tens, as it does on a machine
+// running many daemons, whole steps would have every node gossip its
+// status every few seconds for a distinction (40 or 41 runnable per CPU)
+// that placement has no use for.
 func loadLevel(s nodeStatus) int {
-	return int(math.Floor(s.Load / float64(max(s.CPUs, 1)) / loadStep))
+	per := s.Load / float64(max(s.CPUs, 1))
+	if !(per >= 1) { // also NaN
+		return 0
+	}
+	return 1 + int(min(math.Log2(per), 62))
 }
 
 // rank orders the candidates to start g (SPEC 7): preferred nodes in
-// order, then the lowest load per CPU (in loadSteps), then the stable
+// order, then the lowest load per CPU (in loadLevels), then the stable
 // hash. levels holds each member's loadLevel.
 func rank(h *cltab.HAGroup, cands []string, levels map[string]int) {
 	type ranked struct {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"hash/fnv"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -515,6 +516,24 @@ func TestDecideClaimDelayWaitsForLearning(t *testing.T) {
 	expect(t, "learnt: its turn is two claim delays away", n.decide(t, learnt, web, known))
 	expect(t, "just before its turn", n.decide(t, learnt.Add(2*claimDelay-time.Millisecond), web, known))
 	expect(t, "its turn", n.decide(t, learnt.Add(2*claimDelay), web, known), "web -> plan")
+}
+
+// Load levels double: 0 under one runnable per CPU, then 1, 2, 3... at
+// 1, 2, 4... per CPU.
+func TestLoadLevel(t *testing.T) {
+	for _, c := range []struct {
+		cpus int
+		load float64
+		want int
+	}{
+		{1, 0, 0}, {1, 0.99, 0}, {1, 1, 1}, {1, 1.99, 1}, {1, 2, 2}, {1, 3.9, 2}, {1, 4, 3},
+		{4, 3.9, 0}, {4, 4, 1}, {2, 5, 2}, {2, 160, 7}, {2, 255, 7}, {2, 256, 8},
+		{0, 0.5, 0}, {0, 1.5, 1}, {1, math.NaN(), 0}, {1, math.Inf(1), 63}, {1, -3, 0},
+	} {
+		if got := loadLevel(nodeStatus{CPUs: c.cpus, Load: c.load}); got != c.want {
+			t.Errorf("loadLevel(%d CPUs, load %v) = %d, want %d", c.cpus, c.load, got, c.want)
+		}
+	}
 }
 
 // stableHash is FNV-1a of group, a zero byte and node: every version
