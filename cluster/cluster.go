@@ -405,6 +405,9 @@ func (c *Cluster) writeHastat() {
 func (c *Cluster) rebuildLocal() {
 	pp := pushPull{Node: c.cfg.Node, Statuses: make([]nodeStatus, 0, len(c.view.statuses))}
 	for _, s := range c.view.statuses {
+		if s.Node == c.cfg.Node {
+			s = c.gossiped()
+		}
 		pp.Statuses = append(pp.Statuses, s)
 	}
 	if c.secure {
@@ -479,7 +482,7 @@ func (c *Cluster) publishSelf() {
 func (c *Cluster) publishSelfNow() {
 	c.selfPending = false
 	c.selfSent = time.Now()
-	c.broadcast(c.self.Node, encode(msgStatus, c.self))
+	c.broadcast(c.self.Node, encode(msgStatus, c.gossiped()))
 }
 
 // directLimit: in a cluster this small, a node also sends its own status

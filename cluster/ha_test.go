@@ -757,3 +757,76 @@ func TestDecideGroupRemovedFromHactl(t *testing.T) {
 		t.Fatalf("stopped: %v, still known %v", actionsOf(d), mem.known)
 	}
 }
+
+// A claim is in the status the others get from the moment it is told,
+// not once the engine reports the group: an engine that takes seconds to
+// start a group (a loaded machine) must not leave the claim unseen until
+// the next candidates claim too. Here the engines never report at all:
+// the best-ranked node claims, the others see its claim (plan,
+// STARTING), and none of them claims over the next claim delays.
+func TestClaimGossipedBeforeTheEngineReports(t *testing.T) {
+	tab, err := cltab.Parse("cltab", []byte(":::nodes:3\nweb:w:start,test,plan:once:true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c"}
+	tr := mockNet(names...)
+	told := make(chan string, 64)
+	var nodes []*testNode
+	for i, name := range names {
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Node: name, Key: testKey, Transport: tr[name], StateDir: dir, Files: files(dir),
+			Hastat: filepath.Join(dir, "hastat"), Log: testLogger(t).Named(name), Tab: tab,
+			Tell: func(ctx context.Context, g, l string) error { told <- name + " " + g + " " + l; return nil }}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Addr()}
+		}
+		c, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		nodes = append(nodes, &testNode{Cluster: c, name: name, dir: dir})
+	}
+	// The group comes once every node knows every other: claims made
+	// while a node knows only part of the cluster collide by design.
+	eventually(t, "3 members alive everywhere", allAlive(nodes))
+	writeFile(t, nodes[0].path("hactl"), "web start\n")
+	if err := nodes[0].FileChanged(context.Background(), KindHactl); err != nil {
+		t.Fatal(err)
+	}
+	var claimant string
+	select {
+	case first := <-told:
+		f := strings.Fields(first)
+		if len(f) != 3 || f[1] != "web" || f[2] != LevelPlan {
+			t.Fatalf("first tell %q, want NODE web plan", first)
+		}
+		claimant = f[0]
+	case <-time.After(2*PushPullInterval + 5*time.Second):
+		t.Fatal("nobody claimed web")
+	}
+	for _, n := range nodes {
+		if n.name == claimant {
+			continue
+		}
+		eventually(t, n.name+" sees "+claimant+"'s claim", func() bool {
+			seen := false
+			n.call(context.Background(), func() {
+				gs, held := holds(n.view.statuses[claimant], "web")
+				seen = held && gs.Level == LevelPlan && gs.State == api.StateStarting
+			})
+			return seen
+		})
+	}
+	// The third candidate would claim two claim delays after the group
+	// was seen running nowhere; wait twice that.
+	select {
+	case more := <-told:
+		t.Fatalf("%s claimed web, then %q", claimant, more)
+	case <-time.After(4 * claimDelay):
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -202,6 +203,7 @@ func (c *Cluster) decideHA() {
 	}
 	d := decide(in, c.ha.mem)
 	c.ha.why = d.why
+	told := false
 	for _, a := range d.actions {
 		if a.Fence != "" {
 			c.fence(a.Fence, in.members[a.Fence].since)
@@ -209,9 +211,11 @@ func (c *Cluster) decideHA() {
 			c.probeDead(a.Probe, in.members[a.Probe].silentSince())
 		} else {
 			c.haTell(a)
+			told = true
 		}
 	}
-	if c.publishBad() {
+	// A tell changes the claims in the status the others get.
+	if c.publishBad() || told {
 		c.bump()
 		c.publishSelf()
 	}
@@ -264,8 +268,46 @@ func (c *Cluster) publishBad() bool {
 	return true
 }
 
+// gossiped is this node's status as the others get it: the engine's
+// groups, and the HA claims told to the engine that its status does not
+// show yet, each as its group at the level claimed, STARTING. Under
+// load an engine takes seconds to start a group and report it (the
+// 30-node bench: 5 to 15 s while 30 daemons start 3,000 processes on 2
+// CPUs); a claim the others learn of only then is no claim for them,
+// and the next candidates claim too when their delays end. With the
+// claim in the status, they learn of it one gossip after the decision.
+// The loop's own view keeps the engine's groups: its decisions follow
+// what runs, with the claims in flight in haMemory.pending.
+func (c *Cluster) gossiped() nodeStatus {
+	s := c.self
+	var claims []groupState
+	for g, level := range c.ha.mem.pending {
+		if level == LevelStop {
+			continue
+		}
+		if _, held := holds(s, g); held {
+			continue
+		}
+		claims = append(claims, groupState{Group: g, Level: level, State: api.StateStarting, Since: c.selfSent.UnixMilli()})
+	}
+	if len(claims) == 0 {
+		return s
+	}
+	groups := make([]groupState, 0, len(s.Groups)+len(claims))
+	for _, gs := range s.Groups {
+		if _, claimed := c.ha.mem.pending[gs.Group]; !claimed || c.ha.mem.pending[gs.Group] == LevelStop || gs.held() {
+			groups = append(groups, gs)
+		}
+	}
+	groups = append(groups, claims...)
+	slices.SortFunc(groups, func(a, b groupState) int { return strings.Compare(a.Group, b.Group) })
+	s.Groups = groups
+	return s
+}
+
 // haTell tells the engine, on a goroutine of its own: the engine may be
-// busy, and the loop must not wait for it.
+// busy, and the loop must not wait for it. A claim changes the status
+// the others get (gossiped): the caller bumps and publishes it.
 func (c *Cluster) haTell(a haAction) {
 	c.ha.mem.pending[a.Group] = a.Level
 	c.log.Info("HA", zap.String("group", a.Group), zap.String("level", a.Level), zap.String("why", a.Why))
@@ -280,6 +322,10 @@ func (c *Cluster) haTell(a haAction) {
 			c.log.Error("HA tell failed", zap.String("group", a.Group), zap.String("level", a.Level), zap.Error(err))
 			if c.ha.mem.pending[a.Group] == a.Level {
 				delete(c.ha.mem.pending, a.Group)
+				if a.Level != LevelStop {
+					c.bump() // the claim is gone from what the others get
+					c.publishSelf()
+				}
 			}
 			c.ha.timer.Reset(time.Second) // try again
 		})
