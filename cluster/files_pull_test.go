@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clinit/clinit/api"
 )
 
 // bigTab is a valid cltab of lines lines, about 37 bytes each: 3,000
@@ -152,5 +155,39 @@ func TestRecentlyOncePerInterval(t *testing.T) {
 	}
 	if len(m) != 3 {
 		t.Fatalf("old entries kept: %v", m)
+	}
+}
+
+// A member that joins or comes back is told the file versions by three
+// live members, the same three in every member's eyes, not by all.
+func TestThreeMembersTellAJoiner(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	views := func(dead ...string) []*Cluster {
+		var cs []*Cluster
+		for _, self := range names {
+			v := newView(self)
+			for _, n := range names {
+				state := api.NodeAlive
+				if slices.Contains(dead, n) {
+					state = api.NodeDead
+				}
+				v.setState(n, state, n+":1", time.Now())
+			}
+			cs = append(cs, &Cluster{cfg: Config{Node: self}, view: v})
+		}
+		return cs
+	}
+	for _, dead := range [][]string{nil, {"b", "c", "d", "e"}} {
+		for _, joiner := range names {
+			var told []string
+			for _, c := range views(dead...) {
+				if c.cfg.Node != joiner && !slices.Contains(dead, c.cfg.Node) && c.amongTellers(joiner) {
+					told = append(told, c.cfg.Node)
+				}
+			}
+			if len(told) != tellers {
+				t.Errorf("dead %v: %s is told by %v, want %d members", dead, joiner, told, tellers)
+			}
+		}
 	}
 }

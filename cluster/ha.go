@@ -246,33 +246,57 @@ func loadLevel(s nodeStatus) int {
 	return 1 + int(min(math.Log2(per), 62))
 }
 
-// rank orders the candidates to start g (SPEC 7): preferred nodes in
-// order, then the lowest load per CPU (in loadLevels), then the stable
-// hash. levels holds each member's loadLevel.
-func rank(h *cltab.HAGroup, cands []string, levels map[string]int) {
-	type ranked struct {
-		node   string
-		prefer int
-		level  int
-		hash   uint64
+// rankKey is a candidate's place in the order in which candidates start
+// a group (SPEC 7): preferred nodes in order, then the lowest load per
+// CPU (in loadLevels), then the stable hash.
+type rankKey struct {
+	prefer, level int
+	hash          uint64
+}
+
+// candidate is a member that may start groups, with its load level.
+type candidate struct {
+	node   string
+	level  int
+	status *nodeStatus
+}
+
+func keyOf(h *cltab.HAGroup, c candidate) rankKey {
+	return rankKey{preferIndex(h, c.node), c.level, stableHash(h.Group, c.node)}
+}
+
+func (a rankKey) before(b rankKey) bool {
+	switch {
+	case a.prefer != b.prefer:
+		return a.prefer < b.prefer
+	case a.level != b.level:
+		return a.level < b.level
 	}
-	rs := make([]ranked, len(cands))
-	for i, n := range cands {
-		rs[i] = ranked{n, preferIndex(h, n), levels[n], stableHash(h.Group, n)}
-	}
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		switch {
-		case a.prefer != b.prefer:
-			return a.prefer < b.prefer
-		case a.level != b.level:
-			return a.level < b.level
+	return a.hash < b.hash
+}
+
+// placeAmong returns where self ranks among the candidates to start g
+// (-1 when it is none of them) and the one that ranks first, in one pass:
+// every node ranks every group running nowhere at each decision, and a
+// sort of the candidates of 1,000 groups on 100 nodes took 20 ms.
+func placeAmong(h *cltab.HAGroup, cands []candidate, self string) (pos int, first string) {
+	pos = -1
+	var firstKey, selfKey rankKey
+	for _, c := range cands {
+		if c.node == self {
+			pos, selfKey = 0, keyOf(h, c)
 		}
-		return a.hash < b.hash
-	})
-	for i, r := range rs {
-		cands[i] = r.node
 	}
+	for _, c := range cands {
+		k := keyOf(h, c)
+		if first == "" || k.before(firstKey) {
+			first, firstKey = c.node, k
+		}
+		if pos >= 0 && c.node != self && k.before(selfKey) {
+			pos++
+		}
+	}
+	return pos, first
 }
 
 // decide applies the HA rules for this node. It is a function of its
@@ -372,21 +396,34 @@ func decide(in haInput, mem *haMemory) haDecision {
 		}
 	}
 
-	// Each member's groups by name, and its load level, once per decision.
-	byGroup := make(map[string]map[string]groupState, len(in.members))
-	levels := make(map[string]int, len(in.members))
+	// Who else holds each group, and each member's load level, once per
+	// decision: a decision looks at every group, and a scan of every
+	// member's groups for each would cost groups x members map lookups
+	// (7 ms for 1,000 groups on 100 nodes, at every flush).
+	type held struct {
+		node string
+		gs   groupState
+	}
+	heldBy := make(map[string][]held, len(in.hactl))
+	var pool []candidate // live members with a status, not leaving
 	for name, m := range in.members {
 		if !m.hasStatus {
 			continue
 		}
-		gm := make(map[string]groupState, len(m.status.Groups))
-		for _, gs := range m.status.Groups {
-			gm[gs.Group] = gs
+		if m.state == api.NodeAlive && !m.status.Leaving {
+			pool = append(pool, candidate{name, loadLevel(m.status), &m.status})
 		}
-		byGroup[name] = gm
-		levels[name] = loadLevel(m.status)
+		if name == in.self {
+			continue
+		}
+		for _, gs := range m.status.Groups {
+			if gs.held() {
+				heldBy[gs.Group] = append(heldBy[gs.Group], held{name, gs})
+			}
+		}
 	}
 
+	var cands []candidate // reused for each group
 	for _, h := range in.hactl {
 		g := h.Group
 		mine, selfHolds := selfHeld(g)
@@ -402,14 +439,8 @@ func decide(in haInput, mem *haMemory) haDecision {
 		}
 		var holders []holder
 		var unfenced []string
-		for name, m := range in.members {
-			if name == in.self || !m.hasStatus {
-				continue
-			}
-			gs, ok := byGroup[name][g]
-			if !ok || !gs.held() {
-				continue
-			}
+		for _, o := range heldBy[g] {
+			name, gs, m := o.node, o.gs, in.members[o.node]
 			switch m.state {
 			case api.NodeAlive, api.NodeSuspect:
 				holders = append(holders, holder{name, phase(gs.Level), gs.Level == LevelStop})
@@ -519,23 +550,14 @@ func decide(in haInput, mem *haMemory) haDecision {
 
 		// Runs nowhere. Candidates: live quorate-looking members that
 		// have not ruled themselves out and are not leaving.
-		var cands []string
-		for name, m := range in.members {
-			if m.state != api.NodeAlive || !m.hasStatus || m.status.Leaving || ruledOut(m.status, g, in.now) {
+		cands = cands[:0]
+		for _, c := range pool {
+			if ruledOut(*c.status, g, in.now) || (c.node == in.self && mem.bad[g].After(in.now)) {
 				continue
 			}
-			if name == in.self && mem.bad[g].After(in.now) {
-				continue
-			}
-			cands = append(cands, name)
+			cands = append(cands, c)
 		}
-		rank(h, cands, levels)
-		pos := -1
-		for i, n := range cands {
-			if n == in.self {
-				pos = i
-			}
-		}
+		pos, first := placeAmong(h, cands, in.self)
 		if len(cands) == 0 || len(unfenced) > 0 || !settled || learning {
 			// Not claimable yet: the claim delays count from when it is,
 			// or every candidate would claim at once then.
@@ -565,12 +587,12 @@ func decide(in haInput, mem *haMemory) haDecision {
 			}
 			continue
 		case pos < 0:
-			d.why[g] = "waiting for " + cands[0] + " to claim it"
+			d.why[g] = "waiting for " + first + " to claim it"
 			continue
 		}
 		start := mem.unheld[g].Add(time.Duration(pos) * in.cfg.claimDelay)
 		if in.now.Before(start) {
-			d.why[g] = "waiting for " + cands[0] + " to claim it"
+			d.why[g] = "waiting for " + first + " to claim it"
 			wake(start)
 			continue
 		}
