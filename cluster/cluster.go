@@ -60,6 +60,7 @@ type Cluster struct {
 	reps       []*replica
 	hactl      *cltab.Hactl
 	hastatText string
+	seen       *seenStatuses // status messages handled lately
 	// dirtyHastat: the view changed since hastat was written, at
 	// hastatAt.
 	dirtyHastat bool
@@ -105,6 +106,7 @@ func Start(cfg Config) (*Cluster, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		view:     newView(cfg.Node),
+		seen:     newSeenStatuses(),
 		hactl:    &cltab.Hactl{},
 		ha:       newHAState(cfg.Tab),
 		watchers: map[chan api.Event]bool{},
@@ -624,14 +626,18 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 	}
 }
 
-// tellers is how many members tell one that joins or comes back the
-// versions of the replicated files.
+// tellers is how many members reach out to one member in its stead: to
+// tell one that joins or comes back the versions of the replicated
+// files, or to try one held dead again (join.go).
 const tellers = 3
 
 // amongTellers reports whether this node is one of the tellers of member
 // name: the live members (other than name) that rank first by the stable
 // hash of (name, member), alike on every node that sees the same
-// membership. One that misses it has the next push/pull.
+// membership. On 100 nodes, all of them doing it was 99 TCP connections
+// for each member that came back, and as many push/pulls a second with
+// each member held dead; a member that a teller misses has the next
+// push/pull.
 func (c *Cluster) amongTellers(name string) bool {
 	mine := stableHash(name, c.cfg.Node)
 	before := 0
@@ -647,6 +653,10 @@ func (c *Cluster) amongTellers(name string) bool {
 
 // onMessage handles a user message or broadcast from another node.
 func (c *Cluster) onMessage(b []byte) {
+	digest, seen := c.seen.digest(b)
+	if seen {
+		return // a copy of a status handled already
+	}
 	kind, body, err := decode(b)
 	if err != nil {
 		c.log.Warn("malformed message", zap.Error(err))
@@ -659,6 +669,7 @@ func (c *Cluster) onMessage(b []byte) {
 			c.log.Warn("malformed status message", zap.Error(err))
 			return
 		}
+		c.seen.add(digest)
 		_, had := c.view.statuses[s.Node]
 		if c.onStatus(s) {
 			c.broadcast(s.Node, b) // spread it: memberlist only sends our own queue

@@ -129,7 +129,9 @@ func (c *Cluster) seeds() []string {
 type deadMember struct{ name, addr string }
 
 // deadMembers asks the loop for the members that died: all of them, or
-// those that held an HA group when they died, not long ago.
+// those that held an HA group when they died, not long ago; of those,
+// the ones this node is a teller of (amongTellers): three live members
+// try each.
 func (c *Cluster) deadMembers(all bool) []deadMember {
 	var dead []deadMember
 	done := make(chan struct{})
@@ -143,6 +145,9 @@ func (c *Cluster) deadMembers(all bool) []deadMember {
 			}
 			if !all && (now.Sub(m.changed) > deadHolderFor || !c.heldHAby(name)) {
 				continue
+			}
+			if !c.amongTellers(name) {
+				continue // three others try it
 			}
 			dead = append(dead, deadMember{name, m.addr})
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 
 	"github.com/hashicorp/memberlist"
@@ -105,3 +106,37 @@ func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
 }
 func (b *broadcast) Message() []byte { return b.msg }
 func (b *broadcast) Finished()       {}
+
+// seenStatuses remembers the status messages handled lately, by a digest
+// of their bytes. Every member relays a status that is news to it, so
+// each one arrives a dozen times on 100 nodes (memberlist sends a
+// broadcast 4 x log10(n) times from each queue); the copies are the same
+// bytes, and are dropped without being inflated and decoded again. Two
+// generations of seenGen digests each bound the memory; a status older
+// than that is decoded again, and found stale by its version.
+type seenStatuses struct {
+	seed      maphash.Seed
+	cur, prev map[uint64]struct{}
+}
+
+const seenGen = 4096
+
+func newSeenStatuses() *seenStatuses {
+	return &seenStatuses{seed: maphash.MakeSeed(), cur: map[uint64]struct{}{}}
+}
+
+// digest is b's digest, and whether a status with it was seen.
+func (s *seenStatuses) digest(b []byte) (uint64, bool) {
+	d := maphash.Bytes(s.seed, b)
+	_, inCur := s.cur[d]
+	_, inPrev := s.prev[d]
+	return d, inCur || inPrev
+}
+
+// add remembers a status message's digest.
+func (s *seenStatuses) add(d uint64) {
+	if len(s.cur) >= seenGen {
+		s.prev, s.cur = s.cur, make(map[uint64]struct{}, seenGen)
+	}
+	s.cur[d] = struct{}{}
+}

@@ -71,3 +71,31 @@ func TestDecodeRefusesBadDeflatedMessages(t *testing.T) {
 		}
 	}
 }
+
+// Copies of a status handled already are known by their bytes; others
+// are not, and the memory forgets after two generations.
+func TestSeenStatuses(t *testing.T) {
+	s := newSeenStatuses()
+	first := encode(msgStatus, nodeStatus{Node: "a", Version: 1})
+	d, seen := s.digest(first)
+	if seen {
+		t.Fatal("a new message is seen")
+	}
+	s.add(d)
+	if _, seen := s.digest(append([]byte(nil), first...)); !seen {
+		t.Fatal("a copy of a handled status is not seen")
+	}
+	if _, seen := s.digest(encode(msgStatus, nodeStatus{Node: "a", Version: 2})); seen {
+		t.Fatal("a newer status is seen")
+	}
+	for v := range 2 * seenGen {
+		d, _ := s.digest(encode(msgStatus, nodeStatus{Node: "b", Version: uint64(v) + 1}))
+		s.add(d)
+	}
+	if _, seen := s.digest(first); seen {
+		t.Fatal("a status two generations old is still seen")
+	}
+	if len(s.cur)+len(s.prev) > 2*seenGen {
+		t.Fatalf("remembers %d digests, want at most %d", len(s.cur)+len(s.prev), 2*seenGen)
+	}
+}
