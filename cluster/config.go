@@ -85,6 +85,14 @@ func (c Config) memberlistConfig() (*memberlist.Config, error) {
 	mc.PushPullInterval = PushPullInterval
 	mc.TCPTimeout = TCPTimeout
 	mc.AwarenessMaxMultiplier = AwarenessMaxMultiplier
+	// memberlist compresses every packet and stream with LZW, and each
+	// compression allocates its tables anew. What is big in ours is
+	// already deflated (msg.go); its own messages are a few dozen bytes.
+	// On 100 daemons of one machine the LZW was an eighth of their CPU
+	// and, with the garbage it made, enough to tip failure detection
+	// over while groups were being placed. A member that still
+	// compresses is understood all the same.
+	mc.EnableCompression = false
 	if c.Transport != nil {
 		mc.Transport = c.Transport
 	} else {
