@@ -1,7 +1,9 @@
 package t
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,6 +148,13 @@ G:r:1:respawn:echo $$ > {dir}/r; exec sleep 1000
 `)
 	d.tell("G", "1")
 	r := readPid(t, d.path("r"), 0)
+	// Until the shell has become sleep: the harness finds the daemon's
+	// children by their environment, which reads empty while a process
+	// is in the middle of an exec, and would leave that one alive.
+	eventually(t, hang, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r))
+		return bytes.HasPrefix(b, []byte("sleep\x00"))
+	}, "the child to exec sleep")
 	d.kill9()
 	if alive(r) {
 		t.Fatal("the killed daemon's child survived the cleanup")
