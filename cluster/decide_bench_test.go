@@ -7,10 +7,10 @@ import (
 	"github.com/clinit/clinit/api"
 )
 
-// BenchmarkDecide is one decision of a member of a 100-node cluster with
-// 1,000 HA groups at start, each running on one node (10 per node): what
-// every node computes at each flush while statuses arrive.
-func BenchmarkDecide(b *testing.B) {
+// benchDecide times one decision of n0, a member of a 100-node cluster
+// with 1,000 HA groups at start: each group running on one node (10 per
+// node), or nowhere yet.
+func benchDecide(b *testing.B, placed bool) {
 	const nodes, groups = 100, 1000
 	var lines []string
 	for g := range groups {
@@ -19,7 +19,7 @@ func BenchmarkDecide(b *testing.B) {
 	ms := map[string]haMember{}
 	for n := range nodes {
 		s := st(fmt.Sprintf("n%d", n))
-		for g := n; g < groups; g += nodes {
+		for g := n; placed && g < groups; g += nodes {
 			s.Groups = append(s.Groups, gs(fmt.Sprintf("g%04d", g), "start", api.StateDone, t0))
 		}
 		ms[s.Node] = alive(s)
@@ -31,29 +31,14 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		decide(in, mem)
+		clear(mem.pending) // claim again at every decision
 	}
 }
 
-// BenchmarkDecidePlacing is the same decision while the 1,000 groups run
-// nowhere yet: every node ranks the candidates of every group.
-func BenchmarkDecidePlacing(b *testing.B) {
-	const nodes, groups = 100, 1000
-	var lines []string
-	for g := range groups {
-		lines = append(lines, fmt.Sprintf("g%04d start", g))
-	}
-	ms := map[string]haMember{}
-	for n := range nodes {
-		s := st(fmt.Sprintf("n%d", n))
-		ms[s.Node] = alive(s)
-	}
-	cfg := testHAConfig()
-	cfg.quorum = nodes/2 + 1
-	in := haInput{self: "n0", now: t0, cfg: cfg, hactl: hactl(lines...), members: ms}
-	mem := settledMemory(t0)
-	b.ReportAllocs()
-	for b.Loop() {
-		decide(in, mem)
-		clear(mem.pending)
-	}
-}
+// BenchmarkDecide is what every node computes at each flush while
+// statuses arrive, every group placed.
+func BenchmarkDecide(b *testing.B) { benchDecide(b, true) }
+
+// BenchmarkDecidePlacing is the same while the groups run nowhere yet:
+// every node ranks the candidates of every group.
+func BenchmarkDecidePlacing(b *testing.B) { benchDecide(b, false) }
