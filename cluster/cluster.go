@@ -404,12 +404,10 @@ func (c *Cluster) flush() {
 	}
 }
 
-// hastatGap is the least time between two writes of hastat: 50 ms, or
-// 5 ms per member in bigger clusters, where statuses arrive faster and
-// the file is longer.
-func (c *Cluster) hastatGap() time.Duration {
-	return max(50*time.Millisecond, time.Duration(len(c.view.members))*5*time.Millisecond)
-}
+// hastatGap is the least time between two writes of hastat: that of the
+// flushes, which this node's own changes skip (they are answered at
+// once), while the file need not follow each of them.
+func (c *Cluster) hastatGap() time.Duration { return c.flushGap() }
 
 func (c *Cluster) writeHastat() {
 	if c.cfg.Hastat == "" {

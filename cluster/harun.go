@@ -281,6 +281,7 @@ func (c *Cluster) publishBad() bool {
 func (c *Cluster) gossiped() nodeStatus {
 	s := c.self
 	var claims []groupState
+	now := time.Now().UnixMilli()
 	for g, level := range c.ha.mem.pending {
 		if level == LevelStop {
 			continue
@@ -288,7 +289,7 @@ func (c *Cluster) gossiped() nodeStatus {
 		if _, held := holds(s, g); held {
 			continue
 		}
-		claims = append(claims, groupState{Group: g, Level: level, State: api.StateStarting, Since: c.selfSent.UnixMilli()})
+		claims = append(claims, groupState{Group: g, Level: level, State: api.StateStarting, Since: now})
 	}
 	if len(claims) == 0 {
 		return s
