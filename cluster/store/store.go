@@ -1,0 +1,308 @@
+// Package store is the replicated state machine of the HA layer (SPEC 7,
+// HA.md I2): the texts of the cltab and the hactl with their versions,
+// the assignment of each HA group to a node with its epoch, the failure
+// counts and rule-outs of each group on each node, and the record of
+// each successful fencing. It is applied by hashicorp/raft and knows
+// nothing of the network: Apply is a pure function of the state and one
+// committed command, so every node that applies the same log holds the
+// same state, and snapshots are the state encoded as it is.
+//
+// Commands are checked against the state they apply to (a file edit
+// names the version it was based on, an assignment the epoch it
+// replaces), so two proposals made from the same state cannot both
+// succeed: the second is refused with the reason, never silently lost.
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// Kinds of replicated files.
+const (
+	KindCltab = "cltab"
+	KindHactl = "hactl"
+)
+
+// File is one replicated file as committed.
+type File struct {
+	Text string `json:"text"`
+	// Version is the raft index of the commit that set Text: it grows
+	// with every commit, so versions never repeat nor overflow in any
+	// life of a cluster, and no key holder can choose one.
+	Version uint64 `json:"version"`
+}
+
+// Assignment says which node runs an HA group.
+type Assignment struct {
+	Node string `json:"node,omitempty"` // "": the group runs nowhere
+	// Epoch grows by one at each change of Node: a node acts on an
+	// assignment only with a lease granted after it (HA.md, step 6).
+	Epoch uint64 `json:"epoch"`
+	// Version is the raft index of the commit that made it.
+	Version uint64 `json:"version"`
+	Why     string `json:"why,omitempty"`
+}
+
+// RuleOut keeps a group off a node until a time (Unix milliseconds,
+// the leader's clock when it proposed it).
+type RuleOut struct {
+	Until int64  `json:"until"`
+	Why   string `json:"why"`
+}
+
+// Fence records that a node was fenced (its stomith command exited 0)
+// after the epoch named: its groups may be assigned elsewhere.
+type Fence struct {
+	At      int64  `json:"at"` // Unix ms, the proposer's clock
+	Version uint64 `json:"version"`
+}
+
+// State is the whole replicated state.
+type State struct {
+	Files    map[string]File               `json:"files"`
+	Assign   map[string]Assignment         `json:"assign"`
+	Fails    map[string]map[string]int     `json:"fails"`    // group -> node -> count
+	RuleOuts map[string]map[string]RuleOut `json:"ruleouts"` // group -> node -> rule-out
+	Fences   map[string]Fence              `json:"fences"`   // node -> last fencing
+	Index    uint64                        `json:"index"`    // last applied raft index
+}
+
+// New returns the empty state.
+func New() *State {
+	return &State{
+		Files:    map[string]File{},
+		Assign:   map[string]Assignment{},
+		Fails:    map[string]map[string]int{},
+		RuleOuts: map[string]map[string]RuleOut{},
+		Fences:   map[string]Fence{},
+	}
+}
+
+// Ops of commands.
+const (
+	OpSetFile = "setfile" // Kind, Text, Base
+	OpAssign  = "assign"  // Group, Node, Epoch (the one replaced), Why
+	OpFail    = "fail"    // Group, Node, Until, Why: count a failure, rule out
+	OpRuleOut = "ruleout" // Group, Node, Until, Why: rule out without a failure
+	OpClear   = "clear"   // Group ("" all), Node ("" all): forget failures and rule-outs
+	OpFenced  = "fenced"  // Node, At
+)
+
+// Command is one proposal. Only the fields of its Op are used.
+type Command struct {
+	Op    string `json:"op"`
+	Kind  string `json:"kind,omitempty"`
+	Text  string `json:"text,omitempty"`
+	Base  uint64 `json:"base,omitempty"`
+	Group string `json:"group,omitempty"`
+	Node  string `json:"node,omitempty"`
+	Epoch uint64 `json:"epoch,omitempty"`
+	Until int64  `json:"until,omitempty"`
+	At    int64  `json:"at,omitempty"`
+	Why   string `json:"why,omitempty"`
+}
+
+// Encode is the command as raft carries it.
+func (c Command) Encode() []byte {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // a struct of strings, numbers and bytes always encodes
+	}
+	return b
+}
+
+// Decode reads a command from a log entry.
+func Decode(b []byte) (Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("log entry: %w", err)
+	}
+	return c, nil
+}
+
+// Result is what applying a command gave: the version it made, or why
+// it was refused.
+type Result struct {
+	Version uint64
+	Err     error
+}
+
+// StaleError refuses an edit based on an older version than the one
+// committed: both are named.
+type StaleError struct {
+	Kind          string
+	Base, Current uint64
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("%s edit was based on version %d, but version %d is committed: refused", e.Kind, e.Base, e.Current)
+}
+
+// EpochError refuses an assignment made from an older state.
+type EpochError struct {
+	Group          string
+	Epoch, Current uint64
+}
+
+func (e *EpochError) Error() string {
+	return fmt.Sprintf("assignment of %s replaces epoch %d, but epoch %d is committed: refused", e.Group, e.Epoch, e.Current)
+}
+
+// Apply applies one committed command at a raft index. A refused
+// command changes nothing but the applied index.
+func (s *State) Apply(index uint64, c Command) Result {
+	s.Index = index
+	switch c.Op {
+	case OpSetFile:
+		if c.Kind != KindCltab && c.Kind != KindHactl {
+			return Result{Err: fmt.Errorf("unknown file kind %q", c.Kind)}
+		}
+		cur := s.Files[c.Kind]
+		if c.Base != cur.Version {
+			return Result{Err: &StaleError{Kind: c.Kind, Base: c.Base, Current: cur.Version}}
+		}
+		s.Files[c.Kind] = File{Text: c.Text, Version: index}
+		return Result{Version: index}
+	case OpAssign:
+		if c.Group == "" {
+			return Result{Err: fmt.Errorf("assignment without a group")}
+		}
+		cur := s.Assign[c.Group]
+		if c.Epoch != cur.Epoch {
+			return Result{Err: &EpochError{Group: c.Group, Epoch: c.Epoch, Current: cur.Epoch}}
+		}
+		if c.Node == cur.Node && cur.Epoch > 0 {
+			return Result{Version: cur.Version} // no change
+		}
+		s.Assign[c.Group] = Assignment{Node: c.Node, Epoch: cur.Epoch + 1, Version: index, Why: c.Why}
+		return Result{Version: index}
+	case OpFail, OpRuleOut:
+		if c.Group == "" || c.Node == "" {
+			return Result{Err: fmt.Errorf("%s needs a group and a node", c.Op)}
+		}
+		if c.Op == OpFail {
+			inner(s.Fails, c.Group)[c.Node]++
+		}
+		innerR(s.RuleOuts, c.Group)[c.Node] = RuleOut{Until: c.Until, Why: c.Why}
+		return Result{Version: index}
+	case OpClear:
+		for g := range s.union(c.Group) {
+			if c.Node == "" {
+				delete(s.Fails, g)
+				delete(s.RuleOuts, g)
+				continue
+			}
+			delete(s.Fails[g], c.Node)
+			delete(s.RuleOuts[g], c.Node)
+			if len(s.Fails[g]) == 0 {
+				delete(s.Fails, g)
+			}
+			if len(s.RuleOuts[g]) == 0 {
+				delete(s.RuleOuts, g)
+			}
+		}
+		return Result{Version: index}
+	case OpFenced:
+		if c.Node == "" {
+			return Result{Err: fmt.Errorf("fenced needs a node")}
+		}
+		s.Fences[c.Node] = Fence{At: c.At, Version: index}
+		return Result{Version: index}
+	}
+	return Result{Err: fmt.Errorf("unknown command %q", c.Op)}
+}
+
+// union is the groups a clear of g touches: g, or every group with a
+// failure or a rule-out.
+func (s *State) union(g string) map[string]bool {
+	out := map[string]bool{}
+	if g != "" {
+		out[g] = true
+		return out
+	}
+	for k := range s.Fails {
+		out[k] = true
+	}
+	for k := range s.RuleOuts {
+		out[k] = true
+	}
+	return out
+}
+
+func inner(m map[string]map[string]int, k string) map[string]int {
+	if m[k] == nil {
+		m[k] = map[string]int{}
+	}
+	return m[k]
+}
+
+func innerR(m map[string]map[string]RuleOut, k string) map[string]RuleOut {
+	if m[k] == nil {
+		m[k] = map[string]RuleOut{}
+	}
+	return m[k]
+}
+
+// Held returns the groups assigned to node, sorted.
+func (s *State) Held(node string) []string {
+	var out []string
+	for g, a := range s.Assign {
+		if a.Node == node {
+			out = append(out, g)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RuledOut reports whether node is ruled out for group at now (Unix ms).
+func (s *State) RuledOut(group, node string, now int64) bool {
+	r, ok := s.RuleOuts[group][node]
+	return ok && now < r.Until
+}
+
+// Clone is a deep copy, for readers outside the applying goroutine.
+func (s *State) Clone() *State {
+	b, err := s.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	c, err := Unmarshal(b)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Marshal encodes the state for a snapshot. The encoding is canonical
+// (maps in key order), so equal states encode to equal bytes.
+func (s *State) Marshal() ([]byte, error) {
+	return json.MarshalIndent(s, "", "\t")
+}
+
+// Unmarshal decodes a snapshot.
+func Unmarshal(b []byte) (*State, error) {
+	s := New()
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	// A snapshot of an empty map decodes to nil; the state is never nil.
+	if s.Files == nil {
+		s.Files = map[string]File{}
+	}
+	if s.Assign == nil {
+		s.Assign = map[string]Assignment{}
+	}
+	if s.Fails == nil {
+		s.Fails = map[string]map[string]int{}
+	}
+	if s.RuleOuts == nil {
+		s.RuleOuts = map[string]map[string]RuleOut{}
+	}
+	if s.Fences == nil {
+		s.Fences = map[string]Fence{}
+	}
+	return s, nil
+}

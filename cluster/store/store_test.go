@@ -1,0 +1,148 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// history is a log as a cluster could commit it, with the refusals a
+// race between proposers gives.
+func history() []Command {
+	return []Command{
+		{Op: OpSetFile, Kind: KindCltab, Text: "web:ip:start:wait:true\n", Base: 0},
+		{Op: OpSetFile, Kind: KindHactl, Text: "web start n1\n", Base: 0},
+		// two edits from the same base: the second is refused
+		{Op: OpSetFile, Kind: KindHactl, Text: "web start n2\n", Base: 2},
+		{Op: OpSetFile, Kind: KindHactl, Text: "web stop\n", Base: 2},
+		{Op: OpAssign, Group: "web", Node: "n1", Epoch: 0, Why: "preferred"},
+		// a planner working from epoch 0 again: refused
+		{Op: OpAssign, Group: "web", Node: "n2", Epoch: 0, Why: "stale"},
+		{Op: OpFail, Group: "web", Node: "n1", Until: 1000, Why: "level start failed"},
+		{Op: OpAssign, Group: "web", Node: "n2", Epoch: 1, Why: "n1 failed it"},
+		{Op: OpRuleOut, Group: "db", Node: "n3", Until: 2000, Why: "test failed"},
+		{Op: OpFenced, Node: "n1", At: 1500},
+		{Op: OpClear, Group: "web", Node: "n1"},
+		{Op: "bogus"},
+	}
+}
+
+func TestApplyHistory(t *testing.T) {
+	s := New()
+	var errs []error
+	for i, c := range history() {
+		// through the wire form, as raft carries it
+		d, err := Decode(c.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := s.Apply(uint64(i+1), d)
+		errs = append(errs, r.Err)
+	}
+	var stale *StaleError
+	if !errors.As(errs[3], &stale) || stale.Base != 2 || stale.Current != 3 {
+		t.Errorf("second edit from version 2: %v, want refused naming versions 2 and 3", errs[3])
+	}
+	var epoch *EpochError
+	if !errors.As(errs[5], &epoch) || epoch.Current != 1 {
+		t.Errorf("stale assignment: %v, want refused at epoch 1", errs[5])
+	}
+	if errs[11] == nil {
+		t.Error("unknown op accepted")
+	}
+	for i, e := range errs {
+		if e != nil && i != 3 && i != 5 && i != 11 {
+			t.Errorf("command %d refused: %v", i+1, e)
+		}
+	}
+	if got := s.Files[KindHactl].Text; got != "web start n2\n" || s.Files[KindHactl].Version != 3 {
+		t.Errorf("hactl = %q at %d, want the first edit at version 3", got, s.Files[KindHactl].Version)
+	}
+	if a := s.Assign["web"]; a.Node != "n2" || a.Epoch != 2 || a.Version != 8 {
+		t.Errorf("web assigned %+v, want n2 epoch 2 version 8", a)
+	}
+	if s.RuledOut("web", "n1", 500) || len(s.Fails["web"]) != 0 {
+		t.Error("clear left web's failures on n1")
+	}
+	if !s.RuledOut("db", "n3", 1999) || s.RuledOut("db", "n3", 2000) {
+		t.Error("db's rule-out on n3 does not end at 2000")
+	}
+	if got := s.Held("n2"); len(got) != 1 || got[0] != "web" {
+		t.Errorf("Held(n2) = %v", got)
+	}
+	golden(t, "history.json", s)
+}
+
+// golden compares the snapshot of s with a file, and checks that the
+// snapshot restores to the same state.
+func golden(t *testing.T, name string, s *State) {
+	t.Helper()
+	b, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, want) {
+		t.Errorf("snapshot differs from %s (go test -update to rewrite):\n%s", path, b)
+	}
+	r, err := Unmarshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := r.Marshal()
+	if !bytes.Equal(b2, want) {
+		t.Errorf("restored snapshot re-encodes differently:\n%s", b2)
+	}
+}
+
+func TestEmptySnapshot(t *testing.T) {
+	golden(t, "empty.json", New())
+	s, err := Unmarshal([]byte(`{"files":null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Apply(1, Command{Op: OpAssign, Group: "g", Node: "n"}) // must not panic on nil maps
+	if s.Assign["g"].Node != "n" {
+		t.Error("assignment on a restored null state lost")
+	}
+	if _, err := Unmarshal([]byte("{")); err == nil {
+		t.Error("truncated snapshot accepted")
+	}
+}
+
+func TestCloneIsDeep(t *testing.T) {
+	s := New()
+	s.Apply(1, Command{Op: OpFail, Group: "g", Node: "n", Until: 5})
+	c := s.Clone()
+	s.Apply(2, Command{Op: OpFail, Group: "g", Node: "n", Until: 5})
+	if c.Fails["g"]["n"] != 1 || s.Fails["g"]["n"] != 2 {
+		t.Errorf("clone shares maps: clone %d, state %d", c.Fails["g"]["n"], s.Fails["g"]["n"])
+	}
+}
+
+func TestAssignSameNodeKeepsEpoch(t *testing.T) {
+	s := New()
+	s.Apply(1, Command{Op: OpAssign, Group: "g", Node: "n"})
+	r := s.Apply(2, Command{Op: OpAssign, Group: "g", Node: "n", Epoch: 1})
+	if r.Err != nil || s.Assign["g"].Epoch != 1 || r.Version != 1 {
+		t.Errorf("re-assigning the same node: %+v, epoch %d", r, s.Assign["g"].Epoch)
+	}
+	s.Apply(3, Command{Op: OpAssign, Group: "g", Node: "", Epoch: 1})
+	if a := s.Assign["g"]; a.Node != "" || a.Epoch != 2 {
+		t.Errorf("unassigning: %+v", a)
+	}
+}
