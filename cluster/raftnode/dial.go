@@ -1,0 +1,51 @@
+package raftnode
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Dialer opens connections to other nodes' raft ports: TLS with the
+// pinned cluster certificate when there is a key, then the byte that
+// says what the connection carries (mux.go).
+type Dialer struct{ tls *tls.Config }
+
+func newDialer(key []byte) (*Dialer, error) {
+	if key == nil {
+		return &Dialer{}, nil
+	}
+	tc, err := tlsConfig(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Dialer{tls: tc}, nil
+}
+
+// NewDialer is the dialer of a node that does not vote: it reaches the
+// voters with the cluster key.
+func NewDialer(key []byte) (*Dialer, error) { return newDialer(key) }
+
+func (d *Dialer) dial(addr string, typ byte, timeout time.Duration) (net.Conn, error) {
+	nd := net.Dialer{Timeout: timeout}
+	c, err := nd.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	if d.tls != nil {
+		tc := tls.Client(c, d.tls)
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS with %s: %w", addr, err)
+		}
+		c = tc
+	}
+	if _, err := c.Write([]byte{typ}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}

@@ -1,0 +1,153 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/clinit/clinit/cluster/store"
+)
+
+func TestLeaseGrantCarriesAssignments(t *testing.T) {
+	tc := startCluster(t, 3)
+	l := tc.leader()
+	c := tc.client()
+	r, err := c.Propose(ctx(t), store.Command{Op: store.OpAssign, Group: "web", Node: "n1"})
+	if err != nil || r.Err != nil {
+		t.Fatal(r, err)
+	}
+	sent := time.Now()
+	g, err := c.Renew(ctx(t), "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Groups["web"] != 1 || g.Index < r.Version || g.Leader != tc.nodes[l].cfg.Node {
+		t.Errorf("grant %+v: want web at epoch 1, index >= %d, leader n%d", g, r.Version, l)
+	}
+	if g2, _ := c.Renew(ctx(t), "n2"); len(g2.Groups) != 0 {
+		t.Errorf("n2 granted %v", g2.Groups)
+	}
+	exp, ok := tc.nodes[l].Expiry("n1")
+	if !ok {
+		t.Fatal("leader knows no expiry for a node that renewed")
+	}
+	// The leader's bound is never earlier than the node's own lease.
+	if min := sent.Add(DefaultLease); exp.Before(min) {
+		t.Errorf("leader's expiry %v is before the node's lease end %v", exp, min)
+	}
+	for i, nd := range tc.nodes {
+		if i != l {
+			if _, ok := nd.Expiry("n1"); ok {
+				t.Errorf("follower n%d claims to know n1's expiry", i)
+			}
+		}
+	}
+}
+
+// A leader cut off from the quorum answers no renewal: its check
+// against a quorum fails.
+func TestLeaderWithoutQuorumGrantsNothing(t *testing.T) {
+	tc := startCluster(t, 3)
+	l := tc.leader()
+	c := tc.client()
+	if _, err := c.Renew(ctx(t), "n0"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range tc.nodes {
+		if i != l {
+			tc.nodes[i].Close()
+			tc.nodes[i] = nil
+		}
+	}
+	start := time.Now()
+	_, err := tc.nodes[l].grant.renew("n0", time.Now())
+	if err == nil {
+		t.Fatal("a leader without quorum granted a lease")
+	}
+	if !errors.Is(err, ErrNotLeader) && err.Error() != ErrNotLeader.Error() {
+		t.Errorf("error %v, want %v", err, ErrNotLeader)
+	}
+	t.Logf("refused after %v", time.Since(start))
+	if _, ok := tc.nodes[l].Expiry("n0"); ok {
+		t.Error("a deposed leader still reports expiries")
+	}
+}
+
+// A new leader counts every lease it did not grant from its election.
+func TestNewLeaderCountsFromItsElection(t *testing.T) {
+	tc := startCluster(t, 3)
+	old := tc.leader()
+	c := tc.client()
+	if _, err := c.Renew(ctx(t), "n9"); err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes[old].Close()
+	tc.nodes[old] = nil
+	lost := time.Now()
+	nl := tc.leader()
+	if err := tc.nodes[nl].Ready(); err != nil {
+		t.Fatal(err)
+	}
+	exp, ok := tc.nodes[nl].Expiry("n9")
+	if !ok {
+		t.Fatal("new leader reports no expiry once ready")
+	}
+	if min := lost.Add(DefaultLease); exp.Before(min) {
+		t.Errorf("new leader lets n9's lease end at %v, before %v (the old leader could have renewed it until it died)", exp, min)
+	}
+}
+
+func TestRenewerHoldsAndLapses(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.leader()
+	leases := make(chan Lease, 100)
+	rctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &Renewer{Node: "n0", Client: tc.client(), Lease: time.Second, OnLease: func(l Lease) {
+		select {
+		case leases <- l:
+		default:
+		}
+	}}
+	go r.Run(rctx)
+	var first Lease
+	select {
+	case first = <-leases:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no lease in 10 s")
+	}
+	if d := time.Until(first.Until); d > time.Second || d <= 0 {
+		t.Errorf("lease runs %v more, want (0, 1s]", d)
+	}
+	if d := first.UntilBoot - Boottime(); d > int64(time.Second) || d <= 0 {
+		t.Errorf("boottime lease runs %v more", time.Duration(d))
+	}
+	// Renewed every quarter lease.
+	select {
+	case l2 := <-leases:
+		if !l2.Until.After(first.Until) {
+			t.Errorf("renewal did not move the lease on: %v then %v", first.Until, l2.Until)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no renewal in 5 s")
+	}
+	// Without a quorum no renewal sent after the close succeeds: the
+	// last lease runs out.
+	for i := range tc.nodes {
+		tc.nodes[i].Close()
+		tc.nodes[i] = nil
+	}
+	closed := time.Now()
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case l := <-leases:
+			if sent := l.Until.Add(-time.Second); sent.After(closed) {
+				t.Fatalf("a renewal sent %v after every voter closed was granted", sent.Sub(closed))
+			}
+		case <-timeout:
+			return
+		}
+	}
+}

@@ -1,0 +1,256 @@
+// Package raftnode runs hashicorp/raft for the HA layer (SPEC 7): the
+// voters' raft instance with its log (hashicorp/raft-wal) and snapshots
+// in the state directory, one TLS port shared by raft and a small RPC
+// protocol (edits forwarded to the leader, lease renewals, reads of the
+// state by nodes that do not vote), and the bootstrap of a new cluster
+// from the voters memberlist has seen.
+//
+// The state machine is cluster/store; this package only carries it.
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/cluster/store"
+)
+
+// Timing of raft on a LAN. An election settles within about a second of
+// a leader's loss; a lease (lease.go) must outlast that, or a leader's
+// death would lapse every node's lease.
+const (
+	HeartbeatTimeout   = 500 * time.Millisecond
+	ElectionTimeout    = 500 * time.Millisecond
+	LeaderLeaseTimeout = 250 * time.Millisecond
+	CommitTimeout      = 20 * time.Millisecond
+	applyTimeout       = 5 * time.Second
+)
+
+// Config is what a voter needs.
+type Config struct {
+	Node      string // the raft server ID: the node's name
+	Dir       string // where raft keeps its log and snapshots
+	Bind      string // HOST:PORT of the raft port
+	Advertise string // HOST:PORT others reach it at; "" is Bind
+	Key       []byte // the cluster key; nil: plain TCP
+	Log       *zap.Logger
+	// Lease is how long a renewal holds (lease.go); 0 is DefaultLease.
+	Lease time.Duration
+}
+
+// Node is a voter: raft, its port and the RPC server on it.
+type Node struct {
+	cfg   Config
+	log   *zap.Logger
+	raft  *raft.Raft
+	fsm   *fsm
+	mux   *mux
+	dial  *Dialer
+	wal   *wal.WAL
+	meta  *metadb.BoltMetaDB
+	snaps *raft.FileSnapshotStore
+	trans *raft.NetworkTransport
+	grant *granter
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Open starts a voter. A node with raft state in Dir rejoins its
+// cluster; a new one waits for Bootstrap.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
+	}
+	log := cfg.Log.Named("raft")
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft directory: %w", err)
+	}
+	d, err := newDialer(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("raft port %s: %w", cfg.Bind, err)
+	}
+	adv := ln.Addr()
+	if cfg.Advertise != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("raft advertise %s: %w", cfg.Advertise, err)
+		}
+	}
+	n := &Node{cfg: cfg, log: log, fsm: newFSM(), dial: d, closed: make(chan struct{})}
+	n.mux = newMux(ln, adv, d.tls)
+	n.mux.onRPC = n.serveRPC
+	n.mux.onReject = func(remote string, err error) {
+		log.Warn("raft port: connection refused", zap.String("remote", remote), zap.Error(err))
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: zapWriter{log}})
+
+	fail := func(err error) (*Node, error) {
+		n.Close()
+		return nil, err
+	}
+	// Segments of 1 MiB: the log holds small commands and is compacted
+	// by snapshots, and a voter should not reserve raft-wal's 64 MiB.
+	walDir := filepath.Join(cfg.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return fail(fmt.Errorf("raft log: %w", err))
+	}
+	// The WAL's Close leaves its meta database open (and locked): it is
+	// ours to close.
+	n.meta = &metadb.BoltMetaDB{}
+	if n.wal, err = wal.Open(walDir, wal.WithMetaStore(n.meta), wal.WithSegmentSize(1<<20), wal.WithLogger(hl)); err != nil {
+		return fail(fmt.Errorf("raft log: %w", err))
+	}
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl); err != nil {
+		return fail(fmt.Errorf("raft snapshots: %w", err))
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  streamLayer{n.mux, d},
+		MaxPool: 3,
+		Timeout: 2 * time.Second,
+		Logger:  hl,
+	})
+	go n.mux.serve()
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Node)
+	rc.HeartbeatTimeout = HeartbeatTimeout
+	rc.ElectionTimeout = ElectionTimeout
+	rc.LeaderLeaseTimeout = LeaderLeaseTimeout
+	rc.CommitTimeout = CommitTimeout
+	rc.SnapshotThreshold = 1024
+	rc.TrailingLogs = 1024
+	rc.Logger = hl
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.wal, n.wal, n.snaps, n.trans); err != nil {
+		return fail(fmt.Errorf("raft: %w", err))
+	}
+	n.grant = newGranter(n, cfg.Lease)
+	go n.grant.run()
+	return n, nil
+}
+
+// Addr is the address others reach this node's raft port at.
+func (n *Node) Addr() string { return n.mux.advertise.String() }
+
+// Server is one voter of a bootstrap configuration.
+type Server struct{ ID, Addr string }
+
+// Bootstrap starts a new cluster with these voters. Every voter calls
+// it with the same list (memberlist's view of the expected voters, in
+// name order); a node that already has raft state ignores it, so a
+// restart never bootstraps again.
+func (n *Node) Bootstrap(servers []Server) error {
+	var conf raft.Configuration
+	for _, s := range servers {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.Addr)})
+	}
+	err := n.raft.BootstrapCluster(conf).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+// Bootstrapped reports whether this node has raft state: it is or was
+// part of a configuration.
+func (n *Node) Bootstrapped() bool {
+	return n.raft.LastIndex() > 0
+}
+
+// Leader returns the leader's ID and raft address, "" when none is known.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// IsLeader reports whether this node leads now (as far as it knows).
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Stats is raft's own description of its state, for hastat and metrics.
+func (n *Node) Stats() map[string]string { return n.raft.Stats() }
+
+// State returns a copy of the state as applied here, and a channel that
+// is closed at its next change.
+func (n *Node) State() (*store.State, <-chan struct{}) { return n.fsm.watch() }
+
+// apply proposes a command on the leader and waits for its result.
+func (n *Node) apply(c store.Command) (store.Result, error) {
+	f := n.raft.Apply(c.Encode(), applyTimeout)
+	if err := f.Error(); err != nil {
+		return store.Result{}, err
+	}
+	r, _ := f.Response().(store.Result)
+	return r, nil
+}
+
+// Propose commits a command, here when this node leads, or through the
+// leader. The error is a transport or leadership failure; the result's
+// Err, a refusal by the state machine (a stale base, a stale epoch).
+func (n *Node) Propose(ctx context.Context, c store.Command) (store.Result, error) {
+	if n.IsLeader() {
+		return n.apply(c)
+	}
+	cl := NewClient(n.dial, func() []string {
+		_, addr := n.Leader()
+		return []string{addr}
+	})
+	defer cl.Close()
+	return cl.Propose(ctx, c)
+}
+
+// Close stops raft and the port. The log stays for the next start.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.closed)
+		if n.raft != nil {
+			if err := n.raft.Shutdown().Error(); err != nil {
+				n.log.Warn("raft shutdown", zap.Error(err))
+			}
+		}
+		if n.trans != nil {
+			n.trans.Close()
+		}
+		n.mux.close()
+		if n.wal != nil {
+			n.wal.Close()
+		}
+		if n.meta != nil {
+			n.meta.Close()
+		}
+	})
+	return nil
+}
+
+// zapWriter carries hclog's lines into zap.
+type zapWriter struct{ log *zap.Logger }
+
+func (w zapWriter) Write(p []byte) (int, error) {
+	w.log.Warn(string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}

@@ -1,0 +1,263 @@
+package raftnode
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/clinit/clinit/cluster/store"
+)
+
+func newKey(t *testing.T) []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}
+
+// freeAddr is a loopback address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type testCluster struct {
+	t     *testing.T
+	key   []byte
+	dirs  []string
+	addrs []string
+	nodes []*Node
+}
+
+// startCluster starts n voters on loopback and bootstraps them.
+func startCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, key: newKey(t)}
+	var servers []Server
+	for i := 0; i < n; i++ {
+		tc.dirs = append(tc.dirs, t.TempDir())
+		tc.addrs = append(tc.addrs, freeAddr(t))
+		servers = append(servers, Server{ID: fmt.Sprintf("n%d", i), Addr: tc.addrs[i]})
+	}
+	for i := 0; i < n; i++ {
+		tc.nodes = append(tc.nodes, tc.open(i))
+	}
+	for _, nd := range tc.nodes {
+		if err := nd.Bootstrap(servers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range tc.nodes {
+			if nd != nil {
+				nd.Close()
+			}
+		}
+	})
+	return tc
+}
+
+func (tc *testCluster) open(i int) *Node {
+	tc.t.Helper()
+	nd, err := Open(Config{Node: fmt.Sprintf("n%d", i), Dir: tc.dirs[i], Bind: tc.addrs[i], Key: tc.key, Log: zaptest.NewLogger(tc.t).Named(fmt.Sprintf("n%d", i))})
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	return nd
+}
+
+// leader waits for one of the live nodes to lead, and returns its index.
+func (tc *testCluster) leader() int {
+	tc.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, nd := range tc.nodes {
+			if nd != nil && nd.IsLeader() {
+				return i
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tc.t.Fatal("no leader elected in 20 s")
+	return -1
+}
+
+func (tc *testCluster) client() *Client {
+	d, err := NewDialer(tc.key)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	c := NewClient(d, func() []string { return tc.addrs })
+	tc.t.Cleanup(c.Close)
+	return c
+}
+
+// waitState waits until node i's state satisfies ok.
+func waitState(t *testing.T, nd *Node, ok func(*store.State) bool) *store.State {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		s, ch := nd.State()
+		if ok(s) {
+			return s
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("state never reached the condition; last %+v", s)
+		}
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestEditsThroughAnyNode(t *testing.T) {
+	tc := startCluster(t, 3)
+	l := tc.leader()
+	follower := tc.nodes[(l+1)%3]
+	// Proposed on a follower: forwarded to the leader.
+	r, err := follower.Propose(ctx(t), store.Command{Op: store.OpSetFile, Kind: store.KindHactl, Text: "web start\n"})
+	if err != nil || r.Err != nil || r.Version == 0 {
+		t.Fatalf("edit through a follower: %+v, %v", r, err)
+	}
+	for _, nd := range tc.nodes {
+		s := waitState(t, nd, func(s *store.State) bool { return s.Files[store.KindHactl].Version == r.Version })
+		if s.Files[store.KindHactl].Text != "web start\n" {
+			t.Errorf("%s has %q", nd.cfg.Node, s.Files[store.KindHactl].Text)
+		}
+	}
+	// An edit based on the version before it is refused, naming both.
+	r2, err := tc.client().Propose(ctx(t), store.Command{Op: store.OpSetFile, Kind: store.KindHactl, Text: "web stop\n", Base: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("based on version 0, but version %d is committed", r.Version)
+	if r2.Err == nil || !strings.Contains(r2.Err.Error(), want) {
+		t.Errorf("stale edit: %v, want %q", r2.Err, want)
+	}
+}
+
+// Edits raced from two nodes on the same base: exactly one commits, the
+// other is refused; neither is lost silently.
+func TestSimultaneousEdits(t *testing.T) {
+	tc := startCluster(t, 3)
+	l := tc.leader()
+	for round := 0; round < 20; round++ {
+		// The leader has applied every commit it answered for.
+		s, _ := tc.nodes[l].State()
+		base := s.Files[store.KindCltab].Version
+		var wg sync.WaitGroup
+		res := make([]store.Result, 2)
+		errs := make([]error, 2)
+		for i := 0; i < 2; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				res[i], errs[i] = tc.nodes[i].Propose(ctx(t), store.Command{Op: store.OpSetFile, Kind: store.KindCltab, Text: fmt.Sprintf("round %d from n%d\n", round, i), Base: base})
+			}(i)
+		}
+		wg.Wait()
+		ok := 0
+		for i := 0; i < 2; i++ {
+			if errs[i] != nil {
+				t.Fatalf("round %d: n%d: %v", round, i, errs[i])
+			}
+			if res[i].Err == nil {
+				ok++
+			} else if !strings.Contains(res[i].Err.Error(), "refused") {
+				t.Errorf("round %d: n%d refused without saying so: %v", round, i, res[i].Err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d edits committed, want exactly 1: %+v", round, ok, res)
+		}
+	}
+}
+
+func TestSnapshotAndRestart(t *testing.T) {
+	tc := startCluster(t, 3)
+	l := tc.leader()
+	c := tc.client()
+	var last uint64
+	for i := 0; i < 5; i++ {
+		s, _ := tc.nodes[l].State()
+		r, err := c.Propose(ctx(t), store.Command{Op: store.OpAssign, Group: "web", Node: fmt.Sprintf("n%d", i%3), Epoch: s.Assign["web"].Epoch})
+		if err != nil || r.Err != nil {
+			t.Fatalf("assign %d: %+v %v", i, r, err)
+		}
+		last = r.Version
+	}
+	victim := (l + 1) % 3
+	waitState(t, tc.nodes[victim], func(s *store.State) bool { return s.Index >= last })
+	if err := tc.nodes[victim].raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := tc.nodes[victim].State()
+	tc.nodes[victim].Close()
+	tc.nodes[victim] = tc.open(victim) // same directory: log and snapshot
+	got := waitState(t, tc.nodes[victim], func(s *store.State) bool { return s.Index >= last })
+	if got.Assign["web"] != want.Assign["web"] {
+		t.Errorf("after restart: %+v, want %+v", got.Assign["web"], want.Assign["web"])
+	}
+	if !tc.nodes[victim].Bootstrapped() {
+		t.Error("a restarted voter does not know it has state")
+	}
+	// Still a member: a later edit reaches it.
+	r, err := c.Propose(ctx(t), store.Command{Op: store.OpFenced, Node: "n9", At: 1})
+	if err != nil || r.Err != nil {
+		t.Fatal(r, err)
+	}
+	waitState(t, tc.nodes[victim], func(s *store.State) bool { return s.Fences["n9"].Version == r.Version })
+}
+
+func TestStrangersAreRefused(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.leader()
+	// Another key: the handshake fails, nothing is read or written.
+	d, _ := NewDialer(newKey(t))
+	bad := NewClient(d, func() []string { return tc.addrs })
+	defer bad.Close()
+	c2, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := bad.Propose(c2, store.Command{Op: store.OpSetFile, Kind: store.KindHactl, Text: "evil\n"}); err == nil {
+		t.Fatal("a client with another key proposed an edit")
+	}
+	// No key at all: plain bytes on the port.
+	for _, payload := range []string{"c{\"op\":\"state\"}\n", "r\x00\x01", strings.Repeat("x", 1000)} {
+		conn, err := net.Dial("tcp", tc.addrs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(payload))
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 512)
+		n, _ := conn.Read(buf)
+		conn.Close()
+		if strings.Contains(string(buf[:n]), "files") {
+			t.Errorf("plain connection read the state: %q", buf[:n])
+		}
+	}
+	s, _ := tc.nodes[0].State()
+	if s.Files[store.KindHactl].Text != "" {
+		t.Errorf("a stranger's edit landed: %q", s.Files[store.KindHactl].Text)
+	}
+	// The cluster still works.
+	if r, err := tc.client().Propose(ctx(t), store.Command{Op: store.OpFenced, Node: "x", At: 1}); err != nil || r.Err != nil {
+		t.Errorf("after strangers: %+v %v", r, err)
+	}
+}

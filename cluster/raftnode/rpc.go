@@ -1,0 +1,274 @@
+package raftnode
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/cluster/store"
+)
+
+// The RPCs of the raft port. A connection carries requests and replies
+// as lines of JSON, in turn: edits forwarded to the leader, lease
+// renewals, and reads of the committed state by nodes that do not vote.
+const (
+	rpcPropose = "propose"
+	rpcRenew   = "renew"
+	rpcState   = "state"
+)
+
+// maxRPCLine bounds one request or reply: a state with the largest
+// cltab the parser accepts fits many times over.
+const maxRPCLine = 16 << 20
+
+type rpcRequest struct {
+	Op      string         `json:"op"`
+	Node    string         `json:"node,omitempty"`
+	Command *store.Command `json:"command,omitempty"`
+}
+
+type rpcReply struct {
+	Error   string          `json:"error,omitempty"`
+	Leader  string          `json:"leader,omitempty"`  // not the leader: where it is, if known
+	Version uint64          `json:"version,omitempty"` // propose: the commit's index
+	Refused string          `json:"refused,omitempty"` // propose: the state machine's refusal
+	Grant   *Grant          `json:"grant,omitempty"`
+	State   json.RawMessage `json:"state,omitempty"`
+}
+
+// ErrNotLeader is a reply from a voter that does not lead.
+var ErrNotLeader = errors.New("not the raft leader")
+
+// serveRPC answers one connection's requests until it closes.
+func (n *Node) serveRPC(c net.Conn) {
+	defer c.Close()
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64<<10), maxRPCLine)
+	enc := json.NewEncoder(c)
+	for sc.Scan() {
+		var req rpcRequest
+		var rep rpcReply
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			rep.Error = "bad request: " + err.Error()
+		} else {
+			rep = n.handle(req)
+		}
+		if rep.Error == ErrNotLeader.Error() {
+			_, rep.Leader = n.Leader()
+		}
+		if err := enc.Encode(rep); err != nil {
+			return
+		}
+	}
+	if err := sc.Err(); err != nil {
+		n.log.Warn("raft RPC connection", zap.String("remote", c.RemoteAddr().String()), zap.Error(err))
+	}
+}
+
+func (n *Node) handle(req rpcRequest) rpcReply {
+	switch req.Op {
+	case rpcPropose:
+		if req.Command == nil {
+			return rpcReply{Error: "propose without a command"}
+		}
+		if !n.IsLeader() {
+			return rpcReply{Error: ErrNotLeader.Error()}
+		}
+		r, err := n.apply(*req.Command)
+		if err != nil {
+			return rpcReply{Error: err.Error()}
+		}
+		rep := rpcReply{Version: r.Version}
+		if r.Err != nil {
+			rep.Refused = r.Err.Error()
+		}
+		return rep
+	case rpcRenew:
+		if req.Node == "" {
+			return rpcReply{Error: "renew without a node"}
+		}
+		g, err := n.grant.renew(req.Node, time.Now())
+		if err != nil {
+			return rpcReply{Error: err.Error()}
+		}
+		return rpcReply{Grant: &g}
+	case rpcState:
+		if !n.IsLeader() {
+			return rpcReply{Error: ErrNotLeader.Error()}
+		}
+		var b []byte
+		var err error
+		n.fsm.read(func(s *store.State) { b, err = s.Marshal() })
+		if err != nil {
+			return rpcReply{Error: err.Error()}
+		}
+		return rpcReply{State: b}
+	}
+	return rpcReply{Error: fmt.Sprintf("unknown request %q", req.Op)}
+}
+
+// Client calls the leader's RPCs from any node. It keeps one connection,
+// follows a voter's word on where the leader is, and otherwise tries
+// the addresses its targets function gives, in turn.
+type Client struct {
+	d       *Dialer
+	targets func() []string
+
+	mu   sync.Mutex // one call at a time on the connection
+	conn net.Conn
+	rd   *bufio.Reader
+	addr string // the connection's, or the leader named last
+	next int    // the next target to try
+}
+
+// NewClient returns a client that looks for the leader among targets
+// (the voters' raft addresses, from memberlist).
+func NewClient(d *Dialer, targets func() []string) *Client {
+	return &Client{d: d, targets: targets}
+}
+
+// Close drops the connection.
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drop()
+}
+
+func (c *Client) drop() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn, c.rd = nil, nil
+	}
+}
+
+// callTimeout bounds one attempt when the context has no deadline.
+const callTimeout = 5 * time.Second
+
+// call sends req to the leader and returns its reply, retrying on
+// another voter while the context allows.
+func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, err := json.Marshal(req)
+	if err != nil {
+		return rpcReply{}, err
+	}
+	b = append(b, '\n')
+	var last error
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			if last != nil {
+				return rpcReply{}, fmt.Errorf("%w (last: %v)", err, last)
+			}
+			return rpcReply{}, err
+		}
+		if attempt > 0 {
+			// Back off a little between rounds: an election is under way.
+			select {
+			case <-time.After(min(time.Duration(attempt)*20*time.Millisecond, 200*time.Millisecond)):
+			case <-ctx.Done():
+				continue
+			}
+		}
+		if c.conn == nil {
+			addr := c.addr
+			if addr == "" {
+				t := c.targets()
+				if len(t) == 0 {
+					last = errors.New("no voter known")
+					continue
+				}
+				addr = t[c.next%len(t)]
+				c.next++
+			}
+			conn, err := c.d.dial(addr, connRPC, callTimeout)
+			if err != nil {
+				last, c.addr = err, ""
+				continue
+			}
+			c.conn, c.rd, c.addr = conn, bufio.NewReaderSize(conn, 64<<10), addr
+		}
+		deadline := time.Now().Add(callTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		c.conn.SetDeadline(deadline)
+		rep, err := c.roundTrip(b)
+		if err != nil {
+			last, c.addr = err, ""
+			c.drop()
+			continue
+		}
+		if rep.Error == ErrNotLeader.Error() {
+			last = fmt.Errorf("%s: %s", c.addr, rep.Error)
+			c.drop()
+			c.addr = rep.Leader // "" when it knows none: try the next target
+			continue
+		}
+		if rep.Error != "" {
+			return rep, fmt.Errorf("%s: %s", c.addr, rep.Error)
+		}
+		return rep, nil
+	}
+}
+
+func (c *Client) roundTrip(b []byte) (rpcReply, error) {
+	if _, err := c.conn.Write(b); err != nil {
+		return rpcReply{}, err
+	}
+	line, err := c.rd.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		// a state larger than the buffer: read the rest of the line
+		rest, err2 := c.rd.ReadBytes('\n')
+		line, err = append(append([]byte(nil), line...), rest...), err2
+	}
+	if err != nil {
+		return rpcReply{}, err
+	}
+	var rep rpcReply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return rpcReply{}, fmt.Errorf("bad reply: %w", err)
+	}
+	return rep, nil
+}
+
+// Propose commits a command through the leader.
+func (c *Client) Propose(ctx context.Context, cmd store.Command) (store.Result, error) {
+	rep, err := c.call(ctx, rpcRequest{Op: rpcPropose, Command: &cmd})
+	if err != nil {
+		return store.Result{}, err
+	}
+	r := store.Result{Version: rep.Version}
+	if rep.Refused != "" {
+		r.Err = errors.New(rep.Refused)
+	}
+	return r, nil
+}
+
+// Renew asks the leader for a lease (lease.go).
+func (c *Client) Renew(ctx context.Context, node string) (Grant, error) {
+	rep, err := c.call(ctx, rpcRequest{Op: rpcRenew, Node: node})
+	if err != nil {
+		return Grant{}, err
+	}
+	if rep.Grant == nil {
+		return Grant{}, errors.New("renewal answered without a grant")
+	}
+	return *rep.Grant, nil
+}
+
+// State reads the leader's committed state.
+func (c *Client) State(ctx context.Context) (*store.State, error) {
+	rep, err := c.call(ctx, rpcRequest{Op: rpcState})
+	if err != nil {
+		return nil, err
+	}
+	return store.Unmarshal(rep.State)
+}
