@@ -37,6 +37,9 @@ type Grant struct {
 	Term   uint64            `json:"term"`
 	Index  uint64            `json:"index"`  // the state the grant reflects
 	Groups map[string]uint64 `json:"groups"` // group -> epoch, assigned to the node
+	// Release: groups the node is asked to stop and then release
+	// (an assignment to "" from that epoch), group -> epoch.
+	Release map[string]uint64 `json:"release,omitempty"`
 	Files  map[string]uint64 `json:"files"`  // kind -> committed version
 }
 
@@ -144,9 +147,13 @@ func (gr *granter) answer(batch []renewal) {
 			files[k] = f.Version
 		}
 		for _, r := range batch {
-			g := Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Files: files}
+			g := Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files}
 			for grp, a := range s.Assign {
-				if a.Node == r.node {
+				switch {
+				case a.Node != r.node:
+				case a.Stop:
+					g.Release[grp] = a.Epoch
+				default:
 					g.Groups[grp] = a.Epoch
 				}
 			}

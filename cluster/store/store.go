@@ -37,6 +37,10 @@ type File struct {
 // Assignment says which node runs an HA group.
 type Assignment struct {
 	Node string `json:"node,omitempty"` // "": the group runs nowhere
+	// Stop asks Node to stop the group and release it: the group is
+	// still Node's until it reports (an assignment to "") or its copy is
+	// known gone (fenced, or past its lease and the fence time).
+	Stop bool `json:"stop,omitempty"`
 	// Epoch grows by one at each change of Node: a node acts on an
 	// assignment only with a lease granted after it (HA.md, step 6).
 	Epoch uint64 `json:"epoch"`
@@ -83,7 +87,7 @@ func New() *State {
 // Ops of commands.
 const (
 	OpSetFile = "setfile" // Kind, Text, Base
-	OpAssign  = "assign"  // Group, Node, Epoch (the one replaced), Why
+	OpAssign  = "assign"  // Group, Node, Stop, Epoch (the one replaced), Why
 	OpFail    = "fail"    // Group, Node, Until, Why: count a failure, rule out
 	OpRuleOut = "ruleout" // Group, Node, Until, Why: rule out without a failure
 	OpClear   = "clear"   // Group ("" all), Node ("" all): forget failures and rule-outs
@@ -99,6 +103,7 @@ type Command struct {
 	Group string `json:"group,omitempty"`
 	Node  string `json:"node,omitempty"`
 	Epoch uint64 `json:"epoch,omitempty"`
+	Stop  bool   `json:"stop,omitempty"`
 	Until int64  `json:"until,omitempty"`
 	At    int64  `json:"at,omitempty"`
 	Why   string `json:"why,omitempty"`
@@ -173,10 +178,13 @@ func (s *State) Apply(index uint64, c Command) Result {
 		if c.Epoch != cur.Epoch {
 			return Result{Err: &EpochError{Group: c.Group, Epoch: c.Epoch, Current: cur.Epoch}}
 		}
-		if c.Node == cur.Node && cur.Epoch > 0 {
+		if c.Stop && c.Node == "" {
+			return Result{Err: fmt.Errorf("a stop of %s names no node", c.Group)}
+		}
+		if c.Node == cur.Node && c.Stop == cur.Stop && cur.Epoch > 0 {
 			return Result{Version: cur.Version} // no change
 		}
-		s.Assign[c.Group] = Assignment{Node: c.Node, Epoch: cur.Epoch + 1, Version: index, Why: c.Why}
+		s.Assign[c.Group] = Assignment{Node: c.Node, Stop: c.Stop, Epoch: cur.Epoch + 1, Version: index, Why: c.Why}
 		return Result{Version: index}
 	case OpFail, OpRuleOut:
 		if c.Group == "" || c.Node == "" {
@@ -245,11 +253,12 @@ func innerR(m map[string]map[string]RuleOut, k string) map[string]RuleOut {
 	return m[k]
 }
 
-// Held returns the groups assigned to node, sorted.
+// Held returns the groups node may run, sorted: assigned to it and not
+// asked to stop.
 func (s *State) Held(node string) []string {
 	var out []string
 	for g, a := range s.Assign {
-		if a.Node == node {
+		if a.Node == node && !a.Stop {
 			out = append(out, g)
 		}
 	}

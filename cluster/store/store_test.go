@@ -141,8 +141,15 @@ func TestAssignSameNodeKeepsEpoch(t *testing.T) {
 	if r.Err != nil || s.Assign["g"].Epoch != 1 || r.Version != 1 {
 		t.Errorf("re-assigning the same node: %+v, epoch %d", r, s.Assign["g"].Epoch)
 	}
-	s.Apply(3, Command{Op: OpAssign, Group: "g", Node: "", Epoch: 1})
-	if a := s.Assign["g"]; a.Node != "" || a.Epoch != 2 {
-		t.Errorf("unassigning: %+v", a)
+	s.Apply(3, Command{Op: OpAssign, Group: "g", Node: "n", Stop: true, Epoch: 1})
+	if a := s.Assign["g"]; a.Node != "n" || !a.Stop || a.Epoch != 2 || len(s.Held("n")) != 0 {
+		t.Errorf("asking n to stop: %+v, held %v", a, s.Held("n"))
+	}
+	s.Apply(4, Command{Op: OpAssign, Group: "g", Node: "", Epoch: 2})
+	if a := s.Assign["g"]; a.Node != "" || a.Stop || a.Epoch != 3 {
+		t.Errorf("released: %+v", a)
+	}
+	if r := s.Apply(5, Command{Op: OpAssign, Group: "g", Stop: true, Epoch: 3}); r.Err == nil {
+		t.Error("a stop naming no node accepted")
 	}
 }

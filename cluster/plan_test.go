@@ -1,0 +1,271 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/raftnode"
+	"github.com/clinit/clinit/cluster/store"
+)
+
+var pt0 = time.Unix(1_800_000_000, 0)
+
+const testLease = 3 * time.Second
+
+// planWorld is a cluster as the leader sees it: members, the time each
+// last renewed, and the committed state.
+type planWorld struct {
+	now     time.Time
+	cfg     planConfig
+	state   *store.State
+	index   uint64
+	hactl   []*cltab.HAGroup
+	members map[string]planMember
+	heard   map[string]time.Time
+	fencing map[string]bool
+}
+
+func newWorld(t *testing.T, hactl string, nodes ...string) *planWorld {
+	t.Helper()
+	h, err := cltab.ParseHactl("hactl", []byte(hactl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &planWorld{now: pt0, cfg: planConfig{fenceTime: 10 * time.Second, lease: testLease}, state: store.New(), hactl: h.Groups,
+		members: map[string]planMember{}, heard: map[string]time.Time{}, fencing: map[string]bool{}}
+	for _, n := range nodes {
+		w.members[n] = planMember{state: api.NodeAlive, status: nodeStatus{Node: n, CPUs: 2}, hasStatus: true}
+		w.heard[n] = pt0
+	}
+	return w
+}
+
+func (w *planWorld) expiry(n string) (time.Time, bool) {
+	h, ok := w.heard[n]
+	if !ok {
+		h = pt0.Add(-time.Hour) // the leader's election
+	}
+	return h.Add(time.Duration(float64(testLease) * (1 + raftnode.Drift))), true
+}
+
+func (w *planWorld) plan() planOut {
+	return plan(planInput{now: w.now, cfg: w.cfg, state: w.state, hactl: w.hactl, members: w.members, expiry: w.expiry, fencing: w.fencing})
+}
+
+// commit applies a plan's commands as the log would.
+func (w *planWorld) commit(t *testing.T, cmds []store.Command) {
+	t.Helper()
+	for _, c := range cmds {
+		w.index++
+		if r := w.state.Apply(w.index, c); r.Err != nil {
+			t.Fatalf("planned command refused: %+v: %v", c, r.Err)
+		}
+	}
+}
+
+// step plans and commits, and returns the plan.
+func (w *planWorld) step(t *testing.T) planOut {
+	t.Helper()
+	p := w.plan()
+	w.commit(t, p.cmds)
+	return p
+}
+
+func (w *planWorld) owner(g string) string {
+	a := w.state.Assign[g]
+	if a.Stop {
+		return a.Node + "(stop)"
+	}
+	return a.Node
+}
+
+// renew: every live member renews now.
+func (w *planWorld) renew(nodes ...string) {
+	for _, n := range nodes {
+		w.heard[n] = w.now
+	}
+}
+
+func TestPlanPlacesOnPreferredAndSticks(t *testing.T) {
+	w := newWorld(t, "web start n1,n2\n", "n0", "n1", "n2")
+	w.step(t)
+	if w.owner("web") != "n1" {
+		t.Fatalf("web on %q, want n1", w.owner("web"))
+	}
+	// Stickiness: n1 renews, nothing moves, whatever the statuses say.
+	w.now = w.now.Add(time.Second)
+	w.renew("n0", "n1", "n2")
+	w.members["n1"] = planMember{state: api.NodeAlive, status: nodeStatus{Node: "n1", CPUs: 1, Load: 1000}, hasStatus: true}
+	if p := w.step(t); len(p.cmds) != 0 || p.why["web"] != "" {
+		t.Errorf("a running group moved: %+v", p)
+	}
+}
+
+// A false memberlist death under load moves nothing while the node
+// renews; and with stomith it fences nobody.
+func TestPlanFalseDeathMovesNothing(t *testing.T) {
+	for _, stomith := range []bool{false, true} {
+		w := newWorld(t, "web start n1\n", "n0", "n1", "n2")
+		w.cfg.stomith = stomith
+		w.step(t)
+		for i := 0; i < 20; i++ {
+			w.now = w.now.Add(500 * time.Millisecond)
+			w.renew("n0", "n1", "n2")
+			w.members["n1"] = planMember{state: api.NodeDead, status: w.members["n1"].status, hasStatus: true}
+			p := w.step(t)
+			if len(p.cmds) != 0 || len(p.fence) != 0 {
+				t.Fatalf("stomith %v: a renewing node held dead by memberlist: %+v", stomith, p)
+			}
+		}
+	}
+}
+
+// Without stomith a silent owner's group moves at its lease end plus
+// the fence time, not before.
+func TestPlanMovesAfterLeaseAndFenceTime(t *testing.T) {
+	w := newWorld(t, "web start n1\n", "n0", "n1", "n2")
+	w.step(t)
+	epoch := w.state.Assign["web"].Epoch
+	last := w.now // n1's last renewal
+	w.members["n1"] = planMember{state: api.NodeDead, hasStatus: true, status: w.members["n1"].status}
+	free := last.Add(time.Duration(float64(testLease)*(1+raftnode.Drift)) + w.cfg.fenceTime)
+	for w.now.Before(free) {
+		w.renew("n0", "n2")
+		p := w.step(t)
+		if w.owner("web") != "n1" {
+			t.Fatalf("web moved at %v, %v before its old owner's deadline", w.now.Sub(last), free.Sub(w.now))
+		}
+		if p.wake.IsZero() || p.wake.After(free) || !p.wake.After(w.now) {
+			t.Fatalf("at %v: wakes at %v, want after now and by %v", w.now.Sub(last), p.wake.Sub(last), free.Sub(last))
+		}
+		if w.now.After(last.Add(testLease*2)) && !strings.Contains(p.why["web"], "lease") {
+			t.Fatalf("at %v: why %q", w.now.Sub(last), p.why["web"])
+		}
+		w.now = w.now.Add(250 * time.Millisecond)
+	}
+	w.now = free
+	w.renew("n0", "n2")
+	w.step(t)
+	if o := w.owner("web"); o != "n0" && o != "n2" {
+		t.Fatalf("web on %q after the deadline", o)
+	}
+	if w.state.Assign["web"].Epoch != epoch+1 {
+		t.Errorf("epoch %d, want %d", w.state.Assign["web"].Epoch, epoch+1)
+	}
+}
+
+func TestPlanFencesOnceThenMoves(t *testing.T) {
+	w := newWorld(t, "web start n1\ndb start n1\n", "n0", "n1", "n2")
+	w.cfg.stomith = true
+	w.step(t)
+	w.members["n1"] = planMember{state: api.NodeDead, hasStatus: true}
+	// Dead to memberlist, but heard 1 s ago: wait for half a lease.
+	w.now = w.now.Add(time.Second)
+	w.renew("n0", "n2")
+	p := w.step(t)
+	if len(p.fence) != 0 || !p.wake.Equal(pt0.Add(testLease/2)) {
+		t.Fatalf("fenced a node heard 1 s ago, or wakes at %v: %+v", p.wake.Sub(pt0), p)
+	}
+	w.now = pt0.Add(testLease / 2)
+	p = w.step(t)
+	if len(p.fence) != 1 || p.fence[0] != "n1" || len(p.cmds) != 0 {
+		t.Fatalf("want one fencing of n1 for its two groups, no move: %+v", p)
+	}
+	w.fencing["n1"] = true
+	if p := w.step(t); len(p.fence) != 0 || p.why["web"] != "fencing n1" {
+		t.Fatalf("while fencing: %+v", p)
+	}
+	// Without fencing's success, no amount of time moves it.
+	w.now = w.now.Add(time.Hour)
+	w.renew("n0", "n2")
+	if p := w.step(t); len(p.cmds) != 0 {
+		t.Fatalf("moved without a successful fencing: %+v", p.cmds)
+	}
+	delete(w.fencing, "n1")
+	w.commit(t, []store.Command{{Op: store.OpFenced, Node: "n1", At: w.now.UnixMilli()}})
+	w.step(t)
+	for _, g := range []string{"web", "db"} {
+		if o := w.owner(g); o == "n1" || o == "" {
+			t.Errorf("%s on %q after n1 was fenced", g, o)
+		}
+	}
+}
+
+func TestPlanStopWaitsForRelease(t *testing.T) {
+	w := newWorld(t, "web start n1\n", "n0", "n1")
+	w.step(t)
+	w.hactl[0].Level = cltab.LevelStop
+	w.step(t)
+	if w.owner("web") != "n1(stop)" {
+		t.Fatalf("web %q, want n1 asked to stop", w.owner("web"))
+	}
+	// Back to start before n1 released it: it stays n1's.
+	w.hactl[0].Level = "start"
+	if p := w.step(t); len(p.cmds) != 0 || !strings.Contains(p.why["web"], "waiting for n1") {
+		t.Fatalf("reassigned a group its owner has not released: %+v", p)
+	}
+	// n1 released it: placed again.
+	a := w.state.Assign["web"]
+	w.commit(t, []store.Command{{Op: store.OpAssign, Group: "web", Epoch: a.Epoch}})
+	w.step(t)
+	if w.owner("web") != "n1" {
+		t.Errorf("after release: %q", w.owner("web"))
+	}
+}
+
+func TestPlanRemovedFromHactl(t *testing.T) {
+	w := newWorld(t, "web start\n", "n0")
+	w.step(t)
+	w.hactl = nil
+	p := w.step(t)
+	if w.owner("web") != "n0(stop)" || p.why["web"] != whyUnlisted {
+		t.Errorf("unlisted group: %q, %+v", w.owner("web"), p)
+	}
+}
+
+func TestPlanRuleOutsAndCandidates(t *testing.T) {
+	w := newWorld(t, "web start n1,n2\n", "n0", "n1", "n2", "n3")
+	w.commit(t, []store.Command{{Op: store.OpFail, Group: "web", Node: "n1", Until: pt0.Add(time.Minute).UnixMilli()}})
+	w.members["n2"] = planMember{state: api.NodeAlive, hasStatus: true, status: nodeStatus{Node: "n2", Leaving: true}}
+	delete(w.heard, "n0") // n0 never renewed with this leader: not a candidate
+	p := w.step(t)
+	if w.owner("web") != "n3" {
+		t.Errorf("web on %q; n1 is ruled out, n2 leaving, n0 not renewing: want n3", w.owner("web"))
+	}
+	if !p.wake.Equal(pt0.Add(time.Minute)) {
+		t.Errorf("wake %v, want the rule-out's end", p.wake)
+	}
+	// Nobody: no eligible node, and it says so.
+	w2 := newWorld(t, "web start\n")
+	if p := w2.step(t); p.why["web"] != whyNoNode || len(p.cmds) != 0 {
+		t.Errorf("no members: %+v", p)
+	}
+}
+
+func TestPlanMassPlacementSpreads(t *testing.T) {
+	var hb strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&hb, "g%d start\n", i)
+	}
+	w := newWorld(t, hb.String(), "n0", "n1", "n2")
+	p := w.step(t)
+	if len(p.cmds) != 1000 {
+		t.Fatalf("%d assignments for 1,000 groups", len(p.cmds))
+	}
+	count := map[string]int{}
+	for g := range w.state.Assign {
+		count[w.owner(g)]++
+	}
+	for _, n := range []string{"n0", "n1", "n2"} {
+		if count[n] < 250 {
+			t.Errorf("%s got %d of 1,000 groups: %v", n, count[n], count)
+		}
+	}
+	if p := w.step(t); len(p.cmds) != 0 {
+		t.Errorf("a second plan changed %d assignments", len(p.cmds))
+	}
+}
