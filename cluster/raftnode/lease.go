@@ -40,7 +40,7 @@ type Grant struct {
 	// Release: groups the node is asked to stop and then release
 	// (an assignment to "" from that epoch), group -> epoch.
 	Release map[string]uint64 `json:"release,omitempty"`
-	Files  map[string]uint64 `json:"files"`  // kind -> committed version
+	Files   map[string]uint64 `json:"files"` // kind -> committed version
 }
 
 // granter answers renewals on the leader, one leadership check for every
