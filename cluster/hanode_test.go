@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/raftnode"
+	"github.com/clinit/clinit/cluster/store"
+)
+
+// nodeWorld is one node with a fake engine that reaches each level it
+// is told at once, in the state the test sets.
+type nodeWorld struct {
+	t     *testing.T
+	in    nodeInput
+	mem   *nodeMemory
+	cmds  []store.Command
+	holds []string
+	// result: the state a level reaches, by level; default DONE.
+	result map[string]string
+}
+
+func newNodeWorld(t *testing.T, hactl string) *nodeWorld {
+	h, err := cltab.ParseHactl("hactl", []byte(hactl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &nodeWorld{t: t, mem: newNodeMemory(), result: map[string]string{},
+		in: nodeInput{self: "n1", now: pt0, cfg: nodeConfig{testBackoff: time.Minute, failBackoff: 5 * time.Minute}, hactl: h.Groups, local: map[string]groupState{}}}
+}
+
+func (w *nodeWorld) grant(groups map[string]uint64, release map[string]uint64) {
+	w.in.lease = raftnode.Lease{Until: w.in.now.Add(testLease), Grant: raftnode.Grant{Groups: groups, Release: release}}
+}
+
+// step decides, and lets the engine carry out the tells.
+func (w *nodeWorld) step() nodeOut {
+	out := runNode(w.in, w.mem)
+	for _, a := range out.tells {
+		st := api.StateDone
+		if r, ok := w.result[a.Level]; ok {
+			st = r
+		}
+		w.in.local[a.Group] = groupState{Group: a.Group, Level: a.Level, State: st}
+	}
+	w.cmds = append(w.cmds, out.cmds...)
+	w.holds = append(w.holds, out.hold...)
+	return out
+}
+
+func (w *nodeWorld) level(g string) string { return w.in.local[g].Level }
+
+func TestNodeWalksPlanTestLevel(t *testing.T) {
+	w := newNodeWorld(t, "web start\n")
+	w.step()
+	if w.level("web") != "" {
+		t.Fatal("started a group with no lease")
+	}
+	w.grant(map[string]uint64{"web": 1}, nil)
+	w.result[LevelTest] = api.StatePassed
+	for _, want := range []string{LevelPlan, LevelTest, "start", "start"} {
+		w.step()
+		if w.level("web") != want {
+			t.Fatalf("web at %q, want %q", w.level("web"), want)
+		}
+	}
+	if len(w.holds) != 1 || w.holds[0] != "web" {
+		t.Errorf("keeper holds %v, want web once before its first start", w.holds)
+	}
+	if len(w.cmds) != 0 {
+		t.Errorf("proposed %v", w.cmds)
+	}
+}
+
+func TestNodeStopsWhenTheLeaseLapses(t *testing.T) {
+	w := newNodeWorld(t, "web start\n")
+	w.grant(map[string]uint64{"web": 1}, nil)
+	for i := 0; i < 3; i++ {
+		w.step()
+	}
+	if w.level("web") != "start" {
+		t.Fatal("not running")
+	}
+	out := w.step()
+	if !out.wake.Equal(w.in.lease.Until) {
+		t.Errorf("wakes at %v, want the lease's end", out.wake)
+	}
+	w.in.now = w.in.lease.Until
+	w.step()
+	if w.level("web") != cltab.LevelStop {
+		t.Fatalf("web at %q when the lease lapsed", w.level("web"))
+	}
+	if len(w.cmds) != 0 {
+		t.Errorf("a node without a lease proposed %v", w.cmds)
+	}
+}
+
+func TestNodeReleasesOnceStopped(t *testing.T) {
+	w := newNodeWorld(t, "web start\n")
+	w.grant(map[string]uint64{"web": 1}, nil)
+	for i := 0; i < 3; i++ {
+		w.step()
+	}
+	// Asked to stop at epoch 2: stop, then release, once.
+	w.grant(nil, map[string]uint64{"web": 2})
+	w.result[cltab.LevelStop] = api.StateStopping
+	w.step()
+	if w.level("web") != cltab.LevelStop || len(w.cmds) != 0 {
+		t.Fatalf("released before stopped: %q %v", w.level("web"), w.cmds)
+	}
+	w.step()
+	if len(w.cmds) != 0 {
+		t.Fatal("released while stopping")
+	}
+	w.in.local["web"] = groupState{Group: "web", Level: cltab.LevelStop, State: api.StateDone}
+	w.step()
+	w.step()
+	if len(w.cmds) != 1 || w.cmds[0].Op != store.OpAssign || w.cmds[0].Node != "" || w.cmds[0].Epoch != 2 {
+		t.Fatalf("want one release from epoch 2: %+v", w.cmds)
+	}
+}
+
+func TestNodeFailedTestRulesOutAndReleases(t *testing.T) {
+	w := newNodeWorld(t, "web start\n")
+	w.grant(map[string]uint64{"web": 1}, nil)
+	w.result[LevelTest] = api.StateFailed
+	w.step() // plan
+	w.step() // test, failed
+	w.step() // give up
+	if w.level("web") != cltab.LevelStop {
+		t.Fatalf("web at %q after a failed test", w.level("web"))
+	}
+	w.step() // stopped: release
+	if len(w.cmds) != 2 || w.cmds[0].Op != store.OpFail || w.cmds[0].Until != pt0.Add(time.Minute).UnixMilli() || w.cmds[1].Op != store.OpAssign || w.cmds[1].Epoch != 1 {
+		t.Fatalf("want a failure then a release: %+v", w.cmds)
+	}
+	// Still granted until the release commits: nothing starts again.
+	w.step()
+	if w.level("web") != cltab.LevelStop || len(w.cmds) != 2 {
+		t.Errorf("after giving up: %q, %v", w.level("web"), w.cmds)
+	}
+}
+
+func TestNodeHandoff(t *testing.T) {
+	w := newNodeWorld(t, "web start\ndb start\n")
+	w.grant(map[string]uint64{"web": 1, "db": 3}, nil)
+	for i := 0; i < 3; i++ {
+		w.step()
+	}
+	w.in.handoff = true
+	w.step()
+	w.step()
+	for _, g := range []string{"web", "db"} {
+		if w.level(g) != cltab.LevelStop {
+			t.Errorf("%s at %q in a handoff", g, w.level(g))
+		}
+	}
+	if len(w.cmds) != 2 {
+		t.Errorf("want both released: %+v", w.cmds)
+	}
+}
+
+func TestNodeStopsAGroupNotGranted(t *testing.T) {
+	w := newNodeWorld(t, "web start\n")
+	w.grant(map[string]uint64{}, nil)
+	w.in.local["web"] = groupState{Group: "web", Level: "start", State: api.StateDone}
+	w.step()
+	if w.level("web") != cltab.LevelStop {
+		t.Errorf("a group running without a grant: %q", w.level("web"))
+	}
+}
