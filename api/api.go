@@ -115,6 +115,10 @@ type Hastat struct {
 	Groups []HAGroupStatus `json:"groups"`
 	Nodes  []NodeStatus    `json:"nodes"`
 	Gossip *GossipStats    `json:"gossip,omitempty"` // the answering node's traffic
+	// Leader is the raft leader that last renewed the answering node's
+	// lease; LeaseUntil, when that lease ends ("" and zero: none held).
+	Leader     string    `json:"leader,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
 
 // GossipStats counts the bytes memberlist sent and received since Since
@@ -135,6 +139,10 @@ type HAGroupStatus struct {
 	Node  string    `json:"node"`
 	Since time.Time `json:"since,omitzero"`
 	Why   string    `json:"why,omitempty"` // why it runs nowhere
+	// Assigned is the node the committed state gives the group to, and
+	// Epoch the assignment's: what the cluster decided, beside what runs.
+	Assigned string `json:"assigned,omitempty"`
+	Epoch    uint64 `json:"epoch,omitempty"`
 }
 
 // NodeStatus is one member: its state, its load, and the groups it runs.
@@ -173,10 +181,19 @@ func (h Hastat) Explained() string {
 		case g.Node == "-" && g.Why != "":
 			fmt.Fprintf(&b, "  (%s)", g.Why)
 		}
+		if g.Assigned != "" {
+			fmt.Fprintf(&b, "  [assigned %s, epoch %d]", g.Assigned, g.Epoch)
+		}
 		b.WriteString("\n")
 	}
 	for _, n := range h.Nodes {
 		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
+	}
+	switch {
+	case h.Leader != "" && !h.LeaseUntil.IsZero():
+		fmt.Fprintf(&b, "leader %s; lease of %s held until %s\n", h.Leader, h.Node, h.LeaseUntil.Local().Format("15:04:05.000"))
+	case h.Leader != "":
+		fmt.Fprintf(&b, "leader %s\n", h.Leader)
 	}
 	return b.String()
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/raftnode"
+	"github.com/clinit/clinit/cluster/store"
 	"github.com/clinit/clinit/internal/atomicfile"
 )
 
@@ -41,7 +43,20 @@ type Cluster struct {
 	tr     *heardTransport                       // ml's transport, which notes who was heard from
 	delay  gossipDelay                           // how old statuses arrive; the loop's
 	queue  *memberlist.TransmitLimitedQueue
-	secure bool // a key is set: files are replicated
+	secure bool   // a key is set
+	meta   []byte // this node's memberlist metadata (nodeMeta)
+
+	// Consensus (consensus.go): the raft voter (nil when this node does
+	// not vote), the clients to the leader, the voters' raft addresses.
+	voters      voters
+	rn          *raftnode.Node
+	rc          *raftnode.Client // edits and state reads
+	leaseClient *raftnode.Client // renewals, never behind an edit
+	voterList   atomic.Pointer[[]string]
+	voterByID   atomic.Pointer[map[string]string]
+	planKick    chan struct{}
+	fence       *fencer
+	keeper      keeperState
 
 	events   chan func() // from memberlist's delegates; never blocks them
 	overflow atomic.Bool // an event was dropped: resync from memberlist
@@ -55,12 +70,15 @@ type Cluster struct {
 	leaving  atomic.Bool
 
 	// Owned by run.
-	view       *view
-	self       nodeStatus
-	reps       []*replica
-	hactl      *cltab.Hactl
-	hastatText string
-	seen       *seenStatuses // status messages handled lately
+	view         *view
+	self         nodeStatus
+	files        []*fileCopy
+	committed    *store.State // the newest committed state known here
+	bootstrapped bool         // this voter has raft state
+	fetching     bool         // a state read from the leader runs
+	hactl        *cltab.Hactl
+	hastatText   string
+	seen         *seenStatuses // status messages handled lately
 	// dirtyHastat: the view changed since hastat was written, at
 	// hastatAt.
 	dirtyHastat bool
@@ -111,26 +129,33 @@ func Start(cfg Config) (*Cluster, error) {
 		ha:       newHAState(cfg.Tab),
 		watchers: map[chan api.Event]bool{},
 	}
+	c.planKick = make(chan struct{}, 1)
+	c.fence = newFencer()
 	c.self = nodeStatus{Node: cfg.Node, CPUs: numCPU(), Load: loadAvg()}
 	c.bump()
-	metas := loadMeta(cfg.StateDir)
-	var edited []*replica
+	saved := loadVersions(cfg.StateDir)
+	var edited []*fileCopy
 	for _, f := range cfg.Files {
-		r, ed, err := openReplica(f, metas, cfg.Node)
-		if err != nil {
-			return nil, err
+		r := &fileCopy{File: f}
+		if v, ok := saved[f.Kind]; ok {
+			r.version, r.text = v.Version, v.Text
 		}
-		c.reps = append(c.reps, r)
-		if ed {
+		data, err := os.ReadFile(f.Path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("cannot read %s: %w", f.Kind, err)
+		}
+		if string(data) != r.text && (r.version > 0 || len(data) > 0) {
 			edited = append(edited, r)
 		}
+		c.files = append(c.files, r)
 	}
 	c.parseHactl()
-	if err := saveMeta(cfg.StateDir, c.reps); err != nil {
-		c.log.Warn("cannot save the versions of the replicated files", zap.Error(err))
-	}
 	c.rebuildLocal()
 
+	var err error
+	if c.voters, _, err = votersOf(cfg.Tab); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	if cfg.Clustered() {
 		countGossip()
 		mc, err := cfg.memberlistConfig()
@@ -153,6 +178,10 @@ func Start(cfg Config) (*Cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
+		if err := c.startRaft(mc, tr); err != nil {
+			tr.Shutdown()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
 		c.tr = tr
 		mc.Transport = tr
 		ml, err := memberlist.Create(mc)
@@ -164,16 +193,22 @@ func Start(cfg Config) (*Cluster, error) {
 		c.mlRef.Store(ml)
 		c.log.Info("cluster member", zap.String("node", cfg.Node), zap.String("addr", c.Addr()), zap.Bool("encrypted", c.secure))
 		if !c.secure {
-			c.log.Warn("no key: gossip is not encrypted, and cltab and hactl are not replicated")
+			c.log.Warn("no key: gossip and raft are not encrypted (loopback or --insecure only)")
 		}
-	}
-	for _, r := range edited {
-		c.log.Info("edited while the daemon was down: a new version", zap.String("file", r.Kind), zap.Uint64("version", r.cur.Version))
-		c.sendFile(r.cur)
 	}
 	go c.run()
 	if c.ml != nil {
 		go c.join()
+	}
+	if c.rn != nil {
+		go c.followCommits()
+		go c.planLoop()
+	}
+	if c.leaseClient != nil {
+		go c.renew()
+	}
+	for _, r := range edited {
+		go c.proposeEditedWhileDown(r)
 	}
 	return c, nil
 }
@@ -207,27 +242,52 @@ func (c *Cluster) SetStatus(st api.Status) {
 // file is read by the loop, the only writer of versions from elsewhere,
 // so an edit is never judged on content that replication has replaced.
 func (c *Cluster) FileChanged(ctx context.Context, kind string) error {
-	var err error
-	if cerr := c.call(ctx, func() { err = c.localEdit(kind) }); cerr != nil {
-		return cerr
+	r := c.fileCopy(kind)
+	if r == nil {
+		return fmt.Errorf("not a replicated file: %s", kind)
+	}
+	data, err := os.ReadFile(r.Path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot read %s: %w", kind, err)
+	}
+	_, err = c.proposeFile(ctx, kind, data)
+	if errors.Is(err, ErrNotReplicated) {
+		return nil // a local file, as on a single node
 	}
 	return err
 }
 
-// EditHactl sets one group's line of the hactl (clinit --ha) and
-// replicates the result. A nil prefer keeps the preferred nodes.
-func (c *Cluster) EditHactl(ctx context.Context, group, level string, prefer []string) error {
-	var err error
-	if cerr := c.call(ctx, func() { err = c.editHactl(group, level, prefer) }); cerr != nil {
-		return cerr
+// EditHactl sets one group's line of the committed hactl (clinit --ha)
+// and returns once it is committed, with its version. A nil prefer
+// keeps the preferred nodes.
+func (c *Cluster) EditHactl(ctx context.Context, group, level string, prefer []string) (uint64, error) {
+	var text string
+	var path string
+	if err := c.call(ctx, func() {
+		if r := c.fileCopy(KindHactl); r != nil {
+			text, path = r.text, r.Path
+		}
+	}); err != nil {
+		return 0, err
 	}
-	return err
+	if path == "" {
+		return 0, errors.New("no hactl is configured")
+	}
+	data := cltab.SetHactl([]byte(text), group, level, prefer)
+	v, err := c.proposeFile(ctx, KindHactl, data)
+	if err != nil {
+		return 0, err
+	}
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
+		return v, fmt.Errorf("committed as version %d, but writing the local copy: %w", v, err)
+	}
+	return v, nil
 }
 
 // Hastat returns the collated view.
 func (c *Cluster) Hastat(ctx context.Context) (api.Hastat, error) {
 	var h api.Hastat
-	err := c.call(ctx, func() { h = c.view.hastat(c.hactl, c.ha.why) })
+	err := c.call(ctx, func() { h = c.hastatNow() })
 	if c.ml != nil {
 		g := GossipStats()
 		h.Gossip = &g
@@ -413,7 +473,7 @@ func (c *Cluster) writeHastat() {
 	if c.cfg.Hastat == "" {
 		return
 	}
-	text := c.view.hastat(c.hactl, c.ha.why).Text()
+	text := c.hastatNow().Text()
 	if text == c.hastatText {
 		return
 	}
@@ -429,16 +489,9 @@ func (c *Cluster) rebuildLocal() {
 	pp := pushPull{Node: c.cfg.Node, Statuses: make([]nodeStatus, 0, len(c.view.statuses))}
 	for _, s := range c.view.statuses {
 		if s.Node == c.cfg.Node {
-			s = c.gossiped()
+			s = c.self
 		}
 		pp.Statuses = append(pp.Statuses, s)
-	}
-	if c.secure {
-		for _, r := range c.reps {
-			if r.cur.Version > 0 {
-				pp.Files = append(pp.Files, r.cur.withoutData())
-			}
-		}
 	}
 	b, _ := json.Marshal(pp)
 	c.local.Store(&b)
@@ -505,7 +558,7 @@ func (c *Cluster) publishSelf() {
 func (c *Cluster) publishSelfNow() {
 	c.selfPending = false
 	c.selfSent = time.Now()
-	c.broadcast(c.self.Node, encode(msgStatus, c.gossiped()))
+	c.broadcast(c.self.Node, encode(msgStatus, c.self))
 }
 
 // directLimit: in a cluster this small, a node also sends its own status
@@ -575,18 +628,22 @@ func (c *Cluster) resync() {
 	listed := map[string]bool{}
 	for _, n := range c.ml.Members() {
 		listed[n.Name] = true
-		c.onMember(n.Name, true, n.Address())
+		var meta nodeMeta
+		if len(n.Meta) > 0 && json.Unmarshal(n.Meta, &meta) != nil {
+			meta = nodeMeta{}
+		}
+		c.onMember(n.Name, true, n.Address(), meta)
 	}
 	for name, m := range c.view.members {
 		if !listed[name] && c.view.up(name) {
-			c.onMember(name, false, m.addr)
+			c.onMember(name, false, m.addr, m.meta)
 		}
 	}
 }
 
 // onMember handles a membership event: a node is there, or gone. A gone
 // node whose last status said it was leaving has left; any other died.
-func (c *Cluster) onMember(name string, alive bool, addr string) {
+func (c *Cluster) onMember(name string, alive bool, addr string, meta nodeMeta) {
 	state := api.NodeAlive
 	if !alive {
 		state = api.NodeDead
@@ -594,31 +651,15 @@ func (c *Cluster) onMember(name string, alive bool, addr string) {
 			state = api.NodeLeft
 		}
 	}
-	if c.view.setState(name, state, addr, time.Now()) {
+	if c.view.setState(name, state, addr, &meta, time.Now()) {
 		c.dirtyView = true
+		c.refreshVoters()
 		c.emit(api.Event{Time: time.Now().UTC(), Node: name, NodeState: state})
 		if alive && name != c.cfg.Node && c.ml != nil {
 			// A member that joins (or comes back) learns every status by
 			// its push/pull, but the others learn its own only when it
 			// changes: re-announce ours, and it will do likewise.
 			c.publishSelf()
-			// And the versions of the replicated files: it may have
-			// synced with a node that did not have the newest yet, and the
-			// next push/pull is up to 15 s away (more on big clusters). It
-			// asks for a newer one (once, whoever told it first). Three
-			// members tell it, not all: on 100 nodes every member coming
-			// back was 99 TCP connections to it.
-			if c.secure && c.amongTellers(name) {
-				pp := pushPull{Node: c.cfg.Node}
-				for _, r := range c.reps {
-					if r.cur.Version > 0 {
-						pp.Files = append(pp.Files, r.cur.withoutData())
-					}
-				}
-				if len(pp.Files) > 0 {
-					c.sendTo(addr, encode(msgFileVer, pp))
-				}
-			}
 		}
 		c.log.Info("member", zap.String("node", name), zap.String("state", state), zap.String("addr", addr))
 	}
@@ -677,29 +718,6 @@ func (c *Cluster) onMessage(b []byte) {
 				c.delay.sample(s.Version, time.Now())
 			}
 		}
-	case msgFile:
-		var f fileVersion
-		if err := json.Unmarshal(body, &f); err != nil {
-			c.log.Warn("malformed file message", zap.Error(err))
-			return
-		}
-		c.onFile(f)
-	case msgFileVer:
-		var pp pushPull
-		if err := json.Unmarshal(body, &pp); err != nil {
-			c.log.Warn("malformed file versions", zap.Error(err))
-			return
-		}
-		for _, f := range pp.Files {
-			c.onFileVersion(pp.Node, f)
-		}
-	case msgFileReq:
-		var q fileReq
-		if err := json.Unmarshal(body, &q); err != nil {
-			c.log.Warn("malformed file request", zap.Error(err))
-			return
-		}
-		c.onFileReq(q)
 	default:
 		c.log.Warn("unknown message kind", zap.Int("kind", int(kind)))
 	}
@@ -726,7 +744,7 @@ func (c *Cluster) onStatus(s nodeStatus) bool {
 	c.dirtyView, c.dirtyLocal = true, true
 	if m := c.view.members[s.Node]; s.Leaving && m != nil && m.state == api.NodeDead {
 		// Its goodbye came after memberlist reported it gone.
-		c.onMember(s.Node, false, m.addr)
+		c.onMember(s.Node, false, m.addr, m.meta)
 	}
 	return true
 }
@@ -743,122 +761,21 @@ func (c *Cluster) onPushPull(b []byte) {
 			c.onStatus(s)
 		}
 	}
-	for _, f := range pp.Files {
-		c.onFileVersion(pp.Node, f)
-	}
-}
-
-func (c *Cluster) replica(kind string) *replica {
-	for _, r := range c.reps {
-		if r.Kind == kind {
-			return r
-		}
-	}
-	return nil
-}
-
-// onFile takes a version of a replicated file made elsewhere, if it is
-// newer and valid.
-func (c *Cluster) onFile(f fileVersion) {
-	r := c.replica(f.Kind)
-	if r == nil || !c.secure || f.Version == 0 {
-		return
-	}
-	r.maxSeen = max(r.maxSeen, f.Version)
-	if !f.newer(r.cur) {
-		return
-	}
-	if hashOf(f.Data) != f.Hash {
-		c.log.Warn("file version with a wrong hash: ignored", zap.String("file", f.Kind), zap.String("from", f.Origin))
-		return
-	}
-	key := strconv.FormatUint(f.Version, 10) + "/" + f.Hash
-	if err := r.Validate(r.Path, f.Data); err != nil {
-		if !r.refused[key] {
-			r.refused[key] = true
-			c.log.Error("refusing an invalid version from the cluster", zap.String("file", f.Kind),
-				zap.Uint64("version", f.Version), zap.String("from", f.Origin), zap.Error(err))
-		}
-		return
-	}
-	if err := atomicfile.Write(r.Path, f.Data, 0o644); err != nil {
-		c.log.Error("writing a replicated file", zap.String("path", r.Path), zap.Error(err))
-		return
-	}
-	r.cur = f
-	c.filesChanged(r)
-	c.log.Info("replicated", zap.String("file", f.Kind), zap.Uint64("version", f.Version), zap.String("from", f.Origin))
-	if c.cfg.OnFile != nil {
-		go c.cfg.OnFile(f.Kind)
-	}
-}
-
-// localEdit makes a changed local copy the next version.
-func (c *Cluster) localEdit(kind string) error {
-	r := c.replica(kind)
-	if r == nil {
-		return fmt.Errorf("not a replicated file: %s", kind)
-	}
-	data, err := os.ReadFile(r.Path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("cannot read %s: %w", kind, err)
-	}
-	h := hashOf(data)
-	if h == r.cur.Hash {
-		return nil
-	}
-	if err := r.Validate(r.Path, data); err != nil {
-		return err
-	}
-	r.maxSeen = max(r.maxSeen, r.cur.Version) + 1
-	r.cur = fileVersion{Kind: kind, Version: r.maxSeen, Origin: c.cfg.Node, Hash: h, Data: data}
-	c.filesChanged(r)
-	c.log.Info("edited here: a new version", zap.String("file", kind), zap.Uint64("version", r.cur.Version))
-	c.sendFile(r.cur)
-	return nil
-}
-
-func (c *Cluster) editHactl(group, level string, prefer []string) error {
-	r := c.replica(KindHactl)
-	if r == nil {
-		return errors.New("no hactl is configured")
-	}
-	data := cltab.SetHactl(r.cur.Data, group, level, prefer)
-	if err := r.Validate(r.Path, data); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(r.Path, data, 0o644); err != nil {
-		return fmt.Errorf("writing hactl: %w", err)
-	}
-	return c.localEdit(KindHactl)
-}
-
-// filesChanged records a new current version of r.
-func (c *Cluster) filesChanged(r *replica) {
-	if err := saveMeta(c.cfg.StateDir, c.reps); err != nil {
-		c.log.Warn("cannot save the versions of the replicated files", zap.Error(err))
-	}
-	c.dirtyLocal = true
-	if r.Kind == KindHactl {
-		c.parseHactl()
-		c.dirtyView = true
-	}
 }
 
 func (c *Cluster) parseHactl() {
-	r := c.replica(KindHactl)
+	r := c.fileCopy(KindHactl)
 	if r == nil {
 		return
 	}
-	if h, err := cltab.ParseHactl(r.Path, r.cur.Data); err == nil {
+	text := r.text
+	if r.version == 0 {
+		// Never committed: the local copy, as on a single node.
+		if data, err := os.ReadFile(r.Path); err == nil {
+			text = string(data)
+		}
+	}
+	if h, err := cltab.ParseHactl(r.Path, []byte(text)); err == nil {
 		c.hactl = h
 	}
-}
-
-// sendFile replicates a version to every member.
-func (c *Cluster) sendFile(f fileVersion) {
-	if c.ml == nil || !c.secure {
-		return
-	}
-	c.sendAll(encode(msgFile, f))
 }

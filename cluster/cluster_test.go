@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,8 +38,23 @@ func files(dir string) []File {
 // start starts a member; cfg's Node, paths and Log are filled in.
 func start(t *testing.T, name string, cfg Config) *testNode {
 	t.Helper()
+	return startWith(t, name, cfg, nil)
+}
+
+// startWith starts a member whose directory holds files first.
+func startWith(t *testing.T, name string, cfg Config, files map[string]string) *testNode {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
 	os.MkdirAll(dir, 0o755)
+	for f, text := range files {
+		writeFile(t, filepath.Join(dir, f), text)
+	}
+	return startIn(t, name, dir, cfg)
+}
+
+// startIn starts a member in an existing directory.
+func startIn(t *testing.T, name, dir string, cfg Config) *testNode {
+	t.Helper()
 	if cfg.StateDir == "-" {
 		cfg.StateDir = ""
 	} else if cfg.StateDir == "" {
@@ -256,132 +270,6 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
-func TestReplication(t *testing.T) {
-	nodes := mockCluster(t, 5, testKey)
-	eventually(t, "5 alive", allAlive(nodes))
-	ctx := context.Background()
-
-	// An hactl edit through EditHactl on one node...
-	if err := nodes[1].EditHactl(ctx, "web", "start", []string{"n2", "n3"}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "hactl everywhere", converged(t, nodes, "hactl", "web start n2,n3\n"))
-	// ...and a cltab edit on another.
-	tab := "web:ip:start:once:true\n"
-	writeFile(t, nodes[4].path("cltab"), tab)
-	if err := nodes[4].FileChanged(ctx, KindCltab); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "cltab everywhere", converged(t, nodes, "cltab", tab))
-	// The version is recorded just after the file is written.
-	eventually(t, "version 1 of both files recorded everywhere", func() bool {
-		for _, n := range nodes {
-			m := loadMeta(n.dir)
-			if m[KindCltab].Version != 1 || m[KindHactl].Version != 1 || m[KindCltab].Origin != "n4" {
-				return false
-			}
-		}
-		return true
-	})
-
-	// An invalid edit is refused where it is made and goes nowhere.
-	bad := "web:ip:start:sometimes:true\n"
-	writeFile(t, nodes[2].path("cltab"), bad)
-	err := nodes[2].FileChanged(ctx, KindCltab)
-	if !errors.Is(err, cltab.ErrInvalid) || !strings.Contains(err.Error(), `unknown mode "sometimes"`) {
-		t.Fatalf("invalid edit: %v", err)
-	}
-	// The next valid edit is version 2: the refused one took no number,
-	// and it replaces the invalid local copy too.
-	tab2 := "web:ip:start:once:true\nweb:httpd:start:respawn:sleep 1000\n"
-	writeFile(t, nodes[3].path("cltab"), tab2)
-	if err := nodes[3].FileChanged(ctx, KindCltab); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "second cltab everywhere", converged(t, nodes, "cltab", tab2))
-	eventually(t, "version 2 recorded", func() bool { return loadMeta(nodes[0].dir)[KindCltab].Version == 2 })
-	// The same content again is no new version.
-	if err := nodes[0].FileChanged(ctx, KindCltab); err != nil {
-		t.Fatal(err)
-	}
-	if m := loadMeta(nodes[0].dir); m[KindCltab].Version != 2 {
-		t.Fatalf("unchanged content made a version: %+v", m)
-	}
-}
-
-func TestConcurrentEditsConverge(t *testing.T) {
-	nodes := mockCluster(t, 4, testKey)
-	eventually(t, "4 alive", allAlive(nodes))
-	ctx := context.Background()
-	texts := []string{"web start n1\n", "web start n2\n"}
-	for i, text := range texts {
-		writeFile(t, nodes[i+1].path("hactl"), text)
-	}
-	errs := make(chan error, 2)
-	for i := range texts {
-		go func() { errs <- nodes[i+1].FileChanged(ctx, KindHactl) }()
-	}
-	for range texts {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, "one hactl everywhere", converged(t, nodes, "hactl", ""))
-	got := mustRead(t, nodes[0].path("hactl"))
-	if got != texts[0] && got != texts[1] {
-		t.Fatalf("converged to %q", got)
-	}
-	eventually(t, "one version everywhere", func() bool {
-		v := loadMeta(nodes[0].dir)[KindHactl]
-		for _, n := range nodes {
-			if loadMeta(n.dir)[KindHactl] != v || v.Version == 0 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// Two edits that got the same version: the greater hash wins, whatever
-// order they arrive in.
-func TestEqualVersionsTieBreak(t *testing.T) {
-	a := fileVersion{Kind: KindHactl, Version: 3, Origin: "n1", Data: []byte("web start n1\n")}
-	b := fileVersion{Kind: KindHactl, Version: 3, Origin: "n2", Data: []byte("web start n2\n")}
-	a.Hash, b.Hash = hashOf(a.Data), hashOf(b.Data)
-	win := a
-	if b.Hash > a.Hash {
-		win = b
-	}
-	for _, order := range [][]fileVersion{{a, b}, {b, a}} {
-		n := start(t, "solo", Config{Key: testKey})
-		for _, f := range order {
-			n.call(context.Background(), func() { n.onFile(f) })
-		}
-		if got := mustRead(t, n.path("hactl")); got != string(win.Data) {
-			t.Fatalf("order %s,%s: kept %q, want %q", order[0].Origin, order[1].Origin, got, win.Data)
-		}
-		n.Close()
-	}
-}
-
-func TestNoKeyReplicatesNothing(t *testing.T) {
-	nodes := mockCluster(t, 3, nil)
-	eventually(t, "3 alive", allAlive(nodes))
-	writeFile(t, nodes[0].path("hactl"), "web start\n")
-	if err := nodes[0].FileChanged(context.Background(), KindHactl); err != nil {
-		t.Fatal(err)
-	}
-	// Statuses still travel; wait for one sent after the edit.
-	nodes[0].SetStatus(status("n0", "web", "start", "DONE"))
-	eventually(t, "status reaches n2", func() bool { return runs(hastat(t, nodes[2]), "n0", "web", "start") })
-	time.Sleep(500 * time.Millisecond)
-	for _, n := range nodes[1:] {
-		if _, err := os.Stat(n.path("hactl")); err == nil {
-			t.Fatalf("%s received an hactl without a key", n.name)
-		}
-	}
-}
-
 func TestStrangerCannotJoin(t *testing.T) {
 	tr := mockNet("a", "b", "s", "p")
 	a := start(t, "a", Config{Key: testKey, Transport: tr["a"]})
@@ -392,17 +280,12 @@ func TestStrangerCannotJoin(t *testing.T) {
 	if n, err := s.ml.Join([]string{a.Addr()}); n != 0 || err == nil {
 		t.Fatalf("a stranger with another key joined: %d %v", n, err)
 	}
-	// Nor can one without a key inject a file by a direct message.
-	inj := fileVersion{Kind: KindHactl, Version: 99, Origin: "s", Data: []byte("web start s\n")}
-	inj.Hash = hashOf(inj.Data)
+	// Nor can one without a key get in by a direct message.
 	plain := start(t, "p", Config{Transport: tr["p"]})
-	plain.ml.SendReliable(a.ml.LocalNode(), encode(msgFile, inj))
-	s.ml.SendReliable(a.ml.LocalNode(), encode(msgFile, inj))
+	plain.ml.SendReliable(a.ml.LocalNode(), encode(msgStatus, nodeStatus{Node: "p", Version: 1}))
+	s.ml.SendReliable(a.ml.LocalNode(), encode(msgStatus, nodeStatus{Node: "s", Version: 1}))
 	time.Sleep(300 * time.Millisecond)
 	for _, n := range []*testNode{a, b} {
-		if exists(n.path("hactl")) {
-			t.Fatalf("%s took a file from a stranger", n.name)
-		}
 		for _, m := range hastat(t, n).Nodes {
 			if m.Node == "s" || m.Node == "p" {
 				t.Fatalf("%s lists the stranger %s", n.name, m.Node)

@@ -61,13 +61,17 @@ type Config struct {
 	OnFile func(kind string)
 	Log    *zap.Logger
 
+	// The raft port (voters): "" derives it from Bind and Advertise,
+	// their port + 1.
+	RaftBind, RaftAdvertise string
+
 	// HA: the cltab in use (its settings), and how to tell a local group
 	// to go to a level. Without Tell, HA groups are only reported.
 	Tab  *cltab.Tab
 	Tell func(ctx context.Context, group, level string) error
-	// Exec runs a command to its end (the fencing command) and returns its
-	// output; nil runs it with os/exec.
-	Exec func(argv []string) ([]byte, error)
+	// Keeper enforces this node's lease when the daemon cannot; nil only
+	// in tests that run no processes.
+	Keeper Keeper
 }
 
 // Clustered reports whether the config asks for a cluster at all.

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"encoding/json"
+
 	"github.com/hashicorp/memberlist"
 )
 
@@ -9,7 +11,13 @@ import (
 // given and enqueues it for Cluster.run; it never calls memberlist back.
 type delegate struct{ c *Cluster }
 
-func (d *delegate) NodeMeta(limit int) []byte { return nil }
+// NodeMeta is this node's raft port and whether it votes, fixed at start.
+func (d *delegate) NodeMeta(limit int) []byte {
+	if len(d.c.meta) > limit {
+		return nil
+	}
+	return d.c.meta
+}
 
 func (d *delegate) NotifyMsg(b []byte) {
 	msg := append([]byte(nil), b...) // memberlist reuses b
@@ -41,5 +49,9 @@ func (d *delegate) NotifyLeave(n *memberlist.Node)  { d.member(n, false) }
 
 func (d *delegate) member(n *memberlist.Node, alive bool) {
 	name, addr := n.Name, n.Address()
-	d.c.enqueue(func() { d.c.onMember(name, alive, addr) })
+	var meta nodeMeta
+	if len(n.Meta) > 0 && json.Unmarshal(n.Meta, &meta) != nil {
+		meta = nodeMeta{} // a member whose metadata does not parse has no raft port
+	}
+	d.c.enqueue(func() { d.c.onMember(name, alive, addr, meta) })
 }

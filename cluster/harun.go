@@ -2,123 +2,103 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
 	"slices"
-	"sort"
-	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/raftnode"
+	"github.com/clinit/clinit/cluster/store"
 )
 
+// Keeper is what the cluster needs of the node's lease keeper (package
+// keeper): the deadline it enforces, the groups it holds.
+type Keeper interface {
+	Lease(ctx context.Context, deadline int64, stopTimeout time.Duration) error
+	Hold(ctx context.Context, group string) error
+	Release(ctx context.Context, group string) error
+}
+
 // haState is the HA part of the loop's state. Only Cluster.run touches
-// it.
+// it, except where a field says otherwise.
 type haState struct {
-	cfg      haConfig
-	mem      *haMemory
-	why      map[string]string
-	timer    *time.Timer
-	dirty    bool            // decide again
-	handoff  bool            // shutting down: give every HA group up
-	fencing  map[string]bool // fences running
-	fenceTry map[string]time.Duration
-	revivals revivals
+	on      bool // the cltab names voters: HA runs
+	plan    planConfig
+	node    nodeConfig
+	stop    time.Duration // the stop timeout the keeper applies
+	mem     *nodeMemory
+	lease   raftnode.Lease
+	why     map[string]string // the leader's planner's, for hastat
+	timer   *time.Timer
+	dirty   bool            // decide again
+	handoff bool            // shutting down: give every HA group up
+	kept    map[string]bool // groups the keeper holds
 }
 
-// revivalWait is how long a member that came back has to renew its
-// status by gossip before this node fetches it from the member.
-const revivalWait = time.Second
+// Defaults of the HA rules.
+const (
+	DefaultFenceTime = 10 * time.Second
+	testBackoff      = time.Minute
+	failBackoff      = 5 * time.Minute
+)
 
-// revivals follows the members that come back from the dead (a healed
-// partition, a restart). Their status here is the one from before, and
-// what they sent meanwhile was lost, as was what this node sent them;
-// memberlist's push/pull may be many seconds away. So a node that sees
-// members come back re-announces its own status, and counts a revived
-// member's status as unknown (it holds nothing and blocks every claim
-// here, as a missing one) until a newer version of it arrives, or until
-// its state was fetched from it: that is asked for when revivalWait
-// passes without a newer version (the member may not have seen anyone
-// come back, and has nothing to re-announce), and again after each
-// revivalWait until it succeeds.
-type revivals struct {
-	states  map[string]string  // each member's state when last seen
-	revived map[string]revival // members back, status not renewed yet
-}
-
-type revival struct {
-	version uint64    // of its status when it came back
-	until   time.Time // the end of the wait
-}
-
-func newRevivals() revivals {
-	return revivals{states: map[string]string{}, revived: map[string]revival{}}
-}
-
-// track takes the current membership and statuses. It reports whether a
-// member came back since the last call, the members whose state is to be
-// fetched, and when the first wait ends.
-func (r revivals) track(self string, members map[string]*member, statuses map[string]nodeStatus, now time.Time, wait time.Duration) (back bool, pull []string, wake time.Time) {
-	for name, m := range members {
-		prev, known := r.states[name]
-		r.states[name] = m.state
-		up := m.state == api.NodeAlive || m.state == api.NodeSuspect
-		rv, revived := r.revived[name]
-		switch {
-		case name == self:
-		case !up:
-			delete(r.revived, name)
-		case known && (prev == api.NodeDead || prev == api.NodeLeft):
-			r.revived[name] = revival{version: statuses[name].Version, until: now.Add(wait)}
-			back = true
-		case revived && statuses[name].Version > rv.version:
-			delete(r.revived, name)
-		case revived && !now.Before(rv.until):
-			r.revived[name] = revival{version: rv.version, until: now.Add(wait)}
-			pull = append(pull, name)
-		}
-	}
-	sort.Strings(pull)
-	for _, rv := range r.revived {
-		if wake.IsZero() || rv.until.Before(wake) {
-			wake = rv.until
-		}
-	}
-	return back, pull, wake
-}
-
-// pulled records that a member's state was fetched from it.
-func (r revivals) pulled(name string) { delete(r.revived, name) }
-
-// unknown reports whether a member's status is not to be trusted yet.
-func (r revivals) unknown(name string) bool {
-	_, ok := r.revived[name]
-	return ok
-}
+// The levels of the HA lifecycle (SPEC 7): a node assigned a group
+// prepares it at plan, checks it can run it at test, then runs it at
+// its hactl level; giving it up is stop.
+const (
+	LevelPlan = "plan"
+	LevelTest = "test"
+	LevelStop = cltab.LevelStop
+)
 
 func newHAState(t *cltab.Tab) *haState {
 	tm := time.NewTimer(time.Hour)
 	tm.Stop()
-	return &haState{cfg: haConfigOf(t), mem: newHAMemory(), why: map[string]string{}, timer: tm,
-		fencing: map[string]bool{}, fenceTry: map[string]time.Duration{}, revivals: newRevivals()}
+	h := &haState{mem: newNodeMemory(), why: map[string]string{}, timer: tm, kept: map[string]bool{}}
+	h.configure(t)
+	return h
+}
+
+// configure reads the HA settings of a cltab.
+func (h *haState) configure(t *cltab.Tab) {
+	_, on, _ := votersOf(t)
+	h.on = on
+	h.plan = planConfig{fenceTime: DefaultFenceTime, lease: raftnode.DefaultLease}
+	h.node = nodeConfig{testBackoff: testBackoff, failBackoff: failBackoff}
+	h.stop = cltab.DefaultStopTimeout
+	if t == nil {
+		return
+	}
+	h.plan.fenceTime = t.Duration("fencetime", DefaultFenceTime)
+	h.plan.lease = t.Duration("lease", raftnode.DefaultLease)
+	_, h.plan.stomith = t.Setting("stomith")
+	h.stop = t.Duration("stoptimeout", cltab.DefaultStopTimeout)
 }
 
 // SetTab hands the cluster a new cltab (its HA settings).
 func (c *Cluster) SetTab(ctx context.Context, t *cltab.Tab) error {
 	return c.call(ctx, func() {
-		c.ha.cfg = haConfigOf(t)
+		c.ha.configure(t)
 		c.cfg.Tab = t
 		c.ha.dirty = true
 	})
 }
 
-// Handoff gives up every HA group this node runs (moves them to stop) and
-// returns once they have stopped or ctx ends; the others take them over
-// without waiting for failure detection. The node is marked leaving, so
-// nobody picks it again.
+// IsHA reports whether group g is an HA group: listed in the committed
+// hactl. Its levels are the cluster's to set, not a local tell's.
+func (c *Cluster) IsHA(ctx context.Context, g string) bool {
+	var listed bool
+	c.call(ctx, func() { listed = c.hactl.Group(g) != nil })
+	return listed
+}
+
+// Handoff gives up every HA group this node runs (moves them to stop,
+// then releases them through the log) and returns once they are
+// released or ctx ends; the others take them over without waiting for
+// the lease. The node is marked leaving, so nobody picks it again.
 func (c *Cluster) Handoff(ctx context.Context) {
 	if err := c.call(ctx, func() {
 		c.ha.handoff = true
@@ -130,8 +110,8 @@ func (c *Cluster) Handoff(ctx context.Context) {
 		return
 	}
 	for {
-		var held []string
-		if err := c.call(ctx, func() { held = c.heldHA() }); err != nil || len(held) == 0 {
+		var busy bool
+		if err := c.call(ctx, func() { busy = c.handingOver() }); err != nil || !busy {
 			return
 		}
 		select {
@@ -142,180 +122,142 @@ func (c *Cluster) Handoff(ctx context.Context) {
 	}
 }
 
-// heldHA lists the HA groups this node still holds.
+// handingOver reports whether a handoff still waits: a group runs here,
+// or the lease still grants one (its release not committed yet).
+func (c *Cluster) handingOver() bool {
+	if len(c.heldHA()) > 0 {
+		return true
+	}
+	return leaseHeld(c.ha.lease, time.Now()) && (len(c.ha.lease.Grant.Groups) > 0 || len(c.ha.lease.Grant.Release) > 0)
+}
+
+// heldHA lists the HA groups this node still runs.
 func (c *Cluster) heldHA() []string {
 	var held []string
-	for _, h := range c.hactl.Groups {
-		if _, ok := holds(c.self, h.Group); ok {
-			held = append(held, h.Group)
+	for _, gs := range c.self.Groups {
+		if gs.held() && (c.hactl.Group(gs.Group) != nil || c.ha.kept[gs.Group]) {
+			held = append(held, gs.Group)
 		}
 	}
 	return held
 }
 
-// heldHAby reports whether a member's last status holds an HA group.
-func (c *Cluster) heldHAby(name string) bool {
-	s, ok := c.view.statuses[name]
-	if !ok {
-		return false
-	}
-	for _, h := range c.hactl.Groups {
-		if _, held := holds(s, h.Group); held {
-			return true
+// held: at a level that is not stop, or still stopping.
+func (gs groupState) held() bool { return gs.Level != LevelStop || gs.State == "STOPPING" }
+
+// onLease takes a renewal's lease: the keeper gets its deadline, and the
+// rules run again.
+func (c *Cluster) onLease(l raftnode.Lease) {
+	prev := c.ha.lease
+	c.ha.lease = l
+	c.keeperLease(l.UntilBoot)
+	if c.rn == nil {
+		// A node that does not vote learns the committed files from
+		// the leader when their versions move.
+		for kind, v := range l.Grant.Files {
+			if r := c.fileCopy(kind); r != nil && r.version < v {
+				c.fetchState()
+				break
+			}
 		}
 	}
-	return false
+	if !sameGrant(prev.Grant, l.Grant) || !leaseHeld(prev, time.Now()) {
+		c.ha.dirty = true
+	}
+	c.ha.timer.Reset(max(time.Until(l.Until), time.Millisecond))
 }
 
-// decideHA runs the HA rules and carries out what they ask.
+func sameGrant(a, b raftnode.Grant) bool {
+	if len(a.Groups) != len(b.Groups) || len(a.Release) != len(b.Release) {
+		return false
+	}
+	for g, e := range a.Groups {
+		if b.Groups[g] != e {
+			return false
+		}
+	}
+	for g, e := range a.Release {
+		if b.Release[g] != e {
+			return false
+		}
+	}
+	return true
+}
+
+// decideHA runs this node's HA rules and carries out what they ask, and
+// wakes the planner when this node leads.
 func (c *Cluster) decideHA() {
 	c.ha.dirty = false
+	c.kickPlanner()
+	if c.cfg.Tell == nil || !c.ha.on {
+		return
+	}
 	now := time.Now()
-	back, pull, revivalWake := c.ha.revivals.track(c.cfg.Node, c.view.members, c.view.statuses, now, revivalWait)
-	if back {
-		// What the members that came back know of this node is old too.
-		c.bump()
-		c.publishSelf()
+	local := make(map[string]groupState, len(c.self.Groups))
+	for _, gs := range c.self.Groups {
+		local[gs.Group] = gs
 	}
-	for _, name := range pull {
-		c.pullState(name)
+	out := runNode(nodeInput{self: c.cfg.Node, now: now, cfg: c.ha.node, lease: c.ha.lease, hactl: c.hactl.Groups, local: local, handoff: c.ha.handoff}, c.ha.mem)
+	for _, a := range out.tells {
+		c.haTell(a, slices.Contains(out.hold, a.Group))
 	}
-	if c.cfg.Tell == nil || (len(c.hactl.Groups) == 0 && len(c.ha.mem.known) == 0) {
-		return
+	if len(out.cmds) > 0 {
+		cmds := out.cmds
+		go func() {
+			for _, cmd := range cmds {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				r, err := c.propose(ctx, cmd)
+				cancel()
+				if err == nil && r.Err != nil {
+					err = r.Err
+				}
+				if err != nil {
+					c.log.Warn("HA report not committed", zap.String("op", cmd.Op), zap.String("group", cmd.Group), zap.Error(err))
+					c.enqueue(func() {
+						delete(c.ha.mem.sent, cmd.Group) // try again
+						c.ha.timer.Reset(time.Second)
+					})
+				}
+			}
+		}()
 	}
-	if c.ha.handoff {
-		for _, g := range c.heldHA() {
-			c.haTell(haAction{Group: g, Level: LevelStop, Why: "handing over: this node is shutting down"})
-		}
-		return
-	}
-	in := haInput{self: c.cfg.Node, now: now, cfg: c.ha.cfg, hactl: c.hactl.Groups, members: map[string]haMember{}}
-	in.cfg.detectMax = DetectBound(max(len(c.view.members), c.ha.cfg.nodes))
-	in.cfg.claimDelay = c.delay.atLeast(c.ha.cfg.claimDelay, now)
-	in.cfg.planHold = c.delay.atLeast(c.ha.cfg.planHold, now)
-	for name, m := range c.view.members {
-		s, ok := c.view.statuses[name]
-		hm := haMember{state: m.state, since: m.changed, status: s, hasStatus: ok && !c.ha.revivals.unknown(name)}
-		if m.state == api.NodeDead && c.tr != nil && m.addr != "" {
-			hm.heard = c.tr.heard(m.addr)
-		}
-		in.members[name] = hm
-	}
-	d := decide(in, c.ha.mem)
-	c.ha.why = d.why
-	told := false
-	for _, a := range d.actions {
-		if a.Fence != "" {
-			c.fence(a.Fence, in.members[a.Fence].since)
-		} else if a.Probe != "" {
-			c.probeDead(a.Probe, in.members[a.Probe].silentSince())
-		} else {
-			c.haTell(a)
-			told = true
+	// The keeper forgets groups that stopped here and are no longer
+	// granted.
+	for g := range c.ha.kept {
+		if gs, ok := local[g]; (!ok || !gs.held()) && c.ha.mem.pending[g] == "" {
+			if _, granted := c.ha.lease.Grant.Groups[g]; !granted || c.ha.handoff {
+				delete(c.ha.kept, g)
+				c.keeperRelease(g)
+			}
 		}
 	}
-	// A tell changes the claims in the status the others get.
-	if c.publishBad() || told {
-		c.bump()
-		c.publishSelf()
-	}
-	if !revivalWake.IsZero() && (d.wake.IsZero() || revivalWake.Before(d.wake)) {
-		d.wake = revivalWake
-	}
-	if !d.wake.IsZero() {
-		c.ha.timer.Reset(max(time.Until(d.wake), time.Millisecond))
+	if !out.wake.IsZero() {
+		c.ha.timer.Reset(max(time.Until(out.wake), time.Millisecond))
 	}
 	c.dirtyView = true
 }
 
-// pullState fetches a member's state, and gives it this node's, by a
-// memberlist push/pull with it; on a goroutine of its own, since the loop
-// must not wait for the network. A failure is tried again when the next
-// revivalWait ends.
-func (c *Cluster) pullState(name string) {
-	m := c.view.members[name]
-	if c.ml == nil || m == nil || m.addr == "" {
-		return
-	}
-	addr := m.addr
-	go func() {
-		if _, err := c.ml.Join([]string{addr}); err != nil {
-			c.log.Debug("fetching the state of a member back from the dead", zap.String("node", name), zap.Error(err))
-			return
-		}
-		// The merge of its state was queued before this.
-		c.call(context.Background(), func() {
-			c.ha.revivals.pulled(name)
-			c.ha.dirty = true
-		})
-	}()
-}
-
-// publishBad copies the groups this node ruled itself out for into its
-// status, and reports whether that changed it.
-func (c *Cluster) publishBad() bool {
-	bad := map[string]int64{}
-	for g, until := range c.ha.mem.bad {
-		bad[g] = until.UnixMilli()
-	}
-	if len(bad) == 0 {
-		bad = nil
-	}
-	if fmt.Sprint(bad) == fmt.Sprint(c.self.Bad) {
-		return false
-	}
-	c.self.Bad = bad
-	return true
-}
-
-// gossiped is this node's status as the others get it: the engine's
-// groups, and the HA claims told to the engine that its status does not
-// show yet, each as its group at the level claimed, STARTING. Under
-// load an engine takes seconds to start a group and report it (the
-// 30-node bench: 5 to 15 s while 30 daemons start 3,000 processes on 2
-// CPUs); a claim the others learn of only then is no claim for them,
-// and the next candidates claim too when their delays end. With the
-// claim in the status, they learn of it one gossip after the decision.
-// The loop's own view keeps the engine's groups: its decisions follow
-// what runs, with the claims in flight in haMemory.pending.
-func (c *Cluster) gossiped() nodeStatus {
-	s := c.self
-	var claims []groupState
-	now := time.Now().UnixMilli()
-	for g, level := range c.ha.mem.pending {
-		if level == LevelStop {
-			continue
-		}
-		if _, held := holds(s, g); held {
-			continue
-		}
-		claims = append(claims, groupState{Group: g, Level: level, State: api.StateStarting, Since: now})
-	}
-	if len(claims) == 0 {
-		return s
-	}
-	groups := make([]groupState, 0, len(s.Groups)+len(claims))
-	for _, gs := range s.Groups {
-		if _, claimed := c.ha.mem.pending[gs.Group]; !claimed || c.ha.mem.pending[gs.Group] == LevelStop || gs.held() {
-			groups = append(groups, gs)
-		}
-	}
-	groups = append(groups, claims...)
-	slices.SortFunc(groups, func(a, b groupState) int { return strings.Compare(a.Group, b.Group) })
-	s.Groups = groups
-	return s
-}
-
 // haTell tells the engine, on a goroutine of its own: the engine may be
-// busy, and the loop must not wait for it. A claim changes the status
-// the others get (gossiped): the caller bumps and publishes it.
-func (c *Cluster) haTell(a haAction) {
-	c.ha.mem.pending[a.Group] = a.Level
+// busy, and the loop must not wait for it. A group about to start is
+// held by the keeper first: were the daemon to die before it could
+// stop it, the keeper stops it at the lease's end.
+func (c *Cluster) haTell(a haAction, hold bool) {
 	c.log.Info("HA", zap.String("group", a.Group), zap.String("level", a.Level), zap.String("why", a.Why))
+	if hold {
+		c.ha.kept[a.Group] = true
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := c.cfg.Tell(ctx, a.Group, a.Level)
+		var err error
+		if hold && c.cfg.Keeper != nil {
+			if err = c.cfg.Keeper.Hold(ctx, a.Group); err != nil {
+				c.log.Error("the keeper does not hold the group: not starting it", zap.String("group", a.Group), zap.Error(err))
+			}
+		}
+		if err == nil {
+			err = c.cfg.Tell(ctx, a.Group, a.Level)
+		}
 		if err == nil {
 			return
 		}
@@ -323,77 +265,145 @@ func (c *Cluster) haTell(a haAction) {
 			c.log.Error("HA tell failed", zap.String("group", a.Group), zap.String("level", a.Level), zap.Error(err))
 			if c.ha.mem.pending[a.Group] == a.Level {
 				delete(c.ha.mem.pending, a.Group)
-				if a.Level != LevelStop {
-					c.bump() // the claim is gone from what the others get
-					c.publishSelf()
-				}
 			}
 			c.ha.timer.Reset(time.Second) // try again
 		})
 	}()
 }
 
-// fence runs the stomith command for a dead node, retried with backoff
-// until it succeeds; the node's groups wait for it.
-func (c *Cluster) fence(node string, death time.Time) {
-	if c.ha.fencing[node] {
+// keeperState serialises what is sent to the keeper.
+type keeperState struct {
+	mu   sync.Mutex
+	sent int64 // the latest deadline sent
+}
+
+// keeperLease sends a new deadline to the keeper. Deadlines only grow:
+// an older one arriving late would shorten the lease for nothing.
+func (c *Cluster) keeperLease(deadline int64) {
+	if c.cfg.Keeper == nil {
 		return
 	}
-	cmd, _ := c.cfg.Tab.Setting("stomith")
-	c.ha.fencing[node] = true
-	c.log.Warn("fencing a dead node", zap.String("node", node), zap.String("command", cmd))
+	stop := c.ha.stop
 	go func() {
-		out, err := exec.Command("/bin/sh", "-c", cmd, "clinit-stomith", node).CombinedOutput()
-		c.enqueue(func() {
-			delete(c.ha.fencing, node)
-			if err == nil {
-				c.fenceOK.Add(1)
-				c.log.Info("fenced", zap.String("node", node))
-				c.ha.mem.fenced[node] = death
-				delete(c.ha.fenceTry, node)
-				c.ha.dirty = true
-				return
-			}
-			c.fenceFailed.Add(1)
-			wait := min(max(2*c.ha.fenceTry[node], time.Second), 30*time.Second)
-			c.ha.fenceTry[node] = wait
-			c.log.Error("fencing failed; retrying", zap.String("node", node), zap.Error(err),
-				zap.String("output", strings.TrimSpace(string(out))), zap.Duration("retry", wait))
-			c.ha.timer.Reset(wait)
-		})
+		c.keeper.mu.Lock()
+		defer c.keeper.mu.Unlock()
+		if deadline <= c.keeper.sent {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.cfg.Keeper.Lease(ctx, deadline, stop); err != nil {
+			c.log.Error("the keeper did not take the lease", zap.Error(err))
+			return
+		}
+		c.keeper.sent = deadline
 	}()
 }
 
-// probeDead tries, once the safe wait is over, to reach a dead node that
-// held an HA group, by a memberlist push/pull with it. Unreachable, its
-// groups may start elsewhere; reachable, it is not dead (a cut healed
-// before it noticed, or only this side lost it): the push/pull tells it
-// so, it refutes, and it is alive again here.
-func (c *Cluster) probeDead(node string, silent time.Time) {
-	m := c.view.members[node]
-	if c.ha.fencing[node] || m == nil {
+func (c *Cluster) keeperRelease(g string) {
+	if c.cfg.Keeper == nil {
 		return
 	}
-	if c.ml == nil || m.addr == "" {
-		c.ha.mem.probed[node] = silent
-		c.ha.dirty = true
-		return
-	}
-	c.ha.fencing[node] = true
-	addr := m.addr
 	go func() {
-		_, err := c.ml.Join([]string{addr})
-		c.enqueue(func() {
-			delete(c.ha.fencing, node)
-			if err != nil {
-				c.log.Info("dead node unreachable after the safe wait: taking over its groups", zap.String("node", node))
-				c.ha.mem.probed[node] = silent
-				c.ha.dirty = true
-				return
-			}
-			c.log.Warn("a node seen dead answers: not taking over its groups", zap.String("node", node))
-			c.tr.mark(addr, time.Now())
-			c.ha.timer.Reset(time.Second)
-		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.cfg.Keeper.Release(ctx, g); err != nil {
+			c.log.Warn("keeper release", zap.String("group", g), zap.Error(err))
+		}
 	}()
+}
+
+// haAction is a tell the HA rules ask for.
+type haAction struct {
+	Group, Level string
+	Why          string
+}
+
+func (a haAction) String() string { return a.Group + " -> " + a.Level + ": " + a.Why }
+
+// renew runs this node's lease renewals until the cluster stops.
+func (c *Cluster) renew() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-c.stop
+		cancel()
+	}()
+	r := &raftnode.Renewer{Node: c.cfg.Node, Client: c.leaseClient, Lease: c.ha.plan.lease, Log: c.log,
+		OnLease: func(l raftnode.Lease) {
+			c.call(ctx, func() { c.onLease(l) })
+		}}
+	r.Run(ctx)
+}
+
+// followCommits hands every change of the state applied by this voter
+// to the loop.
+func (c *Cluster) followCommits() {
+	for {
+		st, changed := c.rn.State()
+		c.call(context.Background(), func() { c.onCommitted(st) })
+		select {
+		case <-changed:
+		case <-c.stop:
+			return
+		}
+		// A burst of commits (a thousand groups placed) is taken as
+		// one state, not copied once per commit.
+		select {
+		case <-time.After(commitGap):
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// commitGap merges the commits of a burst.
+const commitGap = 10 * time.Millisecond
+
+// commandsOf is for tests and logs: the ops of a list of commands.
+func commandsOf(cmds []store.Command) []string {
+	out := make([]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.Op + " " + c.Group + " " + c.Node
+	}
+	return out
+}
+
+// hastatNow is the collated view with what the cluster decided: the
+// committed assignments and their epochs, the leader, this node's lease,
+// and why each group that runs nowhere does.
+func (c *Cluster) hastatNow() api.Hastat {
+	now := time.Now()
+	held := leaseHeld(c.ha.lease, now)
+	why := map[string]string{}
+	for _, g := range c.hactl.Groups {
+		a := store.Assignment{}
+		if c.committed != nil {
+			a = c.committed.Assign[g.Group]
+		}
+		switch w, ok := c.ha.why[g.Group]; {
+		case !c.ha.on:
+			why[g.Group] = "HA is off: the cltab names no voters (:::nodes: or :::servers:)"
+		case ok && w != "" && c.rn != nil && c.rn.IsLeader():
+			why[g.Group] = w
+		case !held:
+			why[g.Group] = "no quorum: no leader answers this node's renewals"
+		case a.Node != "":
+			why[g.Group] = "assigned to " + a.Node + ", not running yet"
+		case a.Why != "":
+			why[g.Group] = a.Why
+		default:
+			why[g.Group] = "not placed yet"
+		}
+	}
+	h := c.view.hastat(c.hactl, why)
+	if c.committed != nil {
+		for i := range h.Groups {
+			a := c.committed.Assign[h.Groups[i].Group]
+			h.Groups[i].Assigned, h.Groups[i].Epoch = a.Node, a.Epoch
+		}
+	}
+	if held {
+		h.Leader, h.LeaseUntil = c.ha.lease.Grant.Leader, c.ha.lease.Until.UTC()
+	}
+	return h
 }

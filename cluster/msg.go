@@ -14,25 +14,18 @@ import (
 
 // Message kinds: the first byte of every user message and broadcast.
 const (
-	msgStatus  byte = 's' // a nodeStatus
-	msgFile    byte = 'f' // a fileVersion
-	msgFileReq byte = 'r' // a fileReq
-	msgFileVer byte = 'v' // a pushPull of file versions only, to a member that joins
+	msgStatus byte = 's' // a nodeStatus
 )
 
 // maxGossip is the largest message sent by UDP gossip; a larger one (a
-// node with very many groups, any file) goes by TCP to every member.
+// node with very many groups) goes by TCP to every member.
 const maxGossip = 1000
 
 // pushPull is what two nodes exchange in a full state sync: every status
-// they know, and (only between nodes that hold the key) the version of
-// each file, without its data: push/pulls never stop, while a missed
-// version is rare. A node that learns of a newer version asks the
-// sender, Node, for it (fileReq).
+// they know. The replicated files are raft's (consensus.go).
 type pushPull struct {
-	Node     string        `json:"n,omitempty"`
-	Statuses []nodeStatus  `json:"s"`
-	Files    []fileVersion `json:"f,omitempty"` // Data left out
+	Node     string       `json:"n,omitempty"`
+	Statuses []nodeStatus `json:"s"`
 }
 
 // msgDeflated wraps a whole message (kind and body) compressed with

@@ -43,6 +43,7 @@ func (g groupState) running() bool { return g.Level != cltab.LevelStop }
 type member struct {
 	state   string // api.NodeAlive, ...
 	addr    string // HOST:PORT of its memberlist, to reconnect to
+	meta    nodeMeta
 	changed time.Time
 }
 
@@ -71,8 +72,9 @@ func (v *view) apply(s nodeStatus) bool {
 	return true
 }
 
-// setState records a membership change and reports whether it is one.
-func (v *view) setState(node, state, addr string, now time.Time) bool {
+// setState records a membership change and reports whether it is one
+// (a new raft port in its metadata is one).
+func (v *view) setState(node, state, addr string, meta *nodeMeta, now time.Time) bool {
 	m := v.members[node]
 	if m == nil {
 		m = &member{}
@@ -81,8 +83,12 @@ func (v *view) setState(node, state, addr string, now time.Time) bool {
 	if addr != "" {
 		m.addr = addr
 	}
+	metaChanged := false
+	if meta != nil && *meta != m.meta {
+		m.meta, metaChanged = *meta, true
+	}
 	if m.state == state {
-		return false
+		return metaChanged
 	}
 	m.state, m.changed = state, now
 	return true

@@ -20,7 +20,7 @@ func (c *Cluster) Watch(ctx context.Context) (<-chan api.Event, error) {
 	ch := make(chan api.Event, watchBuffer)
 	if err := c.call(ctx, func() {
 		c.watchers[ch] = true
-		h := c.view.hastat(c.hactl, c.ha.why)
+		h := c.hastatNow()
 		for _, n := range h.Nodes {
 			c.emitTo(ch, api.Event{Time: time.Now().UTC(), Node: n.Node, NodeState: n.State})
 		}

@@ -24,7 +24,6 @@ func startCluster(cfg Config, eng *Engine, reread func(why string), tell func(ct
 	cc := cfg.Cluster
 	cc.Tab = cfg.Tab
 	cc.Tell = tell
-	cc.Exec = eng.RunCommand
 	cc.Node = cfg.Node
 	cc.StateDir = cfg.StateDir
 	cc.Hastat = cfg.Hastat
@@ -124,15 +123,19 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			writeError(w, http.StatusNotFound, "no such group: "+req.Group, nil)
 			return
 		}
-		err = cl.EditHactl(r.Context(), req.Group, req.Level, req.Prefer)
+		v, err := cl.EditHactl(r.Context(), req.Group, req.Level, req.Prefer)
 		var invalid cltab.Errors
 		switch {
 		case errors.As(err, &invalid):
 			writeError(w, http.StatusUnprocessableEntity, "the hactl would be invalid, nothing changed", invalid.Lines())
+		case strings.Contains(fmt.Sprint(err), "refused"):
+			writeError(w, http.StatusConflict, err.Error(), nil)
 		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
 		default:
-			writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: HA level %s, replicated to the cluster", req.Group, req.Level)})
+			writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: HA level %s, committed as hactl version %d", req.Group, req.Level, v)})
 		}
 	}}
+	// HA groups move through the cluster, never by a local tell.
+	s.isHA = func(ctx context.Context, g string) bool { return cl.IsHA(ctx, g) }
 }

@@ -22,6 +22,9 @@ type Server struct {
 	log    *zap.Logger
 	srv    *http.Server
 	routes map[string]route
+	// isHA reports a group the cluster places (set by serveCluster):
+	// a local tell of one is refused.
+	isHA func(ctx context.Context, group string) bool
 }
 
 // route is one request the protocol knows: its method and handler.
@@ -107,6 +110,10 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Level == "" || strings.ContainsAny(req.Level, ": \t\n,") || strings.ContainsAny(req.Group, ": \t\n,") {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group or level: %q %q", req.Group, req.Level), nil)
+		return
+	}
+	if s.isHA != nil && req.Group != "" && s.isHA(r.Context(), req.Group) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is an HA group: use clinit --ha %s %s", req.Group, req.Group, req.Level), nil)
 		return
 	}
 	g, err := s.eng.Tell(r.Context(), req.Group, req.Level)

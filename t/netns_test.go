@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/cluster/raftnode"
 	"github.com/clinit/clinit/t/netbed"
 )
 
@@ -38,13 +39,11 @@ web:release:stop:wait:echo "release $CLINIT_NODE $(date +%s%N) $$" >> {dir}/even
 
 // The product's timings the bounds are made of: memberlist's (exported
 // by cluster), and those of the HA rules and the reconnection, which
-// cluster keeps to itself: planHold and claimDelay (cluster/ha.go),
+// cluster keeps to itself:
 // reconnectEvery (cluster/join.go).
 const (
 	fenceTime      = 3 * time.Second // :::fencetime: above
 	stopTimeout    = 2 * time.Second // :::stoptimeout: above
-	planHold       = 600 * time.Millisecond
-	claimDelay     = time.Second
 	reconnectEvery = 10 * time.Second
 	// lifecycle: the test and start levels, and the gossip of each step
 	// (a few process starts and 100 ms gossip rounds).
@@ -62,26 +61,28 @@ func detectMax(n int) time.Duration {
 		time.Duration(cluster.SuspicionMaxTimeoutMult*cluster.SuspicionMult)*cluster.ProbeInterval
 }
 
-// failoverBound: detection, the safe wait without stomith (the longest a
-// cut-off owner takes to see the others dead, count the loss and stop,
-// as the product computes it), the claim delays of the candidates ahead,
-// the claim hold, the lifecycle.
+// electionBound: a leader lost, the next one is elected and has made
+// its term ready (raft's timings are half a second a step).
+const electionBound = 3 * time.Second
+
+// failoverBound without stomith: the old owner's lease runs out (counted
+// from its last renewal, or from a new leader's election when the owner
+// led), its keeper's fence time passes, then the lifecycle.
 func failoverBound(n int) time.Duration {
-	return detectMax(n) + cluster.DetectBound(n) + cluster.QuorumGrace + fenceTime +
-		time.Duration(n-1)*claimDelay + planHold + lifecycle + noise
+	return electionBound + time.Duration(float64(raftnode.DefaultLease)*(1+raftnode.Drift)) + fenceTime + lifecycle + noise
 }
 
-// handoffBound: a graceful shutdown's stop, then the claim (no
-// detection, no fencing).
+// handoffBound: a graceful shutdown's stop, its release through the log,
+// then the new owner's lifecycle (no detection, no fencing).
 func handoffBound(n int) time.Duration {
-	return stopTimeout + time.Duration(n-1)*claimDelay + planHold + lifecycle + noise
+	return stopTimeout + electionBound + lifecycle + noise
 }
 
 // mergeBound: after a healed split, the sides find each other when one
 // tries its dead members again (every reconnectEvery; the join itself
-// may take a TCP timeout), then the claim.
+// may take a TCP timeout), then the lifecycle.
 func mergeBound(n int) time.Duration {
-	return reconnectEvery + cluster.TCPTimeout + time.Duration(n-1)*claimDelay + planHold + lifecycle + noise
+	return reconnectEvery + cluster.TCPTimeout + electionBound + lifecycle + noise
 }
 
 // netns builds a bed of n hosts running the netns cltab, and waits until
@@ -268,7 +269,7 @@ func TestNetnsOwnerCut(t *testing.T) {
 func staysOn(t *testing.T, b *netbed.Bed, next *netbed.Host, from time.Time, after string) {
 	t.Helper()
 	n := len(b.Hosts)
-	time.Sleep(time.Duration(n)*claimDelay + planHold + lifecycle)
+	time.Sleep(electionBound + lifecycle)
 	if o := agreedOwner(b, b.Hosts); o != next {
 		t.Errorf("after %s web runs on %v (seen by all), want it to stay on %s", after, hostName(o), next.Name)
 	}
@@ -328,7 +329,7 @@ func TestNetnsStaleDeath(t *testing.T) {
 
 	// Cut again for good when a safe wait counted from the first death
 	// would end before the owner, cut off anew, has seen the others dead.
-	time.Sleep(time.Until(dead.Add(cluster.DetectBound(n) + fenceTime)))
+	time.Sleep(time.Until(dead.Add(detectMax(n) + raftnode.DefaultLease + fenceTime)))
 	again := time.Now()
 	b.Note("cut", owner.Name)
 	b.Cut(owner)
@@ -384,7 +385,7 @@ func TestNetnsSplitTwoTwo(t *testing.T) {
 	o := waitOwnerAmong(t, b, b.Hosts, b.Hosts, mergeBound(n)+hang)
 	start, _ := firstAfter(events(t, b), "start", o.Name, healed)
 	t.Logf("heal: web runs again on %s %v after the heal", o.Name, start.Time.Sub(healed).Round(time.Millisecond))
-	time.Sleep(time.Duration(n)*claimDelay + planHold + lifecycle)
+	time.Sleep(electionBound + lifecycle)
 	if on := runningOn(t, b); len(on) != 1 {
 		t.Errorf("after the heal web services run on %v, want one", on)
 	}
@@ -451,7 +452,7 @@ func TestNetnsFlap(t *testing.T) {
 	t.Logf("flaps: %s", strings.Join(plan, ", "))
 	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) && agreedOwner(b, b.Hosts) != nil },
 		"every host to see %d alive and agree where web runs", n)
-	time.Sleep(time.Duration(n)*claimDelay + planHold + lifecycle)
+	time.Sleep(electionBound + lifecycle)
 	if on := runningOn(t, b); len(on) != 1 {
 		t.Errorf("after the flapping web services run on %v, want one", on)
 	}
@@ -488,7 +489,7 @@ func TestNetnsRollingRestart(t *testing.T) {
 		waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) && agreedOwner(b, b.Hosts) != nil },
 			"every host to see %d alive after %s restarted", n, h.Name)
 	}
-	time.Sleep(time.Duration(n)*claimDelay + planHold + lifecycle)
+	time.Sleep(electionBound + lifecycle)
 	if on := runningOn(t, b); len(on) != 1 {
 		t.Errorf("after the rolling restart web services run on %v, want one", on)
 	}
@@ -514,7 +515,7 @@ func TestNetnsLoss(t *testing.T) {
 	t.Logf("dropped by the switch ports: %v", b.Drops())
 	b.NoLoss()
 	b.Note("noloss", "-")
-	time.Sleep(time.Duration(n)*claimDelay + planHold + lifecycle)
+	time.Sleep(electionBound + lifecycle)
 
 	deaths := 0
 	for _, h := range b.Hosts {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -48,6 +49,10 @@ type Config struct {
 	Log       *zap.Logger
 	// Lease is how long a renewal holds (lease.go); 0 is DefaultLease.
 	Lease time.Duration
+	// Resolve gives a voter's current raft address by its ID (from
+	// memberlist's metadata), so a voter whose port changed across a
+	// restart is still reached; nil or "" uses the configured address.
+	Resolve func(id string) string
 }
 
 // Node is a voter: raft, its port and the RPC server on it.
@@ -91,7 +96,12 @@ func Open(cfg Config) (*Node, error) {
 	}
 	adv := ln.Addr()
 	if cfg.Advertise != "" {
-		if adv, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
+		a := cfg.Advertise
+		if h, p, err := net.SplitHostPort(a); err == nil && p == "0" {
+			// The port the listener got.
+			a = net.JoinHostPort(h, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+		}
+		if adv, err = net.ResolveTCPAddr("tcp", a); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("raft advertise %s: %w", cfg.Advertise, err)
 		}
@@ -123,12 +133,16 @@ func Open(cfg Config) (*Node, error) {
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl); err != nil {
 		return fail(fmt.Errorf("raft snapshots: %w", err))
 	}
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	tc := &raft.NetworkTransportConfig{
 		Stream:  streamLayer{n.mux, d},
 		MaxPool: 3,
 		Timeout: 2 * time.Second,
 		Logger:  hl,
-	})
+	}
+	if cfg.Resolve != nil {
+		tc.ServerAddressProvider = resolver(cfg.Resolve)
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(tc)
 	go n.mux.serve()
 
 	rc := raft.DefaultConfig()
@@ -240,6 +254,16 @@ func (n *Node) Close() error {
 	return nil
 }
 
+// resolver is raft's view of Config.Resolve.
+type resolver func(id string) string
+
+func (r resolver) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if a := r(string(id)); a != "" {
+		return raft.ServerAddress(a), nil
+	}
+	return "", fmt.Errorf("no raft address known for %s", id)
+}
+
 // zapWriter carries hclog's lines into zap.
 type zapWriter struct{ log *zap.Logger }
 
@@ -254,3 +278,33 @@ func trimNL(p []byte) []byte {
 	}
 	return p
 }
+
+// ProposeAll commits commands on the leader, pipelined: every command
+// is handed to raft before the first is waited for, so a thousand
+// assignments take a few round trips, not a thousand.
+func (n *Node) ProposeAll(cmds []store.Command) ([]store.Result, error) {
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	fs := make([]raft.ApplyFuture, len(cmds))
+	for i, c := range cmds {
+		fs[i] = n.raft.Apply(c.Encode(), applyTimeout)
+	}
+	out := make([]store.Result, len(cmds))
+	var first error
+	for i, f := range fs {
+		if err := f.Error(); err != nil {
+			if first == nil {
+				first = err
+			}
+			out[i] = store.Result{Err: err}
+			continue
+		}
+		out[i], _ = f.Response().(store.Result)
+	}
+	return out, first
+}
+
+// Snapshot takes a snapshot of the state now (tests, and an operator's
+// compaction).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }

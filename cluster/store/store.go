@@ -165,6 +165,11 @@ func (s *State) Apply(index uint64, c Command) Result {
 			return Result{Err: fmt.Errorf("unknown file kind %q", c.Kind)}
 		}
 		cur := s.Files[c.Kind]
+		if c.Text == cur.Text && cur.Version > 0 {
+			// The same text from another base: nothing to refuse, nothing
+			// to change (every node proposes its copy at the first start).
+			return Result{Version: cur.Version}
+		}
 		if c.Base != cur.Version {
 			return Result{Err: &StaleError{Kind: c.Kind, Base: c.Base, Current: cur.Version}}
 		}

@@ -20,6 +20,8 @@ func history() []Command {
 		// two edits from the same base: the second is refused
 		{Op: OpSetFile, Kind: KindHactl, Text: "web start n2\n", Base: 2},
 		{Op: OpSetFile, Kind: KindHactl, Text: "web stop\n", Base: 2},
+		// the committed text again from an old base: no change, no refusal
+		{Op: OpSetFile, Kind: KindHactl, Text: "web start n2\n", Base: 0},
 		{Op: OpAssign, Group: "web", Node: "n1", Epoch: 0, Why: "preferred"},
 		// a planner working from epoch 0 again: refused
 		{Op: OpAssign, Group: "web", Node: "n2", Epoch: 0, Why: "stale"},
@@ -49,22 +51,22 @@ func TestApplyHistory(t *testing.T) {
 		t.Errorf("second edit from version 2: %v, want refused naming versions 2 and 3", errs[3])
 	}
 	var epoch *EpochError
-	if !errors.As(errs[5], &epoch) || epoch.Current != 1 {
-		t.Errorf("stale assignment: %v, want refused at epoch 1", errs[5])
+	if !errors.As(errs[6], &epoch) || epoch.Current != 1 {
+		t.Errorf("stale assignment: %v, want refused at epoch 1", errs[6])
 	}
-	if errs[11] == nil {
+	if errs[12] == nil {
 		t.Error("unknown op accepted")
 	}
 	for i, e := range errs {
-		if e != nil && i != 3 && i != 5 && i != 11 {
+		if e != nil && i != 3 && i != 6 && i != 12 {
 			t.Errorf("command %d refused: %v", i+1, e)
 		}
 	}
 	if got := s.Files[KindHactl].Text; got != "web start n2\n" || s.Files[KindHactl].Version != 3 {
 		t.Errorf("hactl = %q at %d, want the first edit at version 3", got, s.Files[KindHactl].Version)
 	}
-	if a := s.Assign["web"]; a.Node != "n2" || a.Epoch != 2 || a.Version != 8 {
-		t.Errorf("web assigned %+v, want n2 epoch 2 version 8", a)
+	if a := s.Assign["web"]; a.Node != "n2" || a.Epoch != 2 || a.Version != 9 {
+		t.Errorf("web assigned %+v, want n2 epoch 2 version 9", a)
 	}
 	if s.RuledOut("web", "n1", 500) || len(s.Fails["web"]) != 0 {
 		t.Error("clear left web's failures on n1")

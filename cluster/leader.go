@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/store"
+)
+
+// The leader's side: one goroutine that plans, proposes what the plan
+// asks, and runs the fencing command. It plans only while this node
+// leads a term it has made ready (raftnode.Node.Ready), from the state
+// this voter has applied, which a ready leader's is.
+
+// kickPlanner asks for a plan soon; it never blocks.
+func (c *Cluster) kickPlanner() {
+	if c.rn == nil {
+		return
+	}
+	select {
+	case c.planKick <- struct{}{}:
+	default:
+	}
+}
+
+// fencer runs fencing commands, one at a time per node, retried with
+// backoff until one succeeds.
+type fencer struct {
+	mu      sync.Mutex
+	running map[string]bool
+	retry   map[string]time.Time     // node -> not before
+	backoff map[string]time.Duration // node -> the last wait
+}
+
+func newFencer() *fencer {
+	return &fencer{running: map[string]bool{}, retry: map[string]time.Time{}, backoff: map[string]time.Duration{}}
+}
+
+// busy is the nodes whose fencing runs or waits to be retried.
+func (f *fencer) busy(now time.Time) map[string]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]bool{}
+	for n := range f.running {
+		out[n] = true
+	}
+	for n, t := range f.retry {
+		if now.Before(t) {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// planLoop is the planner's goroutine.
+func (c *Cluster) planLoop() {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.planKick:
+		case <-t.C:
+		case <-c.stop:
+			return
+		}
+		wake := c.planOnce()
+		if !wake.IsZero() {
+			t.Reset(max(time.Until(wake), time.Millisecond))
+		}
+	}
+}
+
+// planOnce plans and proposes, and returns when to plan again.
+func (c *Cluster) planOnce() time.Time {
+	if !c.rn.IsLeader() {
+		c.call(context.Background(), func() { c.ha.why = map[string]string{} })
+		return time.Time{}
+	}
+	if err := c.rn.Ready(); err != nil {
+		return time.Now().Add(100 * time.Millisecond)
+	}
+	now := time.Now()
+	in := planInput{now: now, expiry: c.rn.Expiry, fencing: c.fence.busy(now), members: map[string]planMember{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	on := false
+	if err := c.call(ctx, func() {
+		on = c.ha.on
+		in.cfg = c.ha.plan
+		for name, m := range c.view.members {
+			s, ok := c.view.statuses[name]
+			in.members[name] = planMember{state: m.state, status: s, hasStatus: ok}
+		}
+	}); err != nil || !on {
+		return time.Time{}
+	}
+	st, _ := c.rn.State()
+	in.state = st
+	if f, ok := st.Files[store.KindHactl]; ok {
+		h, err := cltab.ParseHactl("committed hactl", []byte(f.Text))
+		if err != nil {
+			c.log.Error("the committed hactl does not parse: planning nothing", zap.Error(err))
+			return time.Time{}
+		}
+		in.hactl = h.Groups
+	}
+	out := plan(in)
+	c.call(ctx, func() { c.ha.why = out.why })
+	for _, n := range out.fence {
+		c.startFence(n)
+	}
+	if len(out.cmds) == 0 {
+		return out.wake
+	}
+	res, err := c.rn.ProposeAll(out.cmds)
+	if err != nil {
+		c.log.Warn("planned changes not committed", zap.Error(err))
+		return time.Now().Add(100 * time.Millisecond)
+	}
+	for i, r := range res {
+		cmd := out.cmds[i]
+		if r.Err != nil {
+			c.log.Warn("planned change refused", zap.String("group", cmd.Group), zap.Error(r.Err))
+			continue
+		}
+		c.log.Info("HA assignment", zap.String("group", cmd.Group), zap.String("node", cmd.Node), zap.Bool("stop", cmd.Stop), zap.String("why", cmd.Why), zap.Uint64("version", r.Version))
+	}
+	// What was committed may allow the next step at once.
+	return time.Now()
+}
+
+// startFence runs the stomith command for a node, once at a time, and
+// commits its success.
+func (c *Cluster) startFence(node string) {
+	f := c.fence
+	f.mu.Lock()
+	if f.running[node] || time.Now().Before(f.retry[node]) {
+		f.mu.Unlock()
+		return
+	}
+	f.running[node] = true
+	f.mu.Unlock()
+	cmd, _ := c.cfg.Tab.Setting("stomith")
+	c.log.Warn("fencing a node that holds HA groups and is silent", zap.String("node", node), zap.String("command", cmd))
+	go func() {
+		out, err := c.runFence(cmd, node)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var r store.Result
+			r, err = c.propose(ctx, store.Command{Op: store.OpFenced, Node: node, At: time.Now().UnixMilli()})
+			cancel()
+			if err == nil && r.Err != nil {
+				err = r.Err
+			}
+			if err == nil {
+				c.fenceOK.Add(1)
+				c.log.Info("fenced", zap.String("node", node))
+			}
+		} else {
+			c.fenceFailed.Add(1)
+		}
+		f.mu.Lock()
+		delete(f.running, node)
+		if err != nil {
+			wait := min(max(2*f.backoff[node], time.Second), 30*time.Second)
+			f.backoff[node] = wait
+			f.retry[node] = time.Now().Add(wait)
+			c.log.Error("fencing failed; retrying", zap.String("node", node), zap.Error(err),
+				zap.String("output", strings.TrimSpace(string(out))), zap.Duration("retry", wait))
+		} else {
+			delete(f.backoff, node)
+			delete(f.retry, node)
+		}
+		f.mu.Unlock()
+		c.kickPlanner()
+		if err != nil {
+			time.AfterFunc(f.backoff[node], c.kickPlanner)
+		}
+	}()
+}
+
+// runFence runs the fencing command with the node's name as $1.
+func (c *Cluster) runFence(cmd, node string) ([]byte, error) {
+	return exec.Command("/bin/sh", "-c", cmd, "clinit-stomith", node).CombinedOutput()
+}

@@ -1,0 +1,169 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/store"
+)
+
+const voters3 = ":::nodes:3\n"
+
+// raftCluster starts n members on loopback, memberlist and raft both
+// real, each with its own copy of tab.
+func raftCluster(t *testing.T, n int, tab string) []*testNode {
+	t.Helper()
+	parsed, err := cltab.Parse("cltab", []byte(tab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*testNode
+	for i := range n {
+		cfg := Config{Key: testKey, Bind: "127.0.0.1:0", Tab: parsed, RaftBind: "127.0.0.1:0"}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Addr()}
+		}
+		nodes = append(nodes, startWith(t, nodeName(i), cfg, map[string]string{"cltab": tab}))
+	}
+	return nodes
+}
+
+func committedVersion(n *testNode, kind string) uint64 {
+	var v uint64
+	n.call(context.Background(), func() {
+		if r := n.fileCopy(kind); r != nil {
+			v = r.version
+		}
+	})
+	return v
+}
+
+func TestReplicationThroughRaft(t *testing.T) {
+	nodes := raftCluster(t, 3, voters3)
+	eventually(t, "3 alive", allAlive(nodes))
+	eventually(t, "the first cltab committed everywhere", func() bool {
+		for _, n := range nodes {
+			if committedVersion(n, KindCltab) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx := context.Background()
+
+	// --ha on one node: committed, with its version, on every node.
+	v, err := nodes[1].EditHactl(ctx, "web", "start", []string{"n2", "n1"})
+	if err != nil || v == 0 {
+		t.Fatalf("EditHactl: %d %v", v, err)
+	}
+	eventually(t, "hactl everywhere", converged(t, nodes, "hactl", "web start n2,n1\n"))
+	eventually(t, "its version everywhere", func() bool {
+		for _, n := range nodes {
+			if committedVersion(n, KindHactl) != v {
+				return false
+			}
+		}
+		return true
+	})
+
+	// A cltab edit on disk on another node.
+	tab := voters3 + "web:ip:start:once:true\n"
+	writeFile(t, nodes[2].path("cltab"), tab)
+	if err := nodes[2].FileChanged(ctx, KindCltab); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cltab everywhere", converged(t, nodes, "cltab", tab))
+
+	// An invalid edit is refused where it is made and goes nowhere.
+	writeFile(t, nodes[0].path("cltab"), "web:ip:start:sometimes:true\n")
+	err = nodes[0].FileChanged(ctx, KindCltab)
+	if !errors.Is(err, cltab.ErrInvalid) || !strings.Contains(err.Error(), `unknown mode "sometimes"`) {
+		t.Fatalf("invalid edit: %v", err)
+	}
+	before := committedVersion(nodes[1], KindCltab)
+	// The same content again is no new version.
+	if err := nodes[2].FileChanged(ctx, KindCltab); err != nil {
+		t.Fatal(err)
+	}
+	if after := committedVersion(nodes[2], KindCltab); after != before {
+		t.Fatalf("unchanged content made version %d (was %d)", after, before)
+	}
+}
+
+// Simultaneous --ha edits on two nodes: each is committed, or refused
+// with the reason and kept aside; none is lost while its command says
+// it succeeded.
+func TestSimultaneousHAEdits(t *testing.T) {
+	nodes := raftCluster(t, 3, voters3)
+	eventually(t, "3 alive", allAlive(nodes))
+	ctx := context.Background()
+	eventually(t, "a first hactl edit commits", func() bool {
+		_, err := nodes[0].EditHactl(ctx, "base", "start", nil)
+		return err == nil
+	})
+	for round := range 20 {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		groups := []string{"a" + strconv.Itoa(round), "b" + strconv.Itoa(round)}
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = nodes[i+1].EditHactl(ctx, groups[i], "start", nil)
+			}()
+		}
+		wg.Wait()
+		eventually(t, "one hactl everywhere", converged(t, nodes, "hactl", ""))
+		final := mustRead(t, nodes[0].path("hactl"))
+		for i, g := range groups {
+			in := strings.Contains(final, g+" start")
+			switch {
+			case errs[i] == nil && !in:
+				t.Fatalf("round %d: %s's edit succeeded but is not in the hactl:\n%s", round, g, final)
+			case errs[i] != nil && in:
+				t.Fatalf("round %d: %s's edit failed (%v) but is in the hactl", round, g, errs[i])
+			case errs[i] != nil && !strings.Contains(errs[i].Error(), "refused"):
+				t.Fatalf("round %d: %s's edit failed without a refusal: %v", round, g, errs[i])
+			case errs[i] != nil && !exists(nodes[i+1].path("hactl")+".rejected"):
+				t.Fatalf("round %d: refused edit not kept aside", round)
+			}
+		}
+	}
+}
+
+// The state machine's snapshot is what a restarted voter restores.
+func TestVoterRestartKeepsState(t *testing.T) {
+	nodes := raftCluster(t, 3, voters3)
+	eventually(t, "3 alive", allAlive(nodes))
+	ctx := context.Background()
+	var v uint64
+	eventually(t, "an hactl edit commits", func() bool {
+		var err error
+		v, err = nodes[0].EditHactl(ctx, "web", "start", nil)
+		return err == nil
+	})
+	if nodes[2].rn == nil {
+		t.Fatal("n2 does not vote")
+	}
+	if err := nodes[2].rn.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := nodes[2].rn.State()
+	if st.Files[store.KindHactl].Version != v {
+		t.Fatalf("n2 applied hactl %d, want %d", st.Files[store.KindHactl].Version, v)
+	}
+	dir := nodes[2].dir
+	nodes[2].Close()
+	os.Remove(nodes[2].path("hactl"))
+	again := startIn(t, nodeName(2), dir, Config{Key: testKey, Bind: "127.0.0.1:0", Tab: nodes[0].cfg.Tab, RaftBind: "127.0.0.1:0", Join: []string{nodes[0].Addr()}})
+	eventually(t, "the restarted voter has the hactl again", func() bool {
+		data, _ := os.ReadFile(again.path("hactl"))
+		return string(data) == "web start\n"
+	})
+}
