@@ -132,7 +132,10 @@ func (e *Engine) advance(g *group) {
 				e.start(p)
 			}
 		case cltab.ModeOnce:
-			if !p.alive() && p.epoch != g.epoch {
+			if p.alive() {
+				// Still running from before: it has run at this level.
+				p.epoch = g.epoch
+			} else if p.epoch != g.epoch {
 				e.start(p)
 			}
 		case cltab.ModeWait, cltab.ModeTest:
