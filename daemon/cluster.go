@@ -66,6 +66,19 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 	// An explicit reread also versions (and replicates) a valid local
 	// edit, as the file watcher does: the watcher may not see the file
 	// (a symlinked cltab).
+	s.refresh = func(ctx context.Context) error {
+		if err := cl.FileChanged(ctx, cluster.KindCltab); err != nil && !errors.Is(err, cltab.ErrInvalid) {
+			s.log.Error("cltab change", zap.Error(err))
+		}
+		if _, err := s.eng.Reread(ctx); err != nil {
+			return err
+		}
+		t, err := s.eng.Tab(ctx)
+		if err == nil {
+			err = cl.SetTab(ctx, t)
+		}
+		return err
+	}
 	reread := s.routes[api.PathReread]
 	s.routes[api.PathReread] = route{reread.method, func(w http.ResponseWriter, r *http.Request) {
 		if err := cl.FileChanged(r.Context(), cluster.KindCltab); err != nil && !errors.Is(err, cltab.ErrInvalid) {
@@ -114,6 +127,9 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group, level or node name: %q", name), nil)
 				return
 			}
+		}
+		if !s.current(w, r) {
+			return
 		}
 		groups, err := s.eng.Groups(r.Context())
 		if err != nil {

@@ -78,6 +78,8 @@ type Engine struct {
 	log  *zap.Logger
 	kids *spawner
 
+	onDisk tabFile // the cltab file as last read
+
 	events chan func() // child exits and timers, posted by their goroutines
 	reqs   chan func() // API calls, run by the loop
 	done   chan struct{}
@@ -233,6 +235,9 @@ func (e *Engine) Tell(ctx context.Context, g, l string) (string, error) {
 // Reread loads the cltab again and reconciles the running groups with it.
 // An invalid file changes nothing; its error (cltab.Errors) is returned.
 func (e *Engine) Reread(ctx context.Context) (changed []string, err error) {
+	e.onDisk.mu.Lock()
+	defer e.onDisk.mu.Unlock()
+	read := stampOf(e.cfg.CltabPath) // before the read: a later edit is seen as one
 	t, lerr := cltab.Load(e.cfg.CltabPath)
 	if lerr != nil {
 		return nil, lerr
@@ -242,6 +247,9 @@ func (e *Engine) Reread(ctx context.Context) (changed []string, err error) {
 			e.persist()
 		}
 	})
+	if cerr == nil {
+		e.onDisk.stamp = read
+	}
 	return changed, cerr
 }
 

@@ -22,6 +22,9 @@ type Server struct {
 	log    *zap.Logger
 	srv    *http.Server
 	routes map[string]route
+	// refresh rereads a changed cltab before a request that depends on
+	// it (see current); nil rereads it in the engine alone.
+	refresh func(ctx context.Context) error
 }
 
 // route is one request the protocol knows: its method and handler.
@@ -107,6 +110,9 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Level == "" || strings.ContainsAny(req.Level, ": \t\n,") || strings.ContainsAny(req.Group, ": \t\n,") {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group or level: %q %q", req.Group, req.Level), nil)
+		return
+	}
+	if !s.current(w, r) {
 		return
 	}
 	g, err := s.eng.Tell(r.Context(), req.Group, req.Level)
