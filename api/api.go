@@ -69,6 +69,7 @@ type GroupStatus struct {
 	Level   string        `json:"level"`
 	State   string        `json:"state"`
 	Since   time.Time     `json:"since"`
+	Why     string        `json:"why,omitempty"` // why it is FAILED
 	Entries []EntryStatus `json:"entries,omitempty"`
 }
 
@@ -81,6 +82,8 @@ type EntryStatus struct {
 	Since     time.Time `json:"since,omitzero"` // last start or exit
 	Exit      *int      `json:"exit,omitempty"` // last exit status, -1 for a signal
 	Throttled bool      `json:"throttled,omitempty"`
+	// ThrottledUntil is when a throttled entry is started again.
+	ThrottledUntil time.Time `json:"throttled_until,omitzero"`
 }
 
 // Clstat renders the status as clstat lines: `GROUP LEVEL STATE`, one per
@@ -89,6 +92,21 @@ func (s Status) Clstat() string {
 	var b strings.Builder
 	for _, g := range s.Groups {
 		b.WriteString(g.Group + " " + g.Level + " " + g.State + "\n")
+	}
+	return b.String()
+}
+
+// Explained is Clstat with, after the line of a FAILED group, why it
+// failed: what clinit --status and -v print. The first fields are those
+// of Clstat.
+func (s Status) Explained() string {
+	var b strings.Builder
+	for _, g := range s.Groups {
+		b.WriteString(g.Group + " " + g.Level + " " + g.State)
+		if g.Why != "" {
+			b.WriteString("  (" + g.Why + ")")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
@@ -134,7 +152,7 @@ type HAGroupStatus struct {
 	State string    `json:"state"`
 	Node  string    `json:"node"`
 	Since time.Time `json:"since,omitzero"`
-	Why   string    `json:"why,omitempty"` // why it runs nowhere
+	Why   string    `json:"why,omitempty"` // why it runs nowhere, or why it FAILED where it runs
 }
 
 // NodeStatus is one member: its state, its load, and the groups it runs.
@@ -170,7 +188,8 @@ func (h Hastat) Explained() string {
 		switch {
 		case g.Node != "-" && !g.Since.IsZero():
 			fmt.Fprintf(&b, "  since %s", g.Since.Local().Format(time.DateTime))
-		case g.Node == "-" && g.Why != "":
+		}
+		if g.Why != "" {
 			fmt.Fprintf(&b, "  (%s)", g.Why)
 		}
 		b.WriteString("\n")

@@ -408,7 +408,7 @@ func printStatus(w io.Writer, st api.Status, asJSON bool) {
 		enc.Encode(st)
 		return
 	}
-	fmt.Fprint(w, st.Clstat())
+	fmt.Fprint(w, st.Explained())
 }
 
 func fail(stderr io.Writer, err error) int {

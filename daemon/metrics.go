@@ -100,6 +100,7 @@ var (
 	descGroup       = prometheus.NewDesc("clinit_group_state", "1 for the level and state each told group of this node is in.", []string{"group", "level", "state"}, nil)
 	descRestarts    = prometheus.NewDesc("clinit_entry_restarts_total", "Restarts of each respawn entry.", []string{"group", "tag"}, nil)
 	descThrottled   = prometheus.NewDesc("clinit_entry_throttled", "1 while an entry rests after restarting too rapidly.", []string{"group", "tag"}, nil)
+	descFailed      = prometheus.NewDesc("clinit_group_failed", "1 for each FAILED group of this node, with why.", []string{"group", "why"}, nil)
 	descProcesses   = prometheus.NewDesc("clinit_processes", "Entries of this node with a running process.", nil, nil)
 	descTransitions = prometheus.NewDesc("clinit_group_transitions_total", "Changes of level or state of this node's groups.", nil, nil)
 	descMembers     = prometheus.NewDesc("clinit_members", "Cluster members by state, as this node sees them.", []string{"state"}, nil)
@@ -118,6 +119,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	procs := 0
 	for _, g := range v.Status.Groups {
 		ch <- prometheus.MustNewConstMetric(descGroup, prometheus.GaugeValue, 1, g.Group, g.Level, g.State)
+		if g.State == api.StateFailed {
+			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, 1, g.Group, g.Why)
+		}
 		for _, e := range g.Entries {
 			if e.Pid != 0 {
 				procs++

@@ -47,6 +47,7 @@ type proc struct {
 
 	rapid    int         // consecutive exits within the respawn window
 	throttle *time.Timer // non-nil while a too-rapid respawn entry rests
+	rest     resting     // why and until when it rests, while throttle is set
 }
 
 func (p *proc) alive() bool { return p.pid != 0 || p.linger }
@@ -61,6 +62,9 @@ func (p *proc) unthrottle() {
 
 func (p *proc) status() api.EntryStatus {
 	s := api.EntryStatus{Tag: p.entry.Tag, Mode: string(p.entry.Mode), Pid: p.pid, Restarts: p.restarts, Since: p.since, Throttled: p.throttle != nil}
+	if s.Throttled {
+		s.ThrottledUntil = p.rest.until
+	}
 	if p.exited && p.pid == 0 {
 		code := p.exit
 		s.Exit = &code
@@ -353,6 +357,7 @@ func (e *Engine) rest(p *proc, why string) {
 		})
 	})
 	p.throttle = t
+	p.rest = resting{why: why, until: time.Now().Add(e.timing.pause), pause: e.timing.pause}
 	e.dirty = true
 }
 

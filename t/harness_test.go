@@ -511,6 +511,7 @@ type jGroup struct {
 	Group   string   `json:"group"`
 	Level   string   `json:"level"`
 	State   string   `json:"state"`
+	Why     string   `json:"why"`
 	Entries []jEntry `json:"entries"`
 }
 
@@ -522,6 +523,8 @@ type jEntry struct {
 	Exit      *int      `json:"exit"`
 	Throttled bool      `json:"throttled"`
 	Since     time.Time `json:"since"` // last start or exit
+
+	ThrottledUntil time.Time `json:"throttled_until"`
 }
 
 // ran reports whether the entry was ever started.
