@@ -69,7 +69,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the status lines after the action")
 	fs.BoolVarP(&o.kill, "kill", "k", false, "stop every group gracefully; the daemon exits")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
-	fs.BoolVar(&o.check, "check", false, "validate the cltab and exit 0 (valid) or 1")
+	fs.BoolVar(&o.check, "check", false, "validate the cltab and the hactl and exit 0 (valid) or 1")
 	fs.BoolVar(&o.status, "status", false, "print the status lines only (no reread)")
 	fs.BoolVar(&o.json, "json", false, "print the status as JSON, with every entry (implies --status without an action)")
 	fs.StringVar(&o.clstat, "clstat", DefaultClstat, "the status file (cltab setting clstat)")
@@ -102,7 +102,7 @@ const synopsis = `usage:
   clinit [-c CLTAB] [-s SOCKET] [-v] LEVEL   GROUP is this node's name
   clinit [-c CLTAB] [-s SOCKET] [-v]         reread the cltab
   clinit [-c CLTAB] [-s SOCKET] -k           stop every group; the daemon exits
-  clinit --check [-c CLTAB]                  validate the cltab
+  clinit --check [-c CLTAB] [--hactl PATH]   validate the cltab and the hactl
   clinit --status [--json]                   print the status
   clinit --hastat [--json]                   print the cluster view
   clinit --ha GROUP LEVEL [--prefer N1,N2]   keep GROUP at LEVEL on one node
@@ -204,16 +204,6 @@ func hastatPath(args []string) []string {
 func usage(stderr io.Writer, msg string) int {
 	fmt.Fprintf(stderr, "clinit: %s\nrun clinit -h for help\n", msg)
 	return ExitUsage
-}
-
-func check(o *options, stdout, stderr io.Writer) int {
-	t, err := cltab.Load(o.cltab)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return ExitFail
-	}
-	fmt.Fprintf(stdout, "%s: ok: %d entries in %d groups\n", o.cltab, len(t.Entries), len(t.Groups()))
-	return ExitOK
 }
 
 // path resolves a path: the flag if given, then the cltab setting, then

@@ -51,7 +51,8 @@ func LoadHactl(path string) (*Hactl, error) {
 }
 
 // ParseHactl parses and validates hactl text: `GROUP LEVEL [NODE,...]`
-// per line, `#` comments. Like Parse, it reports every problem at once.
+// per line, `#` comments. Like Parse, it reports every problem at once;
+// with them it returns the lines that were valid.
 func ParseHactl(path string, data []byte) (*Hactl, error) {
 	h := &Hactl{Path: path}
 	var errs Errors
@@ -120,7 +121,7 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-		return nil, errs
+		return h, errs // the valid lines too, for --check to look further
 	}
 	return h, nil
 }
