@@ -12,8 +12,8 @@ import (
 )
 
 // check is clinit --check: it validates the cltab and the hactl that goes
-// with it (the --hactl path, else the cltab's setting, else the default).
-// Exit 0 or 1.
+// with it (the --hactl path, else the cltab's setting, else the default),
+// and warns of what is valid but most likely not meant. Exit 0 or 1.
 func check(o *options, stdout, stderr io.Writer) int {
 	t, err := cltab.Load(o.cltab)
 	if err != nil {
@@ -43,6 +43,9 @@ func check(o *options, stdout, stderr io.Writer) int {
 			return ExitFail
 		}
 		return ExitOK
+	}
+	for _, w := range cltab.LetterWarnings(t, h) {
+		fmt.Fprintln(stderr, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d HA groups\n", path, len(h.Groups))
 	return ExitOK

@@ -2,7 +2,12 @@ package cltab
 
 import (
 	"fmt"
+	"strings"
 )
+
+// Lifecycle are the levels the cluster moves an HA group through
+// (SPEC 7), besides the group's hactl level.
+var Lifecycle = []string{"plan", "test", "start", LevelStop}
 
 // CheckHactl checks a valid hactl against the valid cltab it goes with
 // (clinit --check): every group it lists must have entries in the cltab,
@@ -31,4 +36,31 @@ func hasLevel(entries []*Entry, l string) bool {
 		}
 	}
 	return false
+}
+
+// LetterWarnings warns, as `PATH:LINE: warning: ...` lines, of the
+// entries of HA groups whose runlevels field is a lifecycle level (or
+// the group's hactl level) written without a comma: such a field is also
+// split into one level per letter (SPEC 1), so `clinit vip t` would run
+// every entry written `test`, `start` or `stop`. Writing `start,` names
+// the one level.
+func LetterWarnings(t *Tab, h *Hactl) []string {
+	var out []string
+	for _, e := range t.Entries {
+		g := h.Group(e.Group)
+		if g == nil || len(e.RawLevels) < 2 || strings.Contains(e.RawLevels, ",") {
+			continue
+		}
+		lifecycle := e.RawLevels == g.Level
+		for _, l := range Lifecycle {
+			lifecycle = lifecycle || e.RawLevels == l
+		}
+		if !lifecycle {
+			continue
+		}
+		letters := strings.Join(e.Levels, ", ")
+		out = append(out, fmt.Sprintf("%s:%d: warning: levels %s of HA group %s, written without a comma, are also the one-letter levels %s (clinit %s %s would run this entry); write %s for the one level %s",
+			t.Path, e.Line, quote(e.RawLevels), quote(e.Group), letters, e.Group, e.Levels[0], quote(e.RawLevels+","), e.RawLevels))
+	}
+	return out
 }
