@@ -81,15 +81,11 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	return st, err
 }
 
-// Shutdown asks the daemon to stop every group and exit; it returns once
-// everything has stopped.
-func (c *Client) Shutdown(ctx context.Context) (string, error) {
-	var m api.Message
-	err := c.do(ctx, http.MethodPost, api.PathShutdown, nil, &m)
-	return m.Message, err
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, c.hc, method, path, in, out)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -106,7 +102,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return c.transportError(err)
 	}
