@@ -118,11 +118,11 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
 	g, err := s.eng.Tell(r.Context(), req.Group, req.Level)
 	switch {
 	case errors.Is(err, ErrNoGroup):
-		writeError(w, http.StatusNotFound, "no such group: "+g, nil)
+		writeError(w, http.StatusNotFound, s.noGroup(r.Context(), g, req.Level, req.Group == ""), nil)
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
 	default:
-		writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: going to level %s", g, req.Level)})
+		writeJSON(w, http.StatusOK, api.Message{Message: s.told(r.Context(), g, req.Level)})
 	}
 }
 
