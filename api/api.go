@@ -82,6 +82,8 @@ type EntryStatus struct {
 	Since     time.Time `json:"since,omitzero"` // last start or exit
 	Exit      *int      `json:"exit,omitempty"` // last exit status, -1 for a signal
 	Throttled bool      `json:"throttled,omitempty"`
+	// Signal names the signal that ended the last run: SIGTERM...
+	Signal string `json:"signal,omitempty"`
 	// ThrottledUntil is when a throttled entry is started again.
 	ThrottledUntil time.Time `json:"throttled_until,omitzero"`
 }

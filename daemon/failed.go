@@ -41,7 +41,10 @@ func restingWhy(g *group) string {
 // failure says how p's last run failed, for a wait or test that failed.
 func (p *proc) failure() string {
 	what := "exited " + strconv.Itoa(p.exit)
-	if p.exit < 0 {
+	switch {
+	case p.sig != 0:
+		what = "was killed by " + signalName(p.sig)
+	case p.exit < 0:
 		what = "was killed by a signal"
 	}
 	if p.entry.Mode == cltab.ModeTest {

@@ -26,6 +26,8 @@ type proc struct {
 	exit    int  // last exit status; -1 for a signal
 	exited  bool // exit is meaningful
 	lastPid int  // the process group of a lingering stop
+	// sig is the signal that ended the last run, if one did.
+	sig syscall.Signal
 	// startTicks is the /proc start time of pid: with it, the pid names
 	// this process for good. adopted: started by a previous daemon.
 	startTicks uint64
@@ -68,6 +70,9 @@ func (p *proc) status() api.EntryStatus {
 	if p.exited && p.pid == 0 {
 		code := p.exit
 		s.Exit = &code
+		if p.sig != 0 {
+			s.Signal = signalName(p.sig)
+		}
 	}
 	return s
 }
@@ -246,6 +251,7 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	pgid := p.pid
 	p.pid = 0
 	p.exit, p.exited = exitCode(ps), true
+	p.sig = signalOf(ps)
 	if ps == nil { // adopted: not our child, so no wait status
 		p.exit = e.readExit(p)
 	}
@@ -253,7 +259,7 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	p.since = time.Now()
 	p.lastPid = pgid
 	e.dirty = true
-	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Int("exit", p.exit)}
+	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), p.endField()}
 	// Orphans the leader left are collected first, so that only live
 	// members keep its process group alive.
 	e.kids.reaper.reap()

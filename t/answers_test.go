@@ -50,3 +50,31 @@ web:x:7:off:true
 		t.Fatalf("at level 7: %v, want w stopped", g.Entries)
 	}
 }
+
+// A process killed by a signal is logged with the signal's name, not as
+// exit -1; a wait killed so makes its group FAILED saying by what. (A
+// wait's command that a signal kills inside it is seen as the shell says,
+// exit 128+N; here the command kills its whole process group.)
+func TestSignalNamed(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+G:k:1:once:kill -TERM $$
+G:w:2:wait:kill -KILL 0
+`)
+	d.tell("G", "1")
+	eventually(t, hang, func() bool { return d.logHas(`"tag": "k"`, `"signal": "SIGTERM"`) }, "k's end logged with SIGTERM")
+	if d.logHas(`"tag": "k"`, `"exit": -1`) {
+		t.Fatal("k's end logged as exit -1")
+	}
+	if e := d.entry("G", "k"); e.Signal != "SIGTERM" || e.Exit == nil || *e.Exit != -1 {
+		t.Fatalf("--json: k is %v signal %q, want exit -1 and signal SIGTERM", e, e.Signal)
+	}
+	d.tell("G", "2")
+	d.waitState("G", "2", "FAILED")
+	if out, _, _ := d.clinit("--status"); out != "G 2 FAILED  (w was killed by SIGKILL)\n" {
+		t.Fatalf("clinit --status: %q, want the wait killed by SIGKILL", out)
+	}
+	if !d.logHas(`failed`, `"tag": "w"`, `"signal": "SIGKILL"`) {
+		t.Fatal("the wait's failure is not logged with SIGKILL")
+	}
+}

@@ -530,6 +530,7 @@ type jEntry struct {
 	Pid       int       `json:"pid"`
 	Restarts  int       `json:"restarts"`
 	Exit      *int      `json:"exit"`
+	Signal    string    `json:"signal"`
 	Throttled bool      `json:"throttled"`
 	Since     time.Time `json:"since"` // last start or exit
 
