@@ -63,9 +63,9 @@ func watchHactl(cl *cluster.Cluster, path string, log *zap.Logger, stop <-chan s
 
 // serveCluster adds the cluster's requests to the server.
 func (s *Server) serveCluster(cl *cluster.Cluster) {
-	// An explicit reread also versions (and replicates) a valid local
-	// edit, as the file watcher does: the watcher may not see the file
-	// (a symlinked cltab).
+	// A tell after an edit rereads as the watcher would: versioned (and
+	// replicated) first, when valid, then reread, then the cluster is
+	// given the new cltab.
 	s.refresh = func(ctx context.Context) error {
 		if err := cl.FileChanged(ctx, cluster.KindCltab); err != nil && !errors.Is(err, cltab.ErrInvalid) {
 			s.log.Error("cltab change", zap.Error(err))
@@ -79,6 +79,9 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 		}
 		return err
 	}
+	// An explicit reread also versions (and replicates) a valid local
+	// edit, as the file watcher does: the watcher may not see the file
+	// (a symlinked cltab).
 	reread := s.routes[api.PathReread]
 	s.routes[api.PathReread] = route{reread.method, func(w http.ResponseWriter, r *http.Request) {
 		if err := cl.FileChanged(r.Context(), cluster.KindCltab); err != nil && !errors.Is(err, cltab.ErrInvalid) {
