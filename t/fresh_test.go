@@ -52,3 +52,25 @@ N:n:1:bogus:echo n >> {dir}/n
 		t.Fatalf("after a refused tell A is %q, want 1 DONE", s)
 	}
 }
+
+// The same with the watcher on, as Cluster::Init's t/47reread.t does it:
+// the tell right after the edit does not wait for the watcher's reread,
+// which then finds nothing more to do.
+func TestTellRightAfterEditWatched(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+A:a:1:once:true
+`)
+	d.writeCltab(`
+A:a:1:once:true
+N:n:1:respawn:echo $$ >> {dir}/n; exec sleep 1000
+`)
+	d.tell("N", "1")
+	pid := readPid(t, d.path("n"), 0)
+	// The watcher rereads once the file has been quiet for 150 ms; its
+	// reread must change nothing.
+	settle()
+	if got := lines(d.path("n")); len(got) != 1 || !alive(pid) {
+		t.Fatalf("after the watcher's reread n started %d times (%q), first alive %v; want once, still running", len(got), got, alive(pid))
+	}
+}
