@@ -99,8 +99,8 @@ func (s Status) Clstat() string {
 }
 
 // Explained is Clstat with, after the line of a FAILED group, why it
-// failed: what clinit --status and -v print. The first fields are those
-// of Clstat.
+// failed: what clinit --status prints. The first fields are those of
+// Clstat.
 func (s Status) Explained() string {
 	var b strings.Builder
 	for _, g := range s.Groups {

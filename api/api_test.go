@@ -26,7 +26,7 @@ func TestHastatText(t *testing.T) {
 	}
 }
 
-// --status and -v print the clstat lines, with why after a FAILED one.
+// --status prints the clstat lines, with why after a FAILED one.
 func TestStatusExplained(t *testing.T) {
 	st := Status{Groups: []GroupStatus{
 		{Group: "a", Level: "1", State: "DONE"},

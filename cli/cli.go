@@ -387,18 +387,25 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	printStatus(stdout, st, o.json)
+	printStatus(stdout, st, o.json, o.status)
 	return ExitOK
 }
 
-func printStatus(w io.Writer, st api.Status, asJSON bool) {
+// printStatus prints the status as JSON, or as clstat lines: exactly
+// those of the file after an action (-v, SPEC 4), and with why after a
+// FAILED group's for --status.
+func printStatus(w io.Writer, st api.Status, asJSON, explain bool) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
 		return
 	}
-	fmt.Fprint(w, st.Explained())
+	if explain {
+		fmt.Fprint(w, st.Explained())
+		return
+	}
+	fmt.Fprint(w, st.Clstat())
 }
 
 func fail(stderr io.Writer, err error) int {

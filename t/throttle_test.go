@@ -9,7 +9,8 @@ import (
 )
 
 // A crash-looping respawn entry that rests makes its group FAILED, with
-// the reason wherever the group is shown: clstat, --status, --json, the
+// the reason wherever the group is shown: clstat (and -v, which prints
+// its lines as they are), --status, --json, the
 // cluster view (--hastat --json), the status page's data and the
 // metrics. Once the pause ends and the entry runs again, the group is
 // DONE again and the reason gone.
@@ -30,6 +31,10 @@ crash:steady:1:respawn:exec sleep 1000
 	d.waitState("crash", "1", "FAILED")
 	if out, errOut, code := d.clinit("--status"); code != 0 || out != "crash 1 FAILED  ("+why+")\n" {
 		t.Fatalf("clinit --status: status %d, stdout %q, stderr %q; want the FAILED line with why", code, out, errOut)
+	}
+	// -v prints exactly the clstat lines (SPEC 4).
+	if out, errOut, code := d.clinit("-v"); code != 0 || out != "cltab reread: no group changed\ncrash 1 FAILED\n" {
+		t.Fatalf("clinit -v: status %d, stdout %q, stderr %q; want the clstat line as it is", code, out, errOut)
 	}
 	g, _ := d.status().group("crash")
 	if g.State != "FAILED" || g.Why != why {
