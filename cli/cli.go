@@ -356,8 +356,8 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 	// GROUP and LEVEL (and preferred nodes) are names (SPEC 1): a bad one
 	// is a usage error, found before asking the daemon.
 	for _, name := range append(append([]string{}, rest...), o.prefer...) {
-		if name == "" || strings.ContainsAny(name, ": \t\n\r,") {
-			return usage(stderr, fmt.Sprintf("bad name %q: names have no ':', ',' or whitespace", name))
+		if msg := cltab.BadName("", name); msg != "" {
+			return usage(stderr, msg)
 		}
 	}
 	c := o.client()

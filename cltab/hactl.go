@@ -84,15 +84,15 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 		}
 		g := &HAGroup{Group: f[0], Level: f[1], Line: n}
 		ok := true
-		if !validName(g.Group) {
-			errorf(n, "bad group name %s (%s)", quote(g.Group), nameRule)
+		if !ValidName(g.Group) {
+			errorf(n, "%s", BadName("group", g.Group))
 			ok = false
 		} else if first, dup := seen[g.Group]; dup {
 			errorf(n, "duplicate group %s (first at line %d)", quote(g.Group), first)
 			ok = false
 		}
-		if !validName(g.Level) {
-			errorf(n, "bad level %s (%s)", quote(g.Level), nameRule)
+		if !ValidName(g.Level) {
+			errorf(n, "%s", BadName("level", g.Level))
 			ok = false
 		}
 		if len(f) == 3 {
@@ -101,8 +101,8 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 				switch {
 				case node == "":
 					continue
-				case !validName(node):
-					errorf(n, "bad node name %s (%s)", quote(node), nameRule)
+				case !ValidName(node):
+					errorf(n, "%s", BadName("node", node))
 					ok = false
 				case nodes[node]:
 					errorf(n, "node %s preferred twice", quote(node))

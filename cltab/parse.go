@@ -10,9 +10,6 @@ import (
 	"unicode/utf8"
 )
 
-// nameRule is appended to bad-name messages so the operator knows the fix.
-const nameRule = "want one or more characters, none of them ':', ',' or whitespace"
-
 // Load reads the file at path and calls Parse. A missing or unreadable
 // file gives an error wrapping the os error (so errors.Is(err,
 // fs.ErrNotExist) tells "no cltab" from ErrInvalid); the os error names
@@ -90,12 +87,12 @@ func (p *parser) entry(n int, line string) {
 	}
 	e := &Entry{Group: f[0], Tag: f[1], RawLevels: f[2], Mode: Mode(f[3]), Command: f[4], Line: n}
 	ok := true
-	if !validName(e.Group) {
-		p.errorf(n, "bad group name %s (%s)", quote(e.Group), nameRule)
+	if !ValidName(e.Group) {
+		p.errorf(n, "%s", BadName("group", e.Group))
 		ok = false
 	}
-	if !validName(e.Tag) {
-		p.errorf(n, "bad tag name %s (%s)", quote(e.Tag), nameRule)
+	if !ValidName(e.Tag) {
+		p.errorf(n, "%s", BadName("tag", e.Tag))
 		ok = false
 	} else if first, dup := p.tagLine[e.Tag]; dup {
 		p.errorf(n, "duplicate tag %s (first at line %d)", quote(e.Tag), first)
@@ -125,19 +122,6 @@ func (p *parser) entry(n int, line string) {
 	}
 }
 
-// validName is the rule for groups, tags and level names (SPEC 1).
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r == ':' || r == ',' || unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
-}
-
 // parseLevels expands a runlevels field: a comma-separated list when it
 // has a comma, else one level per character. The second result is a
 // message, empty when the field is good.
@@ -159,6 +143,9 @@ func parseLevels(raw string) ([]string, string) {
 	var levels []string
 	seen := map[string]bool{}
 	for _, l := range items {
+		if l != "" && !ValidName(l) {
+			return nil, BadName("level", l)
+		}
 		if l != "" && !seen[l] {
 			seen[l] = true
 			levels = append(levels, l)

@@ -60,12 +60,12 @@ func TestParseErrors(t *testing.T) {
 		{":::stoptimeout:abc", []string{`p:1: bad value for stoptimeout: "abc": want a duration like 10s, 1m30s or 500ms, or a number of seconds`}},
 		{"\n\ng:t:1:once:\xff", []string{"p:3: line is not valid UTF-8"}},
 		// A runaway field is cut short in the message.
-		{strings.Repeat("é", 40) + " :t:1:once:x", []string{`p:1: bad group name "` + strings.Repeat("é", 32) + `"... (want one or more characters, none of them ':', ',' or whitespace)`}},
+		{strings.Repeat("é", 40) + " :t:1:once:x", []string{`p:1: bad group name "` + strings.Repeat("é", 32) + `"...: holds whitespace ' ' (` + NameRule + `)`}},
 		{"g:t:1:once:\x00", []string{"p:1: line contains a NUL byte"}},
 		// Every problem, in line order, several on one line.
 		{"x y:a b:1 2:once:\nz", []string{
-			`p:1: bad group name "x y" (want one or more characters, none of them ':', ',' or whitespace)`,
-			`p:1: bad tag name "a b" (want one or more characters, none of them ':', ',' or whitespace)`,
+			`p:1: bad group name "x y": holds whitespace ' ' (` + NameRule + `)`,
+			`p:1: bad tag name "a b": holds whitespace ' ' (` + NameRule + `)`,
 			`p:1: bad runlevels "1 2": whitespace is not allowed`,
 			`p:1: empty command (only mode off may have none)`,
 			`p:2: missing field: want group:tag:runlevels:mode:command`,

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,6 +22,10 @@ import (
 // shutdown request has stopped every group.
 func Run(cfg Config, socket string) error {
 	log := cfg.Log
+	// Before anything is made or adopted in its name.
+	if msg := cltab.BadName("node", cfg.Node); msg != "" {
+		return fmt.Errorf("%s: give this node a good --node", msg)
+	}
 	if err := BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a child subreaper: orphans of services go to init", zap.Error(err))
 	}
