@@ -104,10 +104,14 @@ func (c Config) memberlistConfig() (*memberlist.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--bind %s: %w", bind, err)
 		}
-		mc.BindAddr, mc.BindPort = host, port
+		ip, err := bindIP(host)
+		if err != nil {
+			return nil, fmt.Errorf("--bind %s: %w", bind, err)
+		}
+		mc.BindAddr, mc.BindPort = ip.String(), port
 		mc.AdvertisePort = port
-		if !c.Insecure && c.Key == nil && !isLoopback(host) {
-			return nil, fmt.Errorf("--bind %s is not a loopback address and no --keyfile is given: anyone who reaches the port could join; give a key (clinit --keygen) or --insecure", bind)
+		if !c.Insecure && c.Key == nil && !ip.IsLoopback() {
+			return nil, fmt.Errorf("--bind %s (%s) is not a loopback address and no --keyfile is given: anyone who reaches the port could join; give a key (clinit --keygen) or --insecure", bind, ip)
 		}
 	}
 	if c.Advertise != "" {
@@ -144,14 +148,6 @@ func splitHostPort(s string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, port, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func checkKey(k []byte) error {
