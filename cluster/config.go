@@ -7,11 +7,8 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -148,35 +145,4 @@ func splitHostPort(s string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, port, nil
-}
-
-func checkKey(k []byte) error {
-	switch len(k) {
-	case 16, 24, 32:
-		return nil
-	}
-	return fmt.Errorf("key is %d bytes; want 16, 24 or 32 (AES-128, -192 or -256)", len(k))
-}
-
-// LoadKey reads a key file: one line, the base64 of 16, 24 or 32 bytes.
-func LoadKey(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read key: %w", err)
-	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: not base64: %w", path, err)
-	}
-	if err := checkKey(k); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
-
-// Keygen returns a new random key, as a key file holds it.
-func Keygen() string {
-	k := make([]byte, 32)
-	rand.Read(k)
-	return base64.StdEncoding.EncodeToString(k)
 }
