@@ -88,7 +88,7 @@ func Run(cfg Config, socket string) error {
 	srv := NewServer(eng, log)
 	srv.serveCluster(cl)
 	if cfg.Metrics != "" {
-		ms, err := serveMetrics(cfg.Metrics, eng, cl, log)
+		ms, err := serveMetrics(cfg.Metrics, eng, cl, log, cfg.Node, advertisedHost(cfg.Cluster.Advertise))
 		if err != nil {
 			cl.Close()
 			ln.Close()
