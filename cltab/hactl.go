@@ -40,7 +40,7 @@ func (h *Hactl) Group(g string) *HAGroup {
 // LoadHactl reads and parses the hactl at path. A missing file is an
 // empty hactl: no group runs anywhere.
 func LoadHactl(path string) (*Hactl, error) {
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path)
 	if os.IsNotExist(err) {
 		return &Hactl{Path: path}, nil
 	}
@@ -58,10 +58,17 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 	errorf := func(n int, format string, args ...any) {
 		errs = append(errs, &Error{Path: path, Line: n, Msg: fmt.Sprintf(format, args...)})
 	}
+	if n, msg := sizeError(data); msg != "" {
+		return nil, Errors{{Path: path, Line: n, Msg: msg}}
+	}
 	seen := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
 		line = strings.TrimRight(line, "\r")
+		if msg := lineError(line); msg != "" {
+			errorf(n, "%s", msg)
+			continue
+		}
 		if !utf8.ValidString(line) {
 			errorf(n, "line is not valid UTF-8")
 			continue

@@ -2,7 +2,6 @@ package cltab
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,7 +14,7 @@ import (
 // fs.ErrNotExist) tells "no cltab" from ErrInvalid); the os error names
 // the path.
 func Load(path string) (*Tab, error) {
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read cltab: %w", err)
 	}
@@ -31,11 +30,15 @@ func Parse(path string, data []byte) (*Tab, error) {
 		tab:     &Tab{Path: path, Settings: map[string]Setting{}},
 		tagLine: map[string]int{},
 	}
-	// Split by hand rather than with bufio.Scanner: it has a line length
-	// limit, and a long command is not an error.
+	if n, msg := sizeError(data); msg != "" {
+		return nil, Errors{{Path: path, Line: n, Msg: msg}}
+	}
+	// Split by hand rather than with bufio.Scanner, so that a line over
+	// the cap gets its own message with its number.
 	for i, line := range strings.Split(string(data), "\n") {
 		p.line(i+1, line)
 	}
+	p.crossCheck()
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
@@ -60,6 +63,10 @@ func (p *parser) line(n int, line string) {
 	// All trailing CRs go, not just one, so that no command can end in a
 	// CR that a re-rendered file would lose.
 	line = strings.TrimRight(line, "\r")
+	if msg := lineError(line); msg != "" {
+		p.errorf(n, "%s", msg)
+		return
+	}
 	if !utf8.ValidString(line) {
 		p.errorf(n, "line is not valid UTF-8")
 		return

@@ -11,7 +11,7 @@ import (
 )
 
 func TestParseEntries(t *testing.T) {
-	long := strings.Repeat("x", 200_000)
+	long := strings.Repeat("x", MaxLine-100)
 	tests := []struct {
 		name string
 		in   string
@@ -23,7 +23,7 @@ func TestParseEntries(t *testing.T) {
 			[]Entry{{Group: "g", Tag: "t", RawLevels: "1", Levels: []string{"1"}, Mode: ModeOff, Line: 1}}},
 		{"crlf", "g:t:0:wait:true\r\n",
 			[]Entry{{Group: "g", Tag: "t", RawLevels: "0", Levels: []string{"0"}, Mode: ModeWait, Command: "true", Line: 1}}},
-		{"line longer than bufio.Scanner's limit", "\n# c\ng:t:1:once:" + long + "\n",
+		{"line longer than bufio.Scanner's limit, within MaxLine", "\n# c\ng:t:1:once:" + long + "\n",
 			[]Entry{{Group: "g", Tag: "t", RawLevels: "1", Levels: []string{"1"}, Mode: ModeOnce, Command: long, Line: 3}}},
 		{"blank and comment lines only", " \t\n#x\n\t# y\r\n\r\n", nil},
 		{"empty", "", nil},

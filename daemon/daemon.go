@@ -26,6 +26,11 @@ func Run(cfg Config, socket string) error {
 	if msg := cltab.BadName("node", cfg.Node); msg != "" {
 		return fmt.Errorf("%s: give this node a good --node", msg)
 	}
+	if cfg.Tab != nil {
+		for _, w := range cfg.Tab.Warnings.Lines() {
+			log.Warn("cltab: " + w)
+		}
+	}
 	if err := BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a child subreaper: orphans of services go to init", zap.Error(err))
 	}

@@ -89,3 +89,26 @@ func TestStatusPageHostCheck(t *testing.T) {
 		t.Errorf("/metrics with another Host: %d, want 200 (scrapers name targets as they like)", got)
 	}
 }
+
+// TestCheckRefusesSettingsThatCannotWork: --check names the line of a
+// setting that cannot work (exit 1), and warns of an unsafe one (exit 0).
+func TestCheckRefusesSettingsThatCannotWork(t *testing.T) {
+	t.Parallel()
+	dir := newCaseDir(t)
+	tab := filepath.Join(dir, "cltab")
+	for _, tc := range []struct {
+		text, want string
+		code       int
+	}{
+		{":::nodes:3\n:::quorum:4\ng:a:1:once:true\n", tab + ":2: quorum 4 is more than nodes 3", 1},
+		{":::respawnwindow:0\ng:a:1:respawn:false\n", tab + `:1: bad value for respawnwindow: "0": must be more than 0`, 1},
+		{":::nodes:3\n:::fencetime:5s\n:::stoptimeout:8s\ng:a:1:once:true\n", tab + ":3: warning: stoptimeout 8s is not below fencetime 5s", 0},
+		{"g:a:1:once:" + strings.Repeat("x", 70000) + "\n", tab + ":1: line is 70011 bytes, over the 65536-byte (64 KiB) limit", 1},
+	} {
+		writeFile(t, tab, tc.text)
+		_, errOut, code, err := runClinit("--check", "-c", tab)
+		if err != nil || code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("--check %.40q: exit %d, stderr %q; want %d and %q", tc.text, code, errOut, tc.code, tc.want)
+		}
+	}
+}
