@@ -660,6 +660,9 @@ func (c *Cluster) onMessage(b []byte) {
 	}
 	kind, body, err := decode(b)
 	if err != nil {
+		// Its copies are dropped unread: a deflate bomb costs one
+		// inflation, not one per copy.
+		c.seen.add(digest)
 		c.log.Warn("malformed message", zap.Error(err))
 		return
 	}
