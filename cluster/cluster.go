@@ -780,7 +780,7 @@ func (c *Cluster) replica(kind string) *replica {
 // newer and valid.
 func (c *Cluster) onFile(f fileVersion) {
 	r := c.replica(f.Kind)
-	if r == nil || !c.secure || f.Version == 0 {
+	if r == nil || !c.secure || f.Version == 0 || c.absurd(r, f) {
 		return
 	}
 	r.maxSeen = max(r.maxSeen, f.Version)
@@ -829,8 +829,12 @@ func (c *Cluster) localEdit(kind string) error {
 	if err := r.Validate(r.Path, data); err != nil {
 		return err
 	}
-	r.maxSeen = max(r.maxSeen, r.cur.Version) + 1
-	r.cur = fileVersion{Kind: kind, Version: r.maxSeen, Origin: c.cfg.Node, Hash: h, Data: data}
+	v, err := nextVersion(r)
+	if err != nil {
+		return err
+	}
+	r.maxSeen = v
+	r.cur = fileVersion{Kind: kind, Version: v, Origin: c.cfg.Node, Hash: h, Data: data}
 	c.filesChanged(r)
 	c.log.Info("edited here: a new version", zap.String("file", kind), zap.Uint64("version", r.cur.Version))
 	c.sendFile(r.cur)
