@@ -15,6 +15,7 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/internal/safedir"
 )
 
 // Run is `clinit -d`: it takes the socket, serves requests, rereads the
@@ -43,6 +44,12 @@ func Run(cfg Config, socket string) error {
 		// restart (adoption reopens the FIFOs) but not a reboot (when
 		// there is nothing to adopt).
 		cfg.RunDir = socket + ".out"
+	}
+	if cfg.RunDir != "" {
+		if err := safedir.Ensure(cfg.RunDir, 0o700); err != nil {
+			ln.Close()
+			return fmt.Errorf("output directory: %w", err)
+		}
 	}
 	unlock, err := LockStateDir(cfg.StateDir)
 	if err != nil {
