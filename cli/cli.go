@@ -330,6 +330,9 @@ func runWatch(o *options, rest []string, stdout, stderr io.Writer) int {
 	node := ""
 	if len(rest) == 1 {
 		node = rest[0]
+		if msg := cltab.BadName("node", node); msg != "" {
+			return usage(stderr, msg)
+		}
 	}
 	enc := json.NewEncoder(stdout)
 	err := o.client().Watch(context.Background(), node, func(ev api.Event) error { return enc.Encode(ev) })

@@ -82,6 +82,10 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 	}}
 	s.routes[api.PathWatch] = route{http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		node := r.URL.Query().Get("node")
+		if msg := badNames("node", node); node != "" && msg != "" {
+			writeError(w, http.StatusBadRequest, msg, nil)
+			return
+		}
 		events, err := cl.Watch(r.Context())
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)

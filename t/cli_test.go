@@ -73,6 +73,7 @@ func TestUsageErrors(t *testing.T) {
 		{"G", "1\x1b[2J"},
 		{"G\x01", "1"},
 		{"G", "\xff"},
+		{"--watch", "n1\nnode"},
 		{"--ha", "G"},
 		{"--ha", "G", "start", "--prefer", "n1,n:2"},
 		{"--prefer", "n1", "G", "1"},

@@ -1,6 +1,9 @@
 package t
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -8,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestBadNodeNameRefused: a --node that would forge or split hastat
@@ -175,5 +179,43 @@ func mkdirMode(t *testing.T, p string, mode uint32) {
 	}
 	if err := syscall.Chmod(p, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSocketRefusesBadNames: on the socket, a level, group or node that
+// breaks the name rule is answered 400 with the reason, and clstat and
+// --status stay clean.
+func TestSocketRefusesBadNames(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "g:a:1:once:true\n")
+	// Bounded: before the check, /v0/watch answered with an endless stream.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+	}}}
+	for _, req := range []struct{ method, path, body string }{
+		{"POST", "/v0/tell", `{"group":"g","level":"2\u0000x"}`},
+		{"POST", "/v0/tell", `{"group":"g","level":"\u001b[2J"}`},
+		{"POST", "/v0/tell", `{"group":"g","level":"` + strings.Repeat("x", 60000) + `"}`},
+		{"POST", "/v0/ha", `{"group":"g","level":"start","prefer":["n1\nnode fake alive"]}`},
+		{"GET", "/v0/watch?node=%0Anode", ""},
+	} {
+		r, _ := http.NewRequest(req.method, "http://clinit"+req.path, strings.NewReader(req.body))
+		resp, err := hc.Do(r)
+		if err != nil {
+			t.Errorf("%s %s: %v", req.method, req.path, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "name") || !strings.Contains(string(body), "printable") {
+			t.Errorf("%s %s %.40q: %d %.200s, want 400 with the reason", req.method, req.path, req.body, resp.StatusCode, body)
+		}
+	}
+	out, _, code := d.clinit("--status")
+	if code != 0 || out != "" {
+		t.Errorf("--status after refused tells: %d %q", code, out)
+	}
+	if lines := d.clstatLines(); len(lines) != 0 {
+		t.Errorf("clstat after refused tells: %q", lines)
 	}
 }
