@@ -27,11 +27,7 @@ func Run(cfg Config, socket string) error {
 	if msg := cltab.BadName("node", cfg.Node); msg != "" {
 		return fmt.Errorf("%s: give this node a good --node", msg)
 	}
-	if cfg.Tab != nil {
-		for _, w := range cfg.Tab.Warnings.Lines() {
-			log.Warn("cltab: " + w)
-		}
-	}
+	logWarnings(log, cfg.Tab)
 	if err := BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a child subreaper: orphans of services go to init", zap.Error(err))
 	}
@@ -85,7 +81,10 @@ func Run(cfg Config, socket string) error {
 		case err != nil && !errors.Is(err, ErrStopping):
 			log.Error("cltab reread", zap.String("cause", why), zap.Error(err))
 		}
-		if t, err := eng.Tab(ctx); err == nil {
+		if t, terr := eng.Tab(ctx); terr == nil {
+			if err == nil {
+				logWarnings(log, t)
+			}
 			cl.SetTab(ctx, t)
 		}
 	}
@@ -189,5 +188,16 @@ func watchdog(eng *Engine, log *zap.Logger) {
 			continue
 		}
 		sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
+	}
+}
+
+// logWarnings logs what is unsafe in a cltab that is in use (settings
+// that work but should not be so, cltab.Tab.Warnings).
+func logWarnings(log *zap.Logger, t *cltab.Tab) {
+	if t == nil {
+		return
+	}
+	for _, w := range t.Warnings.Lines() {
+		log.Warn("cltab: " + w)
 	}
 }

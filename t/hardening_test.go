@@ -219,3 +219,17 @@ func TestSocketRefusesBadNames(t *testing.T) {
 		t.Errorf("clstat after refused tells: %q", lines)
 	}
 }
+
+// TestDaemonLogsUnsafeSettings: the daemon logs a cltab's warnings with
+// their line when it starts, and again when a reread (here: the file
+// changing) brings one.
+func TestDaemonLogsUnsafeSettings(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, ":::nodes:3\n:::fencetime:5s\n:::stoptimeout:8s\ng:a:1:once:true\n")
+	if !d.logHas("cltab:", "cltab:3: warning: stoptimeout 8s is not below fencetime 5s") {
+		t.Fatalf("no warning logged at start:\n%s", d.log)
+	}
+	d.writeCltab(":::nodes:3\n:::stoptimeout:12s\ng:a:1:once:true\n")
+	eventually(t, hang, func() bool { return d.logHas("cltab:2: warning: stoptimeout 12s is not below fencetime 10s") },
+		"the warning logged after the cltab changed")
+}
