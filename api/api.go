@@ -90,10 +90,11 @@ type EntryStatus struct {
 
 // Clstat renders the status as clstat lines: `GROUP LEVEL STATE`, one per
 // told group, in the order of Groups (sorted by the daemon). SPEC 4.
+// Like Text, it never writes a control character raw.
 func (s Status) Clstat() string {
 	var b strings.Builder
 	for _, g := range s.Groups {
-		b.WriteString(g.Group + " " + g.Level + " " + g.State + "\n")
+		b.WriteString(Printable(g.Group) + " " + Printable(g.Level) + " " + Printable(g.State) + "\n")
 	}
 	return b.String()
 }
@@ -168,16 +169,22 @@ type NodeStatus struct {
 }
 
 // Text renders hastat (SPEC 6): `GROUP LEVEL STATE NODE` per HA group,
-// then `node NAME STATE LOAD` per node.
+// then `node NAME STATE LOAD` per node. Every field goes through
+// Printable: names are checked where they enter, and this is the second
+// line of defence of a file that scripts read line by line.
 func (h Hastat) Text() string {
 	var b strings.Builder
 	for _, g := range h.Groups {
-		fmt.Fprintf(&b, "%s %s %s %s\n", g.Group, g.Level, g.State, g.Node)
+		fmt.Fprintf(&b, "%s %s %s %s\n", Printable(g.Group), Printable(g.Level), Printable(g.State), Printable(g.Node))
 	}
-	for _, n := range h.Nodes {
-		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
-	}
+	h.nodeLines(&b)
 	return b.String()
+}
+
+func (h Hastat) nodeLines(b *strings.Builder) {
+	for _, n := range h.Nodes {
+		fmt.Fprintf(b, "node %s %s %.2f\n", Printable(n.Node), Printable(n.State), n.Load)
+	}
 }
 
 // Explained is Text with, after each HA group line, since when it has
@@ -186,19 +193,17 @@ func (h Hastat) Text() string {
 func (h Hastat) Explained() string {
 	var b strings.Builder
 	for _, g := range h.Groups {
-		fmt.Fprintf(&b, "%s %s %s %s", g.Group, g.Level, g.State, g.Node)
+		fmt.Fprintf(&b, "%s %s %s %s", Printable(g.Group), Printable(g.Level), Printable(g.State), Printable(g.Node))
 		switch {
 		case g.Node != "-" && !g.Since.IsZero():
 			fmt.Fprintf(&b, "  since %s", g.Since.Local().Format(time.DateTime))
 		}
 		if g.Why != "" {
-			fmt.Fprintf(&b, "  (%s)", g.Why)
+			fmt.Fprintf(&b, "  (%s)", Printable(g.Why))
 		}
 		b.WriteString("\n")
 	}
-	for _, n := range h.Nodes {
-		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
-	}
+	h.nodeLines(&b)
 	return b.String()
 }
 

@@ -20,6 +20,9 @@ func check(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return ExitFail
 	}
+	for _, w := range t.Warnings.Lines() {
+		fmt.Fprintln(stderr, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok: %d entries in %d groups\n", o.cltab, len(t.Entries), len(t.Groups()))
 	path := o.path("hactl", "hactl", t)
 	h, err := cltab.LoadHactl(path)

@@ -34,7 +34,15 @@ func New(socket string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			c, err := d.DialContext(ctx, "unix", socket)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkPeer(c, socket); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
 		},
 		DisableKeepAlives: true,
 	}
@@ -126,7 +134,10 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path strin
 
 // transportError says what to check when the daemon cannot be reached.
 func (c *Client) transportError(err error) error {
+	var ue *url.Error
 	switch {
+	case errors.Is(err, ErrUntrusted) && errors.As(err, &ue):
+		return ue.Err
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("%w: cannot connect to %s: permission denied (the socket is root's: run as root)", ErrNoDaemon, c.Socket)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -16,6 +16,7 @@ const (
 	DefaultRespawnWindow = 1 * time.Second
 	DefaultRespawnPause  = 60 * time.Second
 	DefaultRespawnLimit  = 5
+	DefaultFenceTime     = 10 * time.Second
 )
 
 // settings maps every known setting to the check of its value.
@@ -27,7 +28,7 @@ var settings = map[string]func(string) error{
 	"log":           nonEmpty,
 	"statedir":      nonEmpty,
 	"stoptimeout":   checkDuration,
-	"respawnwindow": checkDuration,
+	"respawnwindow": positiveDuration,
 	"respawnpause":  checkDuration,
 	"fencetime":     checkDuration,
 	"respawnlimit":  positiveInt,
@@ -55,6 +56,16 @@ func nonEmpty(v string) error {
 
 func checkDuration(v string) error {
 	_, err := ParseDuration(v)
+	return err
+}
+
+// positiveDuration: a respawnwindow of 0 makes no exit rapid, so the
+// throttle never rests a crashing entry (1,490 restarts in 2 s).
+func positiveDuration(v string) error {
+	d, err := ParseDuration(v)
+	if err == nil && d == 0 {
+		return errors.New("must be more than 0: with 0 no restart counts as rapid, and a crashing entry restarts without end")
+	}
 	return err
 }
 

@@ -91,6 +91,9 @@ func Start(cfg Config) (*Cluster, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	if msg := cltab.BadName("node", cfg.Node); msg != "" {
+		return nil, fmt.Errorf("%s: give this node a good --node", msg)
+	}
 	c := &Cluster{
 		cfg:      cfg,
 		log:      cfg.Log.Named("cluster"),
@@ -138,7 +141,7 @@ func Start(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 		d := &delegate{c}
-		mc.Delegate, mc.Events = d, d
+		mc.Delegate, mc.Events, mc.Alive = d, d, d
 		mc.LogOutput = logWriter{c.log.Named("memberlist")}
 		c.queue = &memberlist.TransmitLimitedQueue{
 			NumNodes: func() int {
@@ -657,6 +660,9 @@ func (c *Cluster) onMessage(b []byte) {
 	}
 	kind, body, err := decode(b)
 	if err != nil {
+		// Its copies are dropped unread: a deflate bomb costs one
+		// inflation, not one per copy.
+		c.seen.add(digest)
 		c.log.Warn("malformed message", zap.Error(err))
 		return
 	}
@@ -668,6 +674,9 @@ func (c *Cluster) onMessage(b []byte) {
 			return
 		}
 		c.seen.add(digest)
+		if !c.goodStatus(s) {
+			return
+		}
 		_, had := c.view.statuses[s.Node]
 		if c.onStatus(s) {
 			c.broadcast(s.Node, b) // spread it: memberlist only sends our own queue
@@ -683,11 +692,16 @@ func (c *Cluster) onMessage(b []byte) {
 			c.log.Warn("malformed file message", zap.Error(err))
 			return
 		}
-		c.onFile(f)
+		if c.goodNames("file message", f.Origin) {
+			c.onFile(f)
+		}
 	case msgFileVer:
 		var pp pushPull
 		if err := json.Unmarshal(body, &pp); err != nil {
 			c.log.Warn("malformed file versions", zap.Error(err))
+			return
+		}
+		if !c.goodNames("file versions", pp.Node) {
 			return
 		}
 		for _, f := range pp.Files {
@@ -699,7 +713,9 @@ func (c *Cluster) onMessage(b []byte) {
 			c.log.Warn("malformed file request", zap.Error(err))
 			return
 		}
-		c.onFileReq(q)
+		if c.goodNames("file request", q.From) {
+			c.onFileReq(q)
+		}
 	default:
 		c.log.Warn("unknown message kind", zap.Int("kind", int(kind)))
 	}
@@ -739,9 +755,12 @@ func (c *Cluster) onPushPull(b []byte) {
 		return
 	}
 	for _, s := range pp.Statuses {
-		if s.Node != "" {
+		if s.Node != "" && c.goodStatus(s) {
 			c.onStatus(s)
 		}
+	}
+	if !c.goodNames("state from a member", pp.Node) {
+		return
 	}
 	for _, f := range pp.Files {
 		c.onFileVersion(pp.Node, f)
@@ -761,7 +780,7 @@ func (c *Cluster) replica(kind string) *replica {
 // newer and valid.
 func (c *Cluster) onFile(f fileVersion) {
 	r := c.replica(f.Kind)
-	if r == nil || !c.secure || f.Version == 0 {
+	if r == nil || !c.secure || f.Version == 0 || c.absurd(r, f) {
 		return
 	}
 	r.maxSeen = max(r.maxSeen, f.Version)
@@ -810,8 +829,12 @@ func (c *Cluster) localEdit(kind string) error {
 	if err := r.Validate(r.Path, data); err != nil {
 		return err
 	}
-	r.maxSeen = max(r.maxSeen, r.cur.Version) + 1
-	r.cur = fileVersion{Kind: kind, Version: r.maxSeen, Origin: c.cfg.Node, Hash: h, Data: data}
+	v, err := nextVersion(r)
+	if err != nil {
+		return err
+	}
+	r.maxSeen = v
+	r.cur = fileVersion{Kind: kind, Version: v, Origin: c.cfg.Node, Hash: h, Data: data}
 	c.filesChanged(r)
 	c.log.Info("edited here: a new version", zap.String("file", kind), zap.Uint64("version", r.cur.Version))
 	c.sendFile(r.cur)

@@ -36,7 +36,8 @@ func files(dir string) []File {
 	}
 }
 
-// start starts a member; cfg's Node, paths and Log are filled in.
+// start starts a member; cfg's Node, paths and Log are filled in (a Log
+// given is logged to as well).
 func start(t *testing.T, name string, cfg Config) *testNode {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
@@ -49,7 +50,11 @@ func start(t *testing.T, name string, cfg Config) *testNode {
 	cfg.Node = name
 	cfg.Hastat = filepath.Join(dir, "hastat")
 	cfg.Files = files(dir)
-	cfg.Log = testLogger(t).Named(name)
+	log := testLogger(t).Named(name)
+	if cfg.Log != nil { // also log there
+		log = zap.New(zapcore.NewTee(log.Core(), cfg.Log.Core())).Named(name)
+	}
+	cfg.Log = log
 	c, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)

@@ -117,6 +117,11 @@ func openReplica(f File, m map[string]meta, self string) (*replica, bool, error)
 	r := &replica{File: f, refused: map[string]bool{}, asked: recently{}, served: recently{}}
 	r.cur = fileVersion{Kind: f.Kind, Hash: hashOf(data), Data: data}
 	old, known := m[f.Kind]
+	if old.Version > maxFileVersion {
+		// Remembered from before versions were bounded: forgotten, so
+		// that the next edit anywhere replaces it.
+		old, known = meta{}, false
+	}
 	edited := false
 	switch {
 	case !known:
@@ -175,7 +180,7 @@ func (c *Cluster) onFileVersion(from string, f fileVersion) {
 		return
 	}
 	r := c.replica(f.Kind)
-	if r == nil || !c.secure || c.ml == nil || f.Version == 0 {
+	if r == nil || !c.secure || c.ml == nil || f.Version == 0 || c.absurd(r, f) {
 		return
 	}
 	r.maxSeen = max(r.maxSeen, f.Version)

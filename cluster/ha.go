@@ -38,7 +38,7 @@ type haConfig struct {
 
 // Defaults of the HA rules.
 const (
-	DefaultFenceTime = 10 * time.Second
+	DefaultFenceTime = cltab.DefaultFenceTime
 	// planHold must outlast twice the gossip delay, or two nodes whose
 	// views differ for a moment both move on before seeing the other's
 	// claim: the simulation found double runs in 19 of 200 runs at 300 ms,

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -99,6 +98,10 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 	}}
 	s.routes[api.PathWatch] = route{http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		node := r.URL.Query().Get("node")
+		if msg := badNames("node", node); node != "" && msg != "" {
+			writeError(w, http.StatusBadRequest, msg, nil)
+			return
+		}
 		events, err := cl.Watch(r.Context())
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
@@ -125,11 +128,13 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			writeError(w, http.StatusBadRequest, err.Error(), nil)
 			return
 		}
-		for _, name := range append([]string{req.Group, req.Level}, req.Prefer...) {
-			if name == "" || strings.ContainsAny(name, ": \t\n,") {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group, level or node name: %q", name), nil)
-				return
-			}
+		names := []string{"group", req.Group, "level", req.Level}
+		for _, n := range req.Prefer {
+			names = append(names, "node", n)
+		}
+		if msg := badNames(names...); msg != "" {
+			writeError(w, http.StatusBadRequest, msg, nil)
+			return
 		}
 		if !s.current(w, r) {
 			return

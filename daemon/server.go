@@ -108,8 +108,12 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	if req.Level == "" || strings.ContainsAny(req.Level, ": \t\n,") || strings.ContainsAny(req.Group, ": \t\n,") {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group or level: %q %q", req.Group, req.Level), nil)
+	names := []string{"level", req.Level}
+	if req.Group != "" { // empty: the node's own group (SPEC 2)
+		names = append(names, "group", req.Group)
+	}
+	if msg := badNames(names...); msg != "" {
+		writeError(w, http.StatusBadRequest, msg, nil)
 		return
 	}
 	if !s.current(w, r) {

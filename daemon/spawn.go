@@ -69,7 +69,7 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 		if err := os.MkdirAll(filepath.Dir(exitFile), 0o700); err != nil {
 			return 0, err
 		}
-		if err := os.Remove(exitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := freshFile(exitFile); err != nil {
 			return 0, err
 		}
 		argv = []string{"/bin/sh", "-c", exitWrapper, "clinit-" + ent.Tag, ent.Command, exitFile}
@@ -142,7 +142,7 @@ func outputPipe(fifo string) (r, w *os.File, err error) {
 	}
 	// Opened with a raw open so that the runtime does not make it
 	// non-blocking: the child gets a blocking stdout.
-	fd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		r.Close()
 		os.Remove(fifo)
@@ -153,7 +153,7 @@ func outputPipe(fifo string) (r, w *os.File, err error) {
 
 // openFifo opens a child's output FIFO for reading, through the poller.
 func openFifo(fifo string) (*os.File, error) {
-	return os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	return os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 }
 
 // capture logs a child's output line by line until every holder of the
