@@ -16,6 +16,10 @@ const (
 	DefaultRespawnWindow = 1 * time.Second
 	DefaultRespawnPause  = 60 * time.Second
 	DefaultRespawnLimit  = 5
+
+	// A fencing command still running then is killed and counts as
+	// failed (Pacemaker's stonith-timeout has the same default).
+	DefaultStomithTimeout = 60 * time.Second
 )
 
 // settings maps every known setting to the check of its value.
@@ -34,6 +38,8 @@ var settings = map[string]func(string) error{
 	"nodes":         positiveInt,
 	"quorum":        positiveInt,
 	"stomith":       nonEmpty,
+
+	"stomithtimeout": positiveDuration, // see DefaultStomithTimeout
 }
 
 // KnownSettings returns the sorted names of every setting the cltab accepts.
@@ -55,6 +61,14 @@ func nonEmpty(v string) error {
 
 func checkDuration(v string) error {
 	_, err := ParseDuration(v)
+	return err
+}
+
+func positiveDuration(v string) error {
+	d, err := ParseDuration(v)
+	if err == nil && d <= 0 {
+		return errors.New("must be more than 0")
+	}
 	return err
 }
 
