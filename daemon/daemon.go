@@ -14,6 +14,7 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/internal/reaper"
 )
 
 // Run is `clinit -d`: it takes the socket, serves requests, rereads the
@@ -21,7 +22,7 @@ import (
 // shutdown request has stopped every group.
 func Run(cfg Config, socket string) error {
 	log := cfg.Log
-	if err := BecomeSubreaper(); err != nil {
+	if err := reaper.BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a child subreaper: orphans of services go to init", zap.Error(err))
 	}
 	ln, err := Listen(socket)

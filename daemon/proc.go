@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"os"
 	"syscall"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/reaper"
 )
 
 // proc is the runtime of one cltab entry: at most one process at a time.
@@ -85,8 +85,8 @@ func (e *Engine) start(p *proc) {
 		exitFile = e.exitFile(p.entry.Tag)
 	}
 	p.fifo = e.outFifo(p.entry.Tag, run)
-	pid, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(ps *os.ProcessState) {
-		e.post(func() { e.exited(p, run, ps) })
+	pid, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
+		e.post(func() { e.exited(p, run, x) })
 	})
 	if err != nil {
 		e.log.Error("cannot start", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Error(err))
@@ -233,16 +233,17 @@ func (e *Engine) signal(p *proc, sig syscall.Signal) {
 	}
 }
 
-// exited handles the end of p's process (from its Wait goroutine).
-func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
+// exited handles the end of p's process: x is what the reaper collected,
+// nil for an adopted process (not our child: its status is unknown).
+func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 	if p.run != run {
 		return
 	}
 	g := p.g
 	pgid := p.pid
 	p.pid = 0
-	p.exit, p.exited = exitCode(ps), true
-	if ps == nil { // adopted: not our child, so no wait status
+	p.exit, p.exited = exitCode(x), true
+	if x == nil { // adopted: not our child, so no wait status
 		p.exit = e.readExit(p)
 	}
 	p.adopted = false
@@ -250,9 +251,8 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 	p.lastPid = pgid
 	e.dirty = true
 	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Int("exit", p.exit)}
-	// Orphans the leader left are collected first, so that only live
-	// members keep its process group alive.
-	e.kids.reaper.reap()
+	// The reaper collected the orphans the leader left before it posted
+	// the exit: only live members keep its process group alive.
 	left := !p.kill && groupAlive(pgid)
 	switch {
 	case p.term:
@@ -263,7 +263,7 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 			p.killTimer.Stop()
 		}
 		e.log.Info("stopped", fields...)
-	case p.entry.Mode == cltab.ModeRespawn && left && (p.exit == 0 || ps == nil):
+	case p.entry.Mode == cltab.ModeRespawn && left && (p.exit == 0 || x == nil):
 		// The program went to the background: its leader forked and
 		// exited 0 (or, adopted, with a status we cannot know). Supervise
 		// the process group it left rather than start a second copy
@@ -356,12 +356,9 @@ func (e *Engine) rest(p *proc, why string) {
 	e.dirty = true
 }
 
-func exitCode(ps *os.ProcessState) int {
-	if ps == nil {
+func exitCode(x *reaper.Exit) int {
+	if x == nil {
 		return -1
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return -1
-	}
-	return ps.ExitCode()
+	return x.Code()
 }
