@@ -13,7 +13,8 @@ import (
 )
 
 // proc is the runtime of one cltab entry: at most one process at a time.
-// Owned by the engine loop; its Wait and output goroutines only post.
+// Owned by the engine loop; the goroutines that await its exit and read
+// its output only post.
 type proc struct {
 	g     *group
 	entry *cltab.Entry
