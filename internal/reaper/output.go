@@ -17,7 +17,8 @@ const MaxOutput = 64 << 10
 // Output runs argv to its end and returns its stdout and stderr together
 // (a's Stdout and Stderr are replaced by a pipe). The error is nil for
 // exit 0 and an *ExitError for a failure. If ctx ends first, the
-// command's whole process group gets SIGKILL and the error wraps ctx's.
+// command's whole process group gets SIGKILL and Output returns at once
+// with an error that wraps ctx's.
 // Processes the command left in its process group may hold the output
 // open after it exited: they are waited for until ctx ends, then killed.
 func Output(ctx context.Context, argv []string, a Attrs) ([]byte, error) {
@@ -39,13 +40,14 @@ func Output(ctx context.Context, argv []string, a Attrs) ([]byte, error) {
 		out <- b
 	}()
 	var x Exit
-	var killed error
 	select {
 	case x = <-exits:
 	case <-ctx.Done():
-		killed = ctx.Err()
+		// Not waited for: a process stuck in the kernel (a hung NFS
+		// mount) outlives SIGKILL, and the caller must not hang with it.
 		signalGroup(pid, unix.SIGKILL)
-		x = <-exits
+		r.SetReadDeadline(time.Now())
+		return <-out, fmt.Errorf("killed with its process group: %w", ctx.Err())
 	}
 	var b []byte
 	select {
@@ -56,9 +58,6 @@ func Output(ctx context.Context, argv []string, a Attrs) ([]byte, error) {
 		unix.Kill(-pid, unix.SIGKILL)
 		r.SetReadDeadline(time.Now())
 		b = <-out
-	}
-	if killed != nil {
-		return b, fmt.Errorf("killed with its process group: %w", killed)
 	}
 	return b, x.Err()
 }
