@@ -205,7 +205,7 @@ func TestHAHandoffPreferAndTests(t *testing.T) {
 func TestHAFencing(t *testing.T) {
 	t.Parallel()
 	// A long fencetime: if web moves quickly, the stomith command did it.
-	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::stomith:echo \"$1\" >> {dir}/fenced", 1)
+	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::stomith:/bin/true & /bin/true & /bin/true & echo \"$1\" >> {dir}/fenced", 1)
 	nodes := startCluster(t, 3, tab)
 	shared := sharedDir(nodes)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
