@@ -252,8 +252,8 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 	p.lastPid = pgid
 	e.dirty = true
 	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Int("exit", p.exit)}
-	// The reaper collected the orphans the leader left before it posted
-	// the exit: only live members keep its process group alive.
+	// Orphans the leader left that had exited were reaped before its
+	// exit was posted: only live members keep its process group alive.
 	left := !p.kill && groupAlive(pgid)
 	switch {
 	case p.term:
