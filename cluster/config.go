@@ -62,9 +62,11 @@ type Config struct {
 	// to go to a level. Without Tell, HA groups are only reported.
 	Tab  *cltab.Tab
 	Tell func(ctx context.Context, group, level string) error
-	// Exec runs a command to its end (the fencing command) and returns its
-	// output; nil runs it with os/exec.
-	Exec func(argv []string) ([]byte, error)
+	// Run runs a command (the fencing command) to its end and returns
+	// its output: an error if it failed, and ctx ending kills it with its
+	// process group. The daemon's reaper runs it; nil runs no fencing
+	// command, and a fence fails.
+	Run func(ctx context.Context, argv []string) ([]byte, error)
 }
 
 // Clustered reports whether the config asks for a cluster at all.

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -340,10 +339,11 @@ func (c *Cluster) fence(node string, death time.Time) {
 		return
 	}
 	cmd, _ := c.cfg.Tab.Setting("stomith")
+	timeout := c.cfg.Tab.Duration("stomithtimeout", cltab.DefaultStomithTimeout)
 	c.ha.fencing[node] = true
 	c.log.Warn("fencing a dead node", zap.String("node", node), zap.String("command", cmd))
 	go func() {
-		out, err := exec.Command("/bin/sh", "-c", cmd, "clinit-stomith", node).CombinedOutput()
+		out, err := runStomith(c.cfg.Run, cmd, node, timeout)
 		c.enqueue(func() {
 			delete(c.ha.fencing, node)
 			if err == nil {

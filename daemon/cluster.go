@@ -23,7 +23,7 @@ func startCluster(cfg Config, eng *Engine, reread func(why string), tell func(ct
 	cc := cfg.Cluster
 	cc.Tab = cfg.Tab
 	cc.Tell = tell
-	cc.Exec = eng.RunCommand
+	cc.Run = eng.RunCommand
 	cc.Node = cfg.Node
 	cc.StateDir = cfg.StateDir
 	cc.Hastat = cfg.Hastat

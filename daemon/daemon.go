@@ -15,6 +15,7 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/internal/reaper"
 	"github.com/clinit/clinit/internal/safedir"
 )
 
@@ -28,7 +29,7 @@ func Run(cfg Config, socket string) error {
 		return fmt.Errorf("%s: give this node a good --node", msg)
 	}
 	logWarnings(log, cfg.Tab)
-	if err := BecomeSubreaper(); err != nil {
+	if err := reaper.BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a child subreaper: orphans of services go to init", zap.Error(err))
 	}
 	ln, err := Listen(socket)

@@ -17,6 +17,7 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/internal/reaper"
 )
 
 // Sentinel errors callers branch on.
@@ -132,10 +133,9 @@ const maxBatch = 256
 func (e *Engine) Run() {
 	defer close(e.done)
 	defer func() { close(e.saved) }() // nothing waits past the end
-	defer e.kids.close()
-	stopReaping := make(chan struct{})
-	defer close(stopReaping)
-	go e.kids.reaper.watch(stopReaping)
+	orphans := make(chan struct{}, 1)
+	reaper.NotifyOrphans(orphans)
+	defer reaper.StopOrphans(orphans)
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	e.restore()
@@ -157,7 +157,7 @@ func (e *Engine) Run() {
 				}
 				break
 			}
-		case <-e.kids.reaper.reaped:
+		case <-orphans:
 			e.lingerCheck()
 		case <-tick.C:
 			e.dirty = true

@@ -1,23 +1,21 @@
 package daemon
 
 import (
-	"os"
 	"syscall"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/clinit/clinit/internal/reaper"
 )
 
 // signalOf is the signal that killed a process; 0 when it exited (or
 // when its status is unknown: an adopted process).
-func signalOf(ps *os.ProcessState) syscall.Signal {
-	if ps == nil {
+func signalOf(x *reaper.Exit) syscall.Signal {
+	if x == nil || !x.Status.Signaled() {
 		return 0
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return ws.Signal()
-	}
-	return 0
+	return syscall.Signal(x.Status.Signal())
 }
 
 // signalName is a signal's name as kill -l gives it: SIGTERM, SIGKILL.
