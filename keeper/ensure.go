@@ -1,0 +1,67 @@
+package keeper
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Ensure connects to the keeper of node in dir, starting one first when
+// none answers. start runs argv (argv[0] is this binary) as a process of
+// its own, in its own process group, and does not wait for it: the
+// daemon passes its reaper's start, so that the daemon reaps the keeper
+// if it exits first. Ensure returns once the keeper answers a state
+// request, and refuses a keeper that serves another node.
+func Ensure(ctx context.Context, dir, node string, start func(argv []string) error) (*Client, *State, error) {
+	if c, st, err := dialState(ctx, dir); err == nil {
+		return checkNode(c, st, node, dir)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting a keeper: %w", err)
+	}
+	if err := start([]string{exe, Flag, dir, "--node", node}); err != nil {
+		return nil, nil, fmt.Errorf("starting a keeper for %s: %w", dir, err)
+	}
+	// The keeper listens within milliseconds; there is no event to wait
+	// on for a process we did not start ourselves, so Ensure retries the
+	// dial with a growing pause until ctx ends.
+	pause := time.Millisecond
+	var last error
+	for {
+		c, st, err := dialState(ctx, dir)
+		if err == nil {
+			return checkNode(c, st, node, dir)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("the keeper started for %s did not answer (see its log): %w", filepath.Join(dir, SocketName), last)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+func dialState(ctx context.Context, dir string) (*Client, *State, error) {
+	c, err := Dial(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := c.State(ctx)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
+func checkNode(c *Client, st *State, node, dir string) (*Client, *State, error) {
+	if st.Node != node {
+		c.Close()
+		return nil, nil, fmt.Errorf("the keeper on %s serves node %s, not %s", filepath.Join(dir, SocketName), st.Node, node)
+	}
+	return c, st, nil
+}

@@ -1,0 +1,129 @@
+package keeper
+
+import (
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lapse stops every process of the held groups: the lease's deadline has
+// passed (or a process was watched after it). Watched process groups get
+// SIGTERM first, with one kill(2) each and no /proc scan in between, then
+// every process whose environment names this node and a held group; each
+// gets SIGKILL after the stop timeout unless it is gone by then. The
+// groups stay held: a later lease cannot bring back what was stopped.
+func (k *keeper) lapse(now int64) {
+	if len(k.held) == 0 {
+		return
+	}
+	l := &Lapse{Deadline: k.deadline, At: now, Termed: []Signalled{}, Killed: []Signalled{}}
+	killAt := now + k.stopTimeout
+	k.lapses++
+	k.last = l
+	groups := map[int]bool{} // process groups signalled whole
+	for _, t := range k.sortedWatched() {
+		// The SIGKILL round has its own pidfd: an unwatch or a release
+		// in the grace period does not spare the process.
+		c, err := t.dup()
+		if err != nil {
+			continue
+		}
+		if err := c.signal(unix.SIGTERM); err != nil {
+			c.close()
+			continue
+		}
+		groups[t.Pid] = true
+		k.termed(l, c.Signalled)
+		k.pending = append(k.pending, pendingKill{t: c, at: killAt, lapse: l})
+	}
+	for _, m := range scanEnv(k.node, k.held, unix.Getpid()) {
+		if groups[m.pid] {
+			continue
+		}
+		whole := m.pid == m.pgid
+		t, err := openTarget(m.pid, m.start, Signalled{Group: m.group, Whole: whole, Why: "environ"})
+		if err != nil {
+			continue // gone since the scan
+		}
+		// A member of a group signalled whole got its SIGTERM; it is
+		// kept for the SIGKILL round in case its leader is reaped before.
+		if !groups[m.pgid] {
+			if t.signal(unix.SIGTERM) != nil {
+				t.close()
+				continue
+			}
+			if whole {
+				groups[m.pid] = true
+			}
+			k.termed(l, t.Signalled)
+		}
+		k.pending = append(k.pending, pendingKill{t: t, at: killAt, lapse: l})
+	}
+	k.log.printf("action=lapse deadline=%d late=%s held=%s sigterm=%d stop_timeout=%s",
+		l.Deadline, time.Duration(now-l.Deadline), k.heldList(), len(l.Termed), time.Duration(k.stopTimeout))
+	k.armKill()
+}
+
+func (k *keeper) termed(l *Lapse, s Signalled) {
+	l.Termed = append(l.Termed, s)
+	k.log.printf("action=sigterm group=%s pid=%d whole=%t why=%s", s.Group, s.Pid, s.Whole, s.Why)
+}
+
+// killDue sends SIGKILL to every pending target whose time has come and
+// that still runs.
+func (k *keeper) killDue(now int64) {
+	var rest []pendingKill
+	touched := map[*Lapse]bool{}
+	for _, p := range k.pending {
+		if p.at > now {
+			rest = append(rest, p)
+			continue
+		}
+		if p.t.alive() && p.t.signal(unix.SIGKILL) == nil {
+			p.lapse.Killed = append(p.lapse.Killed, p.t.Signalled)
+			k.log.printf("action=sigkill group=%s pid=%d whole=%t why=%s", p.t.Group, p.t.Pid, p.t.Whole, p.t.Why)
+		}
+		p.lapse.KilledAt = now
+		touched[p.lapse] = true
+		p.t.close()
+	}
+	k.pending = rest
+	for l := range touched {
+		l.Done = !k.pendingFor(l)
+	}
+	k.armKill()
+}
+
+func (k *keeper) pendingFor(l *Lapse) bool {
+	for _, p := range k.pending {
+		if p.lapse == l {
+			return true
+		}
+	}
+	return false
+}
+
+// armKill sets the kill alarm to the earliest pending SIGKILL.
+func (k *keeper) armKill() {
+	var at int64
+	for _, p := range k.pending {
+		if at == 0 || p.at < at {
+			at = p.at
+		}
+	}
+	if err := k.kill.set(at); err != nil {
+		// Not expected from a valid timerfd; the SIGKILL round then
+		// runs at the next event instead of on time, and says so.
+		k.log.printf("action=error what=%q", "arming the SIGKILL timer: "+err.Error())
+	}
+}
+
+func (k *keeper) sortedWatched() []*target {
+	ts := make([]*target, 0, len(k.watched))
+	for _, t := range k.watched {
+		ts = append(ts, t)
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Pid < ts[j].Pid })
+	return ts
+}

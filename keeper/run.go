@@ -1,0 +1,155 @@
+package keeper
+
+import (
+	"net"
+	"os"
+	"time"
+)
+
+// loop is the one goroutine that owns the keeper's state; the others
+// (accept, one per connection, one per alarm, signals) only send it
+// events.
+type loop struct {
+	k     *keeper
+	ln    *net.UnixListener
+	idle  time.Duration
+	calls chan call
+	conns chan *net.UnixConn
+	gone  chan uint64
+	done  chan struct{} // closed when the loop ends
+
+	cur    *net.UnixConn // the daemon's connection, nil without one
+	curID  uint64
+	nextID uint64
+}
+
+func newLoop(k *keeper, ln *net.UnixListener, idle time.Duration) *loop {
+	return &loop{k: k, ln: ln, idle: idle, calls: make(chan call), conns: make(chan *net.UnixConn),
+		gone: make(chan uint64), done: make(chan struct{})}
+}
+
+// run serves until the keeper may exit, and returns why.
+func (l *loop) run(sigs <-chan os.Signal) string {
+	defer close(l.done)
+	go l.accept()
+	leaseFired := fired(l.k.lease, l.done)
+	killFired := fired(l.k.kill, l.done)
+	var idleT *time.Timer
+	var idleC <-chan time.Time
+	stopping := false // a signal asked the keeper to go once the lapse is done
+	for {
+		if want := l.cur == nil && l.k.idle(); want && idleC == nil {
+			idleT = time.NewTimer(l.idle)
+			idleC = idleT.C
+		} else if !want && idleC != nil {
+			idleT.Stop()
+			idleC = nil
+		}
+		select {
+		case c := <-l.conns:
+			l.nextID++
+			if l.cur != nil {
+				l.k.log.printf("action=replace why=%q", "a new daemon connection replaces the old one")
+				l.cur.Close()
+			} else {
+				l.k.log.printf("action=connect")
+			}
+			l.cur, l.curID = c, l.nextID
+			go serveConn(l.curID, c, l.calls, l.gone, l.done)
+		case id := <-l.gone:
+			if id == l.curID && l.cur != nil {
+				l.cur = nil
+				l.k.log.printf("action=disconnect held=%q deadline_in=%s", l.k.heldList(), l.k.deadlineIn())
+			}
+		case cl := <-l.calls:
+			if cl.conn != l.curID {
+				cl.reply <- Reply{ID: cl.req.ID, Error: "this connection was replaced by a newer one"}
+				continue
+			}
+			r := l.k.handle(&cl.req)
+			cl.reply <- r
+			if cl.req.Op == OpExit && r.Error == "" {
+				l.k.log.printf("action=exit why=%q", "asked to")
+				select { // let the reply reach the daemon
+				case <-cl.sent:
+				case <-time.After(replyTimeout):
+				}
+				return "asked to exit"
+			}
+		case <-leaseFired:
+			now := BoottimeNow()
+			if l.k.deadline != 0 && now >= l.k.deadline && (l.k.last == nil || l.k.last.Deadline != l.k.deadline) {
+				l.k.lapse(now)
+			}
+		case <-killFired:
+			l.k.killDue(BoottimeNow())
+			if stopping && len(l.k.pending) == 0 {
+				return "signalled"
+			}
+		case sig := <-sigs:
+			l.k.log.printf("action=signal signal=%s held=%q", sig, l.k.heldList())
+			if l.k.idle() {
+				return "signalled"
+			}
+			// Without the keeper nothing bounds the held groups: they
+			// stop now, as at a lapse, and the keeper exits after.
+			if !stopping {
+				stopping = true
+				l.k.lapse(BoottimeNow())
+			}
+			if len(l.k.pending) == 0 {
+				return "signalled"
+			}
+		case <-idleC:
+			idleC = nil
+			if l.cur == nil && l.k.idle() {
+				l.k.log.printf("action=exit why=%q idle=%s", "nothing held and no daemon connected", l.idle)
+				return "idle"
+			}
+		}
+	}
+}
+
+// accept hands each connection from an allowed peer to the loop.
+func (l *loop) accept() {
+	for {
+		c, err := l.ln.AcceptUnix()
+		if err != nil {
+			return // closed by the exit
+		}
+		uid, ok, err := peerAllowed(c)
+		if err != nil || !ok {
+			l.k.log.printf("action=refuse uid=%d why=%q", uid, "peer is neither root nor our uid, or SO_PEERCRED failed")
+			c.Close()
+			continue
+		}
+		select {
+		case l.conns <- c:
+		case <-l.done:
+			c.Close()
+			return
+		}
+	}
+}
+
+// fired turns each expiry of a into a receive on the returned channel.
+func fired(a *alarm, done <-chan struct{}) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for a.wait() == nil {
+			select {
+			case ch <- struct{}{}:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+func (k *keeper) deadlineIn() time.Duration {
+	if k.deadline == 0 {
+		return 0
+	}
+	return time.Duration(k.deadline - BoottimeNow())
+}
