@@ -1,0 +1,113 @@
+package keeper
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The daemon is SIGKILLed, or frozen with SIGSTOP, after it started its
+// group: the keeper stops the group at the deadline all the same, the
+// process it never watched included, and a new client reads what
+// happened.
+func TestDaemonKilledOrFrozen(t *testing.T) {
+	for name, sig := range map[string]syscall.Signal{"SIGKILL": syscall.SIGKILL, "SIGSTOP": syscall.SIGSTOP} {
+		t.Run(name, func(t *testing.T) {
+			dir := keeperDir(t)
+			d := startStandIn(t, dir, 500*time.Millisecond)
+			must(t, unix.Kill(d.cmd.Process.Pid, sig))
+			for _, p := range d.children {
+				at := waitGone(t, p, time.Duration(d.deadline-BoottimeNow())+bound)
+				if at < d.deadline || at > d.deadline+int64(bound) {
+					t.Errorf("pid %d gone at deadline%+v, want within [0, %s]", p, time.Duration(at-d.deadline), bound)
+				}
+			}
+			c, err := Dial(dir)
+			must(t, err)
+			defer c.Close()
+			st, err := c.State(ctxT(t))
+			must(t, err)
+			if st.Pid != d.keeper || st.Lapses != 1 || st.Last.Deadline != d.deadline {
+				t.Fatalf("state: %+v, want the stand-in's keeper %d after one lapse at %d", st, d.keeper, d.deadline)
+			}
+			if got := pids(st.Last.Termed); !slices.Equal(got, sorted(d.children...)) {
+				t.Errorf("termed %v, want %v", got, sorted(d.children...))
+			}
+			for _, s := range st.Last.Termed {
+				if want := map[bool]string{true: "environ", false: "watched"}[s.Pid == d.unwatched]; s.Why != want {
+					t.Errorf("pid %d termed as %s, want %s", s.Pid, s.Why, want)
+				}
+			}
+		})
+	}
+}
+
+// A daemon restarted within the lease takes the keeper over: it finds
+// the same keeper, its held group and watched processes, renews, and the
+// group runs past the old deadline.
+func TestRestartedDaemonReadopts(t *testing.T) {
+	dir := keeperDir(t)
+	d := startStandIn(t, dir, time.Second)
+	must(t, unix.Kill(d.cmd.Process.Pid, syscall.SIGKILL))
+	ctx := ctxT(t)
+	c, st, err := Ensure(ctx, dir, "n1", func([]string) error {
+		t.Fatal("Ensure started a keeper while one runs")
+		return nil
+	})
+	must(t, err)
+	defer c.Close()
+	var watched []int
+	for _, w := range st.Watched {
+		watched = append(watched, w.Pid)
+	}
+	if st.Pid != d.keeper || st.Deadline != d.deadline || !slices.Equal(st.Held, []string{"web"}) ||
+		!slices.Equal(watched, sorted(d.children[:2]...)) {
+		t.Fatalf("re-adopted state %+v, want keeper %d, deadline %d, web held, %v watched", st, d.keeper, d.deadline, d.children[:2])
+	}
+	renewed := BoottimeNow() + int64(time.Hour)
+	must(t, c.Lease(ctx, renewed, time.Second))
+	// Nothing to wait for but time: the old deadline must pass quietly.
+	time.Sleep(time.Duration(d.deadline-BoottimeNow()) + 300*time.Millisecond)
+	for _, p := range d.children {
+		if unix.Kill(p, 0) != nil {
+			t.Errorf("pid %d was stopped after the renewal", p)
+		}
+	}
+	st, err = c.State(ctx)
+	must(t, err)
+	if st.Lapses != 0 {
+		t.Errorf("%d lapses after the renewal", st.Lapses)
+	}
+}
+
+// A new daemon connection replaces the old one, which learns it at once;
+// a keeper that dies breaks the connection too.
+func TestBrokenConnection(t *testing.T) {
+	k, c1 := startKeeper(t, "n1")
+	c2, err := Dial(k.dir)
+	must(t, err)
+	defer c2.Close()
+	if _, err := c2.State(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c1.Done():
+	case <-time.After(bound):
+		t.Fatal("the replaced connection did not learn it")
+	}
+	if err := c1.Hold(context.Background(), "web"); err == nil || !errors.Is(err, ErrBroken) {
+		t.Errorf("request on a replaced connection: %v, want ErrBroken", err)
+	}
+	k.cmd.Process.Kill()
+	select {
+	case <-c2.Done():
+		t.Logf("after the keeper died: %v", c2.Err())
+	case <-time.After(bound):
+		t.Fatal("the connection to a dead keeper did not break")
+	}
+}

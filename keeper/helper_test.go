@@ -1,0 +1,185 @@
+package keeper
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The stand-in daemon: the test binary run with helperEnv set to a
+// keeper directory. It does what the daemon does before it starts an HA
+// group (Ensure a keeper, lease, hold, start, watch), prints what it
+// did, and waits on stdin; the tests then kill or freeze it.
+const helperEnv = "KEEPER_TEST_DAEMON"
+
+func helperDaemon() int {
+	dir := os.Getenv(helperEnv)
+	lease, _ := time.ParseDuration(os.Getenv("KEEPER_TEST_LEASE"))
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "stand-in daemon:", err); return 1 }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The keeper's stderr is a pipe this process reads, as the daemon's
+	// reaper captures its children's output: it breaks when we die.
+	c, _, err := Ensure(ctx, dir, "n1", func(argv []string) error {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		r, err := cmd.StderrPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go io.Copy(os.Stderr, r)
+		fmt.Printf("keeper %d\n", cmd.Process.Pid)
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	deadline := BoottimeNow() + int64(lease)
+	if err := c.Lease(ctx, deadline, 200*time.Millisecond); err != nil {
+		return fail(err)
+	}
+	if err := c.Hold(ctx, "web"); err != nil {
+		return fail(err)
+	}
+	start := func() (*exec.Cmd, error) {
+		cmd := exec.Command("sleep", "1000")
+		cmd.Env = []string{"CLINIT_NODE=n1", "CLINIT_GROUP=web", "CLINIT_TAG=srv"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		return cmd, cmd.Start()
+	}
+	for range 2 {
+		cmd, err := start()
+		if err != nil {
+			return fail(err)
+		}
+		st, err := ProcStartTime(cmd.Process.Pid)
+		if err != nil {
+			return fail(err)
+		}
+		if err := c.Watch(ctx, "web", cmd.Process.Pid, st); err != nil {
+			return fail(err)
+		}
+		fmt.Printf("watched %d\n", cmd.Process.Pid)
+	}
+	// Started, and the daemon "dies" before its watch: only the
+	// environment names it.
+	cmd, err := start()
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Printf("unwatched %d\n", cmd.Process.Pid)
+	fmt.Printf("deadline %d\n", deadline)
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// standIn is a running stand-in daemon, as the test sees it.
+type standIn struct {
+	cmd       *exec.Cmd
+	keeper    int
+	children  []int // watched, then the unwatched one
+	unwatched int
+	deadline  int64
+}
+
+// startStandIn runs the stand-in daemon with lease and reads what it
+// did. Its children and its keeper come to this process (a subreaper)
+// when it dies; cleanup kills them all.
+func startStandIn(t *testing.T, dir string, lease time.Duration) *standIn {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "KEEPER_TEST_LEASE="+lease.String())
+	cmd.Stderr = &testLog{t: t, prefix: "stand-in daemon: "}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	s := &standIn{cmd: cmd}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		unix.Kill(cmd.Process.Pid, unix.SIGCONT)
+		cmd.Wait()
+		for _, p := range s.children {
+			unix.Kill(-p, unix.SIGKILL)
+			unix.Wait4(p, nil, unix.WNOHANG, nil)
+		}
+		if s.keeper > 0 {
+			unix.Kill(s.keeper, unix.SIGKILL)
+			unix.Wait4(s.keeper, nil, 0, nil)
+		}
+	})
+	r := bufio.NewReader(out)
+	for {
+		f := strings.Fields(readLine(t, r))
+		if len(f) != 2 {
+			t.Fatalf("stand-in daemon said %q", f)
+		}
+		n, err := strconv.ParseInt(f[1], 10, 64)
+		must(t, err)
+		switch f[0] {
+		case "keeper":
+			s.keeper = int(n)
+		case "watched":
+			s.children = append(s.children, int(n))
+		case "unwatched":
+			s.children = append(s.children, int(n))
+			s.unwatched = int(n)
+		case "deadline":
+			s.deadline = n
+			return s
+		}
+	}
+}
+
+// testLog passes a child's stderr to t.Log.
+type testLog struct {
+	t      *testing.T
+	prefix string
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.t.Log(l.prefix + strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// waitGone waits for pid (not necessarily our child) to exit, through a
+// pidfd, and returns the CLOCK_BOOTTIME instant it did. It reaps pid if
+// it has become our child.
+func waitGone(t *testing.T, pid int, limit time.Duration) int64 {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pid %d: %v", pid, err)
+	}
+	defer unix.Close(fd)
+	end := time.Now().Add(limit)
+	var n int
+	for {
+		n, err = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(time.Until(end)/time.Millisecond))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	at := BoottimeNow()
+	if n != 1 {
+		t.Fatalf("pid %d still runs after %s (%v)", pid, limit, err)
+	}
+	unix.Wait4(pid, nil, unix.WNOHANG, nil)
+	return at
+}
