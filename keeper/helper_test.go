@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -182,4 +183,25 @@ func waitGone(t *testing.T, pid int, limit time.Duration) int64 {
 	}
 	unix.Wait4(pid, nil, unix.WNOHANG, nil)
 	return at
+}
+
+// dialEnv makes the test binary a peer that sends one state request to
+// the socket it names and prints the reply, or "closed".
+const dialEnv = "KEEPER_TEST_DIAL"
+
+func dialOnce(sock string) int {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		fmt.Println("dial:", err)
+		return 1
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintln(c, `{"id":1,"op":"state"}`)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		fmt.Println("closed")
+		return 0
+	}
+	fmt.Print(line)
+	return 0
 }

@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperDaemon())
 	}
+	if sock := os.Getenv(dialEnv); sock != "" {
+		os.Exit(dialOnce(sock))
+	}
 	// Children of a killed stand-in daemon come to us, to be waited for.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
