@@ -195,3 +195,27 @@ func sorted(p ...int) []int {
 	slices.Sort(p)
 	return p
 }
+
+// A keeper told to go while it holds a group stops the group first:
+// after it, nothing would bound the group.
+func TestSignalledKeeperStopsHeldGroups(t *testing.T) {
+	k, c := startKeeper(t, "n1")
+	ctx := ctxT(t)
+	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), 200*time.Millisecond))
+	must(t, c.Hold(ctx, "web"))
+	a := termIgnorer(t, "n1", "web")
+	must(t, c.Watch(ctx, "web", a.pid, a.start))
+	must(t, k.cmd.Process.Signal(syscall.SIGTERM))
+	if e := a.waitExit(t, bound); e.signal != syscall.SIGKILL {
+		t.Errorf("group of a SIGTERMed keeper: %v, want SIGKILL after the stop timeout", e.signal)
+	}
+	select {
+	case err := <-k.exit:
+		k.exit <- err
+		if err != nil {
+			t.Errorf("keeper exit: %v, want status 0", err)
+		}
+	case <-time.After(bound):
+		t.Fatal("the SIGTERMed keeper did not exit after stopping the group")
+	}
+}

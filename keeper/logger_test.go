@@ -1,0 +1,75 @@
+package keeper
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The keeper's stderr is a pipe its reader has stopped reading (a frozen
+// daemon's): the keeper goes on answering and enforcing, dropping log
+// lines instead of blocking on them.
+func TestStuckLogReader(t *testing.T) {
+	dir := keeperDir(t)
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	var cmd *exec.Cmd
+	exited := make(chan struct{})
+	ctx := ctxT(t)
+	c, _, err := Ensure(ctx, dir, "n1", func(argv []string) error {
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.Stderr = w // the file itself: no goroutine of ours reads it
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go func() { cmd.Wait(); close(exited) }()
+		return nil
+	})
+	w.Close()
+	must(t, err)
+	t.Cleanup(func() { c.Close(); cmd.Process.Kill(); <-exited })
+	deadline := BoottimeNow() + int64(time.Hour)
+	must(t, c.Lease(ctx, deadline, time.Second))
+	must(t, c.Hold(ctx, "web"))
+	a := sleeper(t, "n1", "web")
+	// Each watch and unwatch logs a line: far more than a pipe holds.
+	start := time.Now()
+	for i := range 3000 {
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		if err := c.Watch(ctx, "web", a.pid, a.start); err != nil {
+			t.Fatalf("watch %d: %v", i, err)
+		}
+		if err := c.Unwatch(ctx, a.pid); err != nil {
+			t.Fatalf("unwatch %d: %v", i, err)
+		}
+		cancel()
+	}
+	t.Logf("6000 logged requests in %s", time.Since(start))
+	must(t, c.Watch(ctx, "web", a.pid, a.start))
+	now := BoottimeNow()
+	must(t, c.Lease(ctx, now, time.Second))
+	if e := a.waitExit(t, bound); e.signal != syscall.SIGTERM {
+		t.Errorf("with a stuck log reader: %v, want SIGTERM", e.signal)
+	}
+	// Reading again, the log says how much it dropped, then the lapse.
+	var log bytes.Buffer
+	buf := make([]byte, 64<<10)
+	r.SetReadDeadline(time.Now().Add(bound))
+	for !strings.Contains(log.String(), "action=lapse") {
+		n, err := r.Read(buf)
+		log.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("reading the keeper's log: %v; got %d bytes", err, log.Len())
+		}
+	}
+	if !strings.Contains(log.String(), "earlier lines dropped") {
+		t.Errorf("the log does not say it dropped lines")
+	}
+}
