@@ -37,7 +37,10 @@ func (k *keeper) lapse(now int64) {
 		k.termed(l, c.Signalled)
 		k.pending = append(k.pending, pendingKill{t: c, at: killAt, lapse: l})
 	}
-	for _, m := range scanEnv(k.node, k.held, unix.Getpid()) {
+	scanStart := time.Now()
+	found := scanEnv(k.node, k.held, unix.Getpid())
+	scan := time.Since(scanStart)
+	for _, m := range found {
 		if groups[m.pid] {
 			continue
 		}
@@ -60,8 +63,8 @@ func (k *keeper) lapse(now int64) {
 		}
 		k.pending = append(k.pending, pendingKill{t: t, at: killAt, lapse: l})
 	}
-	k.log.printf("action=lapse deadline=%d late=%s held=%s sigterm=%d stop_timeout=%s",
-		l.Deadline, time.Duration(now-l.Deadline), k.heldList(), len(l.Termed), time.Duration(k.stopTimeout))
+	k.log.printf("action=lapse deadline=%d late=%s scan=%s held=%s sigterm=%d stop_timeout=%s",
+		l.Deadline, time.Duration(now-l.Deadline), scan, k.heldList(), len(l.Termed), time.Duration(k.stopTimeout))
 	k.armKill()
 }
 
