@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -109,5 +110,25 @@ func TestBrokenConnection(t *testing.T) {
 		t.Logf("after the keeper died: %v", c2.Err())
 	case <-time.After(bound):
 		t.Fatal("the connection to a dead keeper did not break")
+	}
+}
+
+// Ensure refuses a keeper that serves another node, and one that never
+// answers, with the socket's name.
+func TestEnsureRefuses(t *testing.T) {
+	k, _ := startKeeper(t, "n1")
+	_, _, err := Ensure(ctxT(t), k.dir, "n2", func([]string) error {
+		t.Fatal("Ensure started a keeper while one runs")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "serves node n1, not n2") {
+		t.Errorf("Ensure for another node: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	dir := keeperDir(t)
+	_, _, err = Ensure(ctx, dir, "n1", func([]string) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "did not answer") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Ensure with a keeper that never starts: %v", err)
 	}
 }

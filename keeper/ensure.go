@@ -15,6 +15,12 @@ import (
 // if it exits first. Ensure returns once the keeper answers a state
 // request, and refuses a keeper that serves another node.
 func Ensure(ctx context.Context, dir, node string, start func(argv []string) error) (*Client, *State, error) {
+	// The keeper resolves a relative DIR against its own working
+	// directory, which need not be ours.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	if c, st, err := dialState(ctx, dir); err == nil {
 		return checkNode(c, st, node, dir)
 	}
