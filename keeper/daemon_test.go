@@ -86,16 +86,23 @@ func TestRestartedDaemonReadopts(t *testing.T) {
 	}
 }
 
-// A new daemon connection replaces the old one, which learns it at once;
+// A new daemon connection replaces the old one at its first request for
+// a change (not at a state request), and the old one learns it at once;
 // a keeper that dies breaks the connection too.
 func TestBrokenConnection(t *testing.T) {
 	k, c1 := startKeeper(t, "n1")
+	ctx := ctxT(t)
 	c2, err := Dial(k.dir)
 	must(t, err)
 	defer c2.Close()
-	if _, err := c2.State(ctxT(t)); err != nil {
+	if _, err := c2.State(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Only reading: the daemon's connection stays.
+	if err := c1.Lease(ctx, BoottimeNow()+int64(time.Hour), time.Second); err != nil {
+		t.Fatalf("the daemon's connection after another's state request: %v", err)
+	}
+	must(t, c2.Lease(ctx, BoottimeNow()+int64(time.Hour), time.Second))
 	select {
 	case <-c1.Done():
 	case <-time.After(bound):

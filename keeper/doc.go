@@ -12,9 +12,11 @@
 //
 // Newline-delimited JSON on DIR/keeper.s (mode 0600; DIR must be ours
 // and writable by nobody else; peers must be root or our uid, checked
-// with SO_PEERCRED). One daemon connection at a time: a new one replaces
-// the old (a restarted daemon), and the old one's requests are refused
-// from then on. The daemon
+// with SO_PEERCRED). One daemon connection at a time: the first request
+// for a change on another connection (a restarted daemon's) makes that
+// one the daemon's and closes the old one. A connection that only asks
+// for the state (an operator's tool; a restarted daemon before it takes
+// over) replaces nothing. The daemon
 //   - sends lease (deadline, stop timeout) before anything else and at
 //     every renewal; the deadline is an absolute CLOCK_BOOTTIME instant
 //     in nanoseconds (BoottimeNow), the same instant for every process

@@ -101,8 +101,6 @@ func Serve(dir, node string, idle time.Duration, stderr io.Writer) error {
 	os.Chdir("/")
 	l := newLoop(k, ln, idle)
 	l.run(sigs)
-	if l.cur != nil {
-		l.cur.Close()
-	}
+	l.closeAll()
 	return nil
 }

@@ -104,6 +104,11 @@ func startKeeper(t *testing.T, node string, extra ...string) (*runningKeeper, *C
 		c.Close()
 		k.cmd.Process.Kill()
 		<-k.exit
+		// Under -race the keeper is instrumented too: its reports go to
+		// its log.
+		if strings.Contains(k.log.String(), "DATA RACE") {
+			t.Error("the keeper reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("keeper log:\n%s", k.log)
 		}

@@ -18,14 +18,21 @@ type loop struct {
 	gone  chan uint64
 	done  chan struct{} // closed when the loop ends
 
-	cur    *net.UnixConn // the daemon's connection, nil without one
-	curID  uint64
+	// open holds every connection being served. The daemon's is cur (0:
+	// none): the last one that asked for a change. A connection that
+	// only reads the state (an operator's tool, a daemon before it takes
+	// over) replaces nothing.
+	open   map[uint64]*net.UnixConn
+	cur    uint64
 	nextID uint64
 }
 
+// maxConns bounds the connections served at once.
+const maxConns = 16
+
 func newLoop(k *keeper, ln *net.UnixListener, idle time.Duration) *loop {
 	return &loop{k: k, ln: ln, idle: idle, calls: make(chan call), conns: make(chan *net.UnixConn),
-		gone: make(chan uint64), done: make(chan struct{})}
+		gone: make(chan uint64), done: make(chan struct{}), open: map[uint64]*net.UnixConn{}}
 }
 
 // run serves until the keeper may exit, and returns why.
@@ -38,7 +45,7 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 	var idleC <-chan time.Time
 	stopping := false // a signal asked the keeper to go once the lapse is done
 	for {
-		if want := l.cur == nil && l.k.idle(); want && idleC == nil {
+		if want := l.cur == 0 && l.k.idle(); want && idleC == nil {
 			idleT = time.NewTimer(l.idle)
 			idleC = idleT.C
 		} else if !want && idleC != nil {
@@ -47,24 +54,27 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 		}
 		select {
 		case c := <-l.conns:
-			l.nextID++
-			if l.cur != nil {
-				l.k.log.printf("action=replace why=%q", "a new daemon connection replaces the old one")
-				l.cur.Close()
-			} else {
-				l.k.log.printf("action=connect")
+			if len(l.open) >= maxConns {
+				l.k.log.printf("action=refuse why=%q", "too many connections")
+				c.Close()
+				continue
 			}
-			l.cur, l.curID = c, l.nextID
-			go serveConn(l.curID, c, l.calls, l.gone, l.done)
+			l.nextID++
+			l.open[l.nextID] = c
+			go serveConn(l.nextID, c, l.calls, l.gone, l.done)
 		case id := <-l.gone:
-			if id == l.curID && l.cur != nil {
-				l.cur = nil
+			delete(l.open, id)
+			if id == l.cur {
+				l.cur = 0
 				l.k.log.printf("action=disconnect held=%q deadline_in=%s", l.k.heldList(), l.k.deadlineIn())
 			}
 		case cl := <-l.calls:
-			if cl.conn != l.curID {
+			if _, ok := l.open[cl.conn]; !ok {
 				cl.reply <- Reply{ID: cl.req.ID, Error: "this connection was replaced by a newer one"}
 				continue
+			}
+			if cl.req.Op != OpState && cl.conn != l.cur {
+				l.takeOver(cl.conn)
 			}
 			r := l.k.handle(&cl.req)
 			cl.reply <- r
@@ -102,11 +112,32 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 			}
 		case <-idleC:
 			idleC = nil
-			if l.cur == nil && l.k.idle() {
+			if l.cur == 0 && l.k.idle() {
 				l.k.log.printf("action=exit why=%q idle=%s", "nothing held and no daemon connected", l.idle)
 				return "idle"
 			}
 		}
+	}
+}
+
+// takeOver makes connection id the daemon's, closing the one it
+// replaces: that daemon learns it from its Client.Done.
+func (l *loop) takeOver(id uint64) {
+	if old, ok := l.open[l.cur]; ok {
+		l.k.log.printf("action=replace why=%q", "another connection asked for a change: a new daemon")
+		old.Close()
+		delete(l.open, l.cur)
+	} else {
+		l.k.log.printf("action=connect")
+	}
+	l.cur = id
+}
+
+// closeAll closes every connection, at the exit.
+func (l *loop) closeAll() {
+	for id, c := range l.open {
+		c.Close()
+		delete(l.open, id)
 	}
 }
 
