@@ -65,6 +65,9 @@ func (k *keeper) lapse(now int64) {
 	}
 	k.log.printf("action=lapse deadline=%d late=%s scan=%s held=%s sigterm=%d stop_timeout=%s",
 		l.Deadline, time.Duration(now-l.Deadline), scan, k.heldList(), len(l.Termed), time.Duration(k.stopTimeout))
+	// The lapse's own SIGKILL round, for stragglers, runs even when
+	// nothing was running.
+	k.pending = append(k.pending, pendingKill{at: killAt, lapse: l})
 	k.armKill()
 }
 
@@ -78,24 +81,54 @@ func (k *keeper) termed(l *Lapse, s Signalled) {
 func (k *keeper) killDue(now int64) {
 	var rest []pendingKill
 	touched := map[*Lapse]bool{}
+	done := map[int]bool{} // pids this round has dealt with
 	for _, p := range k.pending {
 		if p.at > now {
 			rest = append(rest, p)
 			continue
 		}
+		p.lapse.KilledAt = now
+		touched[p.lapse] = true
+		if p.t == nil { // the lapse's own round
+			continue
+		}
+		done[p.t.Pid] = true
 		if p.t.alive() && p.t.signal(unix.SIGKILL) == nil {
 			p.lapse.Killed = append(p.lapse.Killed, p.t.Signalled)
 			k.log.printf("action=sigkill group=%s pid=%d whole=%t why=%s", p.t.Group, p.t.Pid, p.t.Whole, p.t.Why)
 		}
-		p.lapse.KilledAt = now
-		touched[p.lapse] = true
 		p.t.close()
 	}
 	k.pending = rest
+	// With the lease still lapsed nothing of a held group may run: what
+	// started since the SIGTERM round (a process between fork and exec
+	// then, a stuck daemon's late start) gets SIGKILL too.
+	if k.last != nil && touched[k.last] && now >= k.deadline {
+		k.killStragglers(k.last, done)
+	}
 	for l := range touched {
 		l.Done = !k.pendingFor(l)
 	}
 	k.armKill()
+}
+
+// killStragglers SIGKILLs every process of a held group on this node that
+// the environment scan finds now, but those in done, and records it in l.
+func (k *keeper) killStragglers(l *Lapse, done map[int]bool) {
+	for _, m := range scanEnv(k.node, k.held, unix.Getpid()) {
+		if done[m.pid] {
+			continue
+		}
+		t, err := openTarget(m.pid, m.start, Signalled{Group: m.group, Whole: m.pid == m.pgid, Why: "environ"})
+		if err != nil {
+			continue
+		}
+		if t.signal(unix.SIGKILL) == nil {
+			l.Killed = append(l.Killed, t.Signalled)
+			k.log.printf("action=sigkill group=%s pid=%d whole=%t why=%s straggler=true", t.Group, t.Pid, t.Whole, t.Why)
+		}
+		t.close()
+	}
 }
 
 func (k *keeper) pendingFor(l *Lapse) bool {
@@ -116,8 +149,8 @@ func (k *keeper) armKill() {
 		}
 	}
 	if err := k.kill.set(at); err != nil {
-		// Not expected from a valid timerfd; the SIGKILL round then
-		// runs at the next event instead of on time, and says so.
+		// Not expected from a valid timerfd, and nothing to be done
+		// but say so: the SIGKILL round would not run.
 		k.log.printf("action=error what=%q", "arming the SIGKILL timer: "+err.Error())
 	}
 }

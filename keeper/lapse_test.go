@@ -219,3 +219,29 @@ func TestSignalledKeeperStopsHeldGroups(t *testing.T) {
 		t.Fatal("the SIGTERMed keeper did not exit after stopping the group")
 	}
 }
+
+// A process of a held group that starts between the SIGTERM round and
+// the SIGKILL round, never watched, gets SIGKILL at the end of the grace
+// while the lease is still lapsed.
+func TestLapseKillsLateStarters(t *testing.T) {
+	_, c := startKeeper(t, "n1")
+	ctx := ctxT(t)
+	const stop = 500 * time.Millisecond
+	deadline := BoottimeNow() + int64(200*time.Millisecond)
+	must(t, c.Lease(ctx, deadline, stop))
+	must(t, c.Hold(ctx, "web"))
+	a := sleeper(t, "n1", "web")
+	must(t, c.Watch(ctx, "web", a.pid, a.start))
+	a.waitExit(t, bound)
+	// Answered once the loop is done with the lapse's SIGTERM round.
+	st, err := c.State(ctx)
+	must(t, err)
+	if st.Lapses != 1 {
+		t.Fatalf("lapses %d after the watched sleep was stopped", st.Lapses)
+	}
+	late := sleeper(t, "n1", "web")
+	e := late.waitExit(t, stop+bound)
+	if e.signal != syscall.SIGKILL || e.at < deadline+int64(stop) {
+		t.Errorf("late starter: %v at deadline%+v, want SIGKILL after the stop timeout %s", e.signal, time.Duration(e.at-deadline), stop)
+	}
+}

@@ -24,7 +24,8 @@ type keeper struct {
 }
 
 // pendingKill is a target to SIGKILL at a boottime instant unless it is
-// gone by then.
+// gone by then; without a target, it is the round of the lapse itself
+// (see killStragglers).
 type pendingKill struct {
 	t     *target
 	at    int64
