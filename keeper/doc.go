@@ -43,15 +43,16 @@
 // environment has CLINIT_NODE=<node> and CLINIT_GROUP=<a held group>
 // (this finds a process started after hold whose watch never came,
 // because the daemon died in between). Whatever of those still runs
-// after the stop timeout F gets SIGKILL. The held groups stay held; the
+// after the stop timeout F gets SIGKILL, and so, if no new lease has
+// come meanwhile, does every process of a held group a new scan finds
+// then (one that started in the grace). The held groups stay held; the
 // lapse is recorded in the state. A process watched after D is stopped
 // at once, in a lapse of its own.
 //
 // The deadline is armed on a timerfd on CLOCK_BOOTTIME with an absolute
 // expiry, read through the runtime's poller: it fires late only by
 // scheduling delay (the lapse log line says how late: 0.04-0.2 ms in the
-// tests here), never by
-// drift or time suspended. Nothing the loop does at a lapse can block:
+// tests here), never by drift or time suspended. Nothing the loop does at a lapse can block:
 // log lines are dropped when stderr's reader (often the daemon) stops
 // reading, replies are written by each connection's own goroutine, and
 // SIGPIPE is ignored, so a dead daemon's closed pipe costs a log line,
@@ -60,9 +61,10 @@
 // 20 µs a process) and δ the scheduling delay:
 //
 //	watched groups get SIGTERM by D + δ, the others by D + δ + S;
-//	all of them get SIGKILL by D + δ + S + F + δ, and are gone then,
+//	what is left gets SIGKILL by D + 2δ + F, a straggler by D + 2δ + F + S;
 //
-// which is the F + a few ms of HA.md's lease argument. When the keeper
+// and a SIGKILLed process is gone when the kernel delivers the signal:
+// the F + a few ms of HA.md's lease argument. When the keeper
 // itself is told to go (SIGTERM, SIGINT) while it holds a group, it runs
 // the lapse first, at once, and exits after its SIGKILL round. As root it
 // sets its oom_score_adj to -1000.
