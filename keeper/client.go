@@ -13,14 +13,18 @@ import (
 	"time"
 )
 
-// ErrBroken is returned once the connection to the keeper has broken:
-// the keeper exited, or another daemon's connection replaced this one.
-// From then on nothing bounds the node's HA groups but the daemon: it
-// must stop them itself (or reconnect and read the State first).
+// ErrBroken is returned once the keeper can no longer be relied on: it
+// exited, another daemon's connection replaced this one, or it did not
+// answer a request before the request's context ended (a frozen or
+// starved keeper enforces nothing either). From then on nothing bounds
+// the node's HA groups but the daemon: it must stop them itself (or
+// reconnect and read the State first).
 var ErrBroken = errors.New("keeper connection broken")
 
 // Client is the daemon's connection to its keeper. Requests are
-// serialized: one is answered before the next is sent.
+// serialized: one is answered before the next is sent. Give each a
+// context with a deadline: a request not answered by then breaks the
+// connection (see ErrBroken and Done).
 type Client struct {
 	path string
 	c    net.Conn
@@ -31,8 +35,18 @@ type Client struct {
 
 	want    atomic.Uint64 // the ID of the request waiting for its reply
 	replies chan Reply    // from the reader goroutine
-	done    chan struct{} // closed when the connection breaks
+	done    chan struct{} // closed by the reader when the connection breaks
+	once    sync.Once     // the first break sets err and closes c
 	err     error         // why; set before done is closed
+}
+
+// fail breaks the connection for the reason err, unless it is broken
+// already; the reader then sees the end and closes done.
+func (c *Client) fail(err error) {
+	c.once.Do(func() {
+		c.err = err
+		c.c.Close()
+	})
 }
 
 // Dial connects to the keeper listening in dir.
@@ -56,13 +70,11 @@ func (c *Client) read() {
 	for sc.Scan() {
 		var r Reply
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			c.err = fmt.Errorf("%w: keeper on %s sent %.80q: %v", ErrBroken, c.path, sc.Bytes(), err)
-			c.c.Close()
-			close(c.done)
-			return
+			c.fail(fmt.Errorf("%w: keeper on %s sent %.80q: %v", ErrBroken, c.path, sc.Bytes(), err))
+			break
 		}
 		// Never blocks, so that a broken connection is seen at once: a
-		// reply nobody waits for (its caller gave up) is dropped.
+		// reply to no request waiting is dropped.
 		if r.ID != c.want.Load() {
 			continue
 		}
@@ -75,7 +87,7 @@ func (c *Client) read() {
 	if err == nil {
 		err = errors.New("connection closed")
 	}
-	c.err = fmt.Errorf("%w: keeper on %s: %v", ErrBroken, c.path, err)
+	c.fail(fmt.Errorf("%w: keeper on %s: %v", ErrBroken, c.path, err))
 	close(c.done)
 }
 
@@ -94,7 +106,10 @@ func (c *Client) Err() error {
 
 // Close closes the connection. The keeper goes on enforcing what it
 // holds.
-func (c *Client) Close() error { return c.c.Close() }
+func (c *Client) Close() error {
+	c.fail(fmt.Errorf("%w: closed by its client", ErrBroken))
+	return nil
+}
 
 // do sends r and returns the keeper's reply to it.
 func (c *Client) do(ctx context.Context, r Request) (Reply, error) {
@@ -102,10 +117,6 @@ func (c *Client) do(ctx context.Context, r Request) (Reply, error) {
 	defer c.mu.Unlock()
 	if err := c.Err(); err != nil {
 		return Reply{}, err
-	}
-	select { // a reply to a request whose caller gave up
-	case <-c.replies:
-	default:
 	}
 	c.id++
 	r.ID = c.id
@@ -116,13 +127,15 @@ func (c *Client) do(ctx context.Context, r Request) (Reply, error) {
 		c.c.SetWriteDeadline(time.Time{})
 	}
 	if err := c.enc.Encode(r); err != nil {
-		return Reply{}, fmt.Errorf("%s to keeper on %s: %w", r.Op, c.path, err)
+		err = fmt.Errorf("%w: sending %s to keeper on %s: %v", ErrBroken, r.Op, c.path, err)
+		c.fail(err)
+		return Reply{}, err
 	}
 	for {
 		select {
 		case rep := <-c.replies:
 			if rep.ID != r.ID {
-				continue // the answer to a request whose caller gave up
+				continue // not ours; read filters these out already
 			}
 			if rep.Error != "" {
 				return rep, fmt.Errorf("keeper: %s", rep.Error)
@@ -131,7 +144,9 @@ func (c *Client) do(ctx context.Context, r Request) (Reply, error) {
 		case <-c.done:
 			return Reply{}, c.err
 		case <-ctx.Done():
-			return Reply{}, fmt.Errorf("%s to keeper on %s: %w", r.Op, c.path, ctx.Err())
+			err := fmt.Errorf("%w: keeper on %s did not answer %s: %v", ErrBroken, c.path, r.Op, ctx.Err())
+			c.fail(err)
+			return Reply{}, err
 		}
 	}
 }

@@ -138,3 +138,25 @@ func TestEnsureRefuses(t *testing.T) {
 		t.Errorf("Ensure with a keeper that never starts: %v", err)
 	}
 }
+
+// A frozen keeper answers nothing: the request's deadline breaks the
+// connection, so that the daemon learns it from Done as from a dead one.
+func TestFrozenKeeperBreaksTheConnection(t *testing.T) {
+	k, c := startKeeper(t, "n1")
+	must(t, k.cmd.Process.Signal(syscall.SIGSTOP))
+	defer k.cmd.Process.Signal(syscall.SIGCONT)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := c.Lease(ctx, BoottimeNow()+int64(time.Hour), time.Second)
+	if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), "did not answer lease") {
+		t.Errorf("lease to a frozen keeper: %v, want ErrBroken naming the request", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(bound):
+		t.Fatal("Done did not close after a request went unanswered")
+	}
+	if !errors.Is(c.Err(), ErrBroken) {
+		t.Errorf("Err after the break: %v", c.Err())
+	}
+}
