@@ -1,8 +1,11 @@
 package keeper
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -145,6 +148,7 @@ func TestFrozenKeeperBreaksTheConnection(t *testing.T) {
 	k, c := startKeeper(t, "n1")
 	must(t, k.cmd.Process.Signal(syscall.SIGSTOP))
 	defer k.cmd.Process.Signal(syscall.SIGCONT)
+	waitState(t, k.cmd.Process.Pid, 'T')
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	err := c.Lease(ctx, BoottimeNow()+int64(time.Hour), time.Second)
@@ -159,4 +163,18 @@ func TestFrozenKeeperBreaksTheConnection(t *testing.T) {
 	if !errors.Is(c.Err(), ErrBroken) {
 		t.Errorf("Err after the break: %v", c.Err())
 	}
+}
+
+// waitState polls /proc (with a deadline) until pid is in state s.
+func waitState(t *testing.T, pid int, s byte) {
+	t.Helper()
+	end := time.Now().Add(bound)
+	for time.Now().Before(end) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) && b[i+2] == s {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("pid %d not in state %c within %s", pid, s, bound)
 }
