@@ -1,11 +1,14 @@
 package keeper
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -177,4 +180,30 @@ func waitState(t *testing.T, pid int, s byte) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("pid %d not in state %c within %s", pid, s, bound)
+}
+
+// Ensure refuses a keeper of another protocol version. The old keeper
+// is a mock (a listener that answers one state request): no other
+// version of the real one exists yet.
+func TestEnsureRefusesOtherProtocol(t *testing.T) {
+	dir := keeperDir(t)
+	ln, err := net.Listen("unix", filepath.Join(dir, SocketName))
+	must(t, err)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		fmt.Fprintln(c, `{"id":1,"state":{"protocol":0,"node":"n1","pid":4242}}`)
+	}()
+	_, _, err = Ensure(ctxT(t), dir, "n1", func([]string) error {
+		t.Fatal("Ensure started a keeper while one answers")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "(pid 4242) speaks protocol 0, not 1") {
+		t.Errorf("Ensure with a protocol 0 keeper: %v", err)
+	}
 }

@@ -13,7 +13,8 @@ import (
 // its own, in its own process group, and does not wait for it: the
 // daemon passes its reaper's start, so that the daemon reaps the keeper
 // if it exits first. Ensure returns once the keeper answers a state
-// request, and refuses a keeper that serves another node.
+// request, and refuses a keeper that serves another node or speaks
+// another protocol.
 func Ensure(ctx context.Context, dir, node string, start func(argv []string) error) (*Client, *State, error) {
 	// The keeper resolves a relative DIR against its own working
 	// directory, which need not be ours.
@@ -65,6 +66,11 @@ func dialState(ctx context.Context, dir string) (*Client, *State, error) {
 }
 
 func checkNode(c *Client, st *State, node, dir string) (*Client, *State, error) {
+	if st.Protocol != Protocol {
+		c.Close()
+		return nil, nil, fmt.Errorf("the keeper on %s (pid %d) speaks protocol %d, not %d: stop its groups, then that keeper",
+			filepath.Join(dir, SocketName), st.Pid, st.Protocol, Protocol)
+	}
 	if st.Node != node {
 		c.Close()
 		return nil, nil, fmt.Errorf("the keeper on %s serves node %s, not %s", filepath.Join(dir, SocketName), st.Node, node)

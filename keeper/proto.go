@@ -3,6 +3,10 @@ package keeper
 // The wire protocol: one JSON object per line each way. The daemon sends
 // a Request and reads the Reply with the same ID before it sends the next.
 
+// Protocol is the version of this protocol, in every State: a daemon
+// upgraded while an older keeper runs learns that it speaks another.
+const Protocol = 1
+
 // Request operations.
 const (
 	OpLease   = "lease"   // Deadline, StopTimeout: enforce at Deadline
@@ -42,6 +46,7 @@ type Reply struct {
 // State is the keeper's whole state, the reply to OpState: what a
 // restarted daemon reads to take the keeper over.
 type State struct {
+	Protocol    int       `json:"protocol"`
 	Node        string    `json:"node"`
 	Pid         int       `json:"pid"`
 	Now         int64     `json:"now"` // CLOCK_BOOTTIME ns when the reply was made

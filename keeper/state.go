@@ -151,7 +151,7 @@ func (k *keeper) release(group string) {
 }
 
 func (k *keeper) state() *State {
-	s := &State{Node: k.node, Pid: os.Getpid(), Now: BoottimeNow(), Deadline: k.deadline,
+	s := &State{Protocol: Protocol, Node: k.node, Pid: os.Getpid(), Now: BoottimeNow(), Deadline: k.deadline,
 		StopTimeout: k.stopTimeout, Held: []string{}, Watched: []Watched{}, Lapses: k.lapses}
 	for g := range k.held {
 		s.Held = append(s.Held, g)
