@@ -50,7 +50,7 @@ func TestIdleExit(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(k.dir, SocketName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind: %v", err)
 	}
-	if !strings.Contains(k.log.String(), "action=exit") {
+	if !strings.Contains(k.log.String(), "\texit\t") {
 		t.Errorf("no exit line in the log:\n%s", k.log)
 	}
 }
@@ -150,7 +150,7 @@ func TestPeerCredentials(t *testing.T) {
 	if strings.TrimSpace(string(out)) != "closed" {
 		t.Errorf("uid 65534 got %s, want the connection closed without a word", out)
 	}
-	if !strings.Contains(k.log.String(), "action=refuse uid=65534") {
+	if !strings.Contains(k.log.String(), `"uid": 65534`) {
 		t.Errorf("no refusal in the log:\n%s", k.log)
 	}
 	// The refused peer did not replace the daemon's connection.

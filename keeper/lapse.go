@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,17 +64,23 @@ func (k *keeper) lapse(now int64) {
 		}
 		k.pending = append(k.pending, pendingKill{t: t, at: killAt, lapse: l})
 	}
-	k.log.printf("action=lapse deadline=%d late=%s scan=%s held=%s sigterm=%d stop_timeout=%s",
-		l.Deadline, time.Duration(now-l.Deadline), scan, k.heldList(), len(l.Termed), time.Duration(k.stopTimeout))
+	k.log.Info("lapse", zap.Int64("deadline", l.Deadline), zap.Duration("late", time.Duration(now-l.Deadline)),
+		zap.Duration("scan", scan), zap.String("held", k.heldList()), zap.Int("sigterm", len(l.Termed)),
+		zap.Duration("stop_timeout", time.Duration(k.stopTimeout)))
 	// The lapse's own SIGKILL round, for stragglers, runs even when
 	// nothing was running.
 	k.pending = append(k.pending, pendingKill{at: killAt, lapse: l})
 	k.armKill()
 }
 
+// signalled is s as log fields.
+func signalled(s Signalled) []zap.Field {
+	return []zap.Field{zap.String("group", s.Group), zap.Int("pid", s.Pid), zap.Bool("whole", s.Whole), zap.String("why", s.Why)}
+}
+
 func (k *keeper) termed(l *Lapse, s Signalled) {
 	l.Termed = append(l.Termed, s)
-	k.log.printf("action=sigterm group=%s pid=%d whole=%t why=%s", s.Group, s.Pid, s.Whole, s.Why)
+	k.log.Info("sigterm", signalled(s)...)
 }
 
 // killDue sends SIGKILL to every pending target whose time has come and
@@ -95,7 +102,7 @@ func (k *keeper) killDue(now int64) {
 		done[p.t.Pid] = true
 		if p.t.alive() && p.t.signal(unix.SIGKILL) == nil {
 			p.lapse.Killed = append(p.lapse.Killed, p.t.Signalled)
-			k.log.printf("action=sigkill group=%s pid=%d whole=%t why=%s", p.t.Group, p.t.Pid, p.t.Whole, p.t.Why)
+			k.log.Info("sigkill", signalled(p.t.Signalled)...)
 		}
 		p.t.close()
 	}
@@ -125,7 +132,7 @@ func (k *keeper) killStragglers(l *Lapse, done map[int]bool) {
 		}
 		if t.signal(unix.SIGKILL) == nil {
 			l.Killed = append(l.Killed, t.Signalled)
-			k.log.printf("action=sigkill group=%s pid=%d whole=%t why=%s straggler=true", t.Group, t.Pid, t.Whole, t.Why)
+			k.log.Info("sigkill", append(signalled(t.Signalled), zap.Bool("straggler", true))...)
 		}
 		t.close()
 	}
@@ -151,7 +158,7 @@ func (k *keeper) armKill() {
 	if err := k.kill.set(at); err != nil {
 		// Not expected from a valid timerfd, and nothing to be done
 		// but say so: the SIGKILL round would not run.
-		k.log.printf("action=error what=%q", "arming the SIGKILL timer: "+err.Error())
+		k.log.Error("arming the SIGKILL timer", zap.Error(err))
 	}
 }
 

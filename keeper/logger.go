@@ -1,64 +1,74 @@
 package keeper
 
 import (
-	"fmt"
 	"io"
-	"strings"
+	"os"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
-// logger writes one line per action to w without ever blocking its
-// caller: w is often a pipe read by the daemon, and a frozen daemon
-// stops reading it. Lines that find the buffer full are dropped, and
-// counted in the next line that gets through.
+// logger logs one line per action, in the daemon's zap console format,
+// to w without ever blocking its caller: w is often a pipe read by the
+// daemon, and a frozen daemon stops reading it. Lines that find the
+// buffer full are dropped, and counted in a warning once w takes lines
+// again.
 type logger struct {
-	lines   chan string
-	dropped atomic.Int64
-	done    chan struct{}
-	node    string
+	*zap.Logger
+	sink *dropSink
+	done chan struct{}
 }
 
 // logBuffer lines wait for a slow reader before lines are dropped.
 const logBuffer = 256
 
 func newLogger(w io.Writer, node string) *logger {
-	l := &logger{lines: make(chan string, logBuffer), done: make(chan struct{})}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
+	core := func(ws zapcore.WriteSyncer) *zap.Logger {
+		return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), ws, zapcore.InfoLevel)).
+			With(zap.String("node", node), zap.Int("keeper", os.Getpid()))
+	}
+	s := &dropSink{lines: make(chan []byte, logBuffer)}
+	l := &logger{Logger: core(s), sink: s, done: make(chan struct{})}
 	// The writer goroutine owns w; it is the only one that may block.
+	direct := core(zapcore.AddSync(w))
 	go func() {
 		defer close(l.done)
-		for s := range l.lines {
-			io.WriteString(w, s)
+		for b := range s.lines {
+			if n := s.dropped.Swap(0); n > 0 {
+				direct.Warn("log lines dropped: the log reader is slow", zap.Int64("dropped", n))
+			}
+			w.Write(b)
 		}
 	}()
-	l.node = node
 	return l
 }
 
-// printf logs one line: time, "keeper", node, then the message, in the
-// key=value form of the daemon's console log.
-func (l *logger) printf(format string, args ...any) {
-	var b strings.Builder
-	b.WriteString(time.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
-	b.WriteString(" keeper node=")
-	b.WriteString(l.node)
-	b.WriteByte(' ')
-	fmt.Fprintf(&b, format, args...)
-	n := l.dropped.Swap(0)
-	if n > 0 {
-		fmt.Fprintf(&b, " (%d earlier lines dropped: the log reader is slow)", n)
-	}
-	b.WriteByte('\n')
-	select {
-	case l.lines <- b.String():
-	default:
-		l.dropped.Add(n + 1)
-	}
+// dropSink is a zapcore.WriteSyncer that queues each line for the writer
+// goroutine, or drops it.
+type dropSink struct {
+	lines   chan []byte
+	dropped atomic.Int64
 }
+
+func (s *dropSink) Write(p []byte) (int, error) {
+	select {
+	case s.lines <- append([]byte(nil), p...):
+	default:
+		s.dropped.Add(1)
+	}
+	return len(p), nil
+}
+
+func (s *dropSink) Sync() error { return nil }
 
 // close flushes what is buffered, waiting at most wait for a slow reader.
 func (l *logger) close(wait time.Duration) {
-	close(l.lines)
+	close(l.sink.lines)
 	select {
 	case <-l.done:
 	case <-time.After(wait):

@@ -69,7 +69,7 @@ func TestStuckLogReader(t *testing.T) {
 	var log bytes.Buffer
 	buf := make([]byte, 64<<10)
 	r.SetReadDeadline(time.Now().Add(bound))
-	for !strings.Contains(log.String(), "earlier lines dropped") {
+	for !strings.Contains(log.String(), "log lines dropped") {
 		n, err := r.Read(buf)
 		log.Write(buf[:n])
 		if err != nil {

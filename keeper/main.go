@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.uber.org/zap"
 )
 
 // Flag is the hidden flag of the clinit binary that runs the keeper.
@@ -96,7 +97,7 @@ func Serve(dir, node string, idle time.Duration, stderr io.Writer) error {
 	}
 	defer k.lease.close()
 	defer k.kill.close()
-	log.printf("action=start pid=%d socket=%s idle=%s", os.Getpid(), filepath.Join(dir, SocketName), idle)
+	log.Info("start", zap.String("socket", filepath.Join(dir, SocketName)), zap.Duration("idle", idle))
 	// Out of the daemon's working directory, so as not to keep it busy.
 	os.Chdir("/")
 	l := newLoop(k, ln, idle)

@@ -4,6 +4,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // loop is the one goroutine that owns the keeper's state; the others
@@ -55,7 +57,7 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 		select {
 		case c := <-l.conns:
 			if len(l.open) >= maxConns {
-				l.k.log.printf("action=refuse why=%q", "too many connections")
+				l.k.log.Warn("refuse", zap.String("why", "too many connections"))
 				c.Close()
 				continue
 			}
@@ -66,7 +68,7 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 			delete(l.open, id)
 			if id == l.cur {
 				l.cur = 0
-				l.k.log.printf("action=disconnect held=%q deadline_in=%s", l.k.heldList(), l.k.deadlineIn())
+				l.k.log.Info("disconnect", zap.String("held", l.k.heldList()), zap.Duration("deadline_in", l.k.deadlineIn()))
 			}
 		case cl := <-l.calls:
 			if _, ok := l.open[cl.conn]; !ok {
@@ -79,7 +81,7 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 			r := l.k.handle(&cl.req)
 			cl.reply <- r
 			if cl.req.Op == OpExit && r.Error == "" {
-				l.k.log.printf("action=exit why=%q", "asked to")
+				l.k.log.Info("exit", zap.String("why", "asked to"))
 				select { // let the reply reach the daemon
 				case <-cl.sent:
 				case <-time.After(replyTimeout):
@@ -97,7 +99,7 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 				return "signalled"
 			}
 		case sig := <-sigs:
-			l.k.log.printf("action=signal signal=%s held=%q", sig, l.k.heldList())
+			l.k.log.Info("signal", zap.Stringer("signal", sig), zap.String("held", l.k.heldList()))
 			if l.k.idle() {
 				return "signalled"
 			}
@@ -113,7 +115,7 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 		case <-idleC:
 			idleC = nil
 			if l.cur == 0 && l.k.idle() {
-				l.k.log.printf("action=exit why=%q idle=%s", "nothing held and no daemon connected", l.idle)
+				l.k.log.Info("exit", zap.String("why", "nothing held and no daemon connected"), zap.Duration("idle", l.idle))
 				return "idle"
 			}
 		}
@@ -124,11 +126,11 @@ func (l *loop) run(sigs <-chan os.Signal) string {
 // replaces: that daemon learns it from its Client.Done.
 func (l *loop) takeOver(id uint64) {
 	if old, ok := l.open[l.cur]; ok {
-		l.k.log.printf("action=replace why=%q", "another connection asked for a change: a new daemon")
+		l.k.log.Info("replace", zap.String("why", "another connection asked for a change: a new daemon"))
 		old.Close()
 		delete(l.open, l.cur)
 	} else {
-		l.k.log.printf("action=connect")
+		l.k.log.Info("connect")
 	}
 	l.cur = id
 }
@@ -150,7 +152,7 @@ func (l *loop) accept() {
 		}
 		uid, ok, err := peerAllowed(c)
 		if err != nil || !ok {
-			l.k.log.printf("action=refuse uid=%d why=%q", uid, "peer is neither root nor our uid, or SO_PEERCRED failed")
+			l.k.log.Warn("refuse", zap.Uint32("uid", uid), zap.String("why", "peer is neither root nor our uid, or SO_PEERCRED failed"))
 			c.Close()
 			continue
 		}

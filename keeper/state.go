@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // keeper is the state one goroutine, run's, owns: nothing else reads or
@@ -81,7 +83,7 @@ func (k *keeper) setLease(deadline, stopTimeout int64) error {
 	// Renewals are the common case and are not logged one by one; a
 	// deadline already past is, since it lapses at once.
 	if now := BoottimeNow(); deadline <= now {
-		k.log.printf("action=lease deadline=%d in=-%s", deadline, time.Duration(now-deadline))
+		k.log.Info("lease", zap.Int64("deadline", deadline), zap.Duration("ended_ago", time.Duration(now-deadline)))
 	}
 	return nil
 }
@@ -96,7 +98,7 @@ func (k *keeper) hold(group string) error {
 	}
 	if !k.held[group] {
 		k.held[group] = true
-		k.log.printf("action=hold group=%s deadline_in=%s", group, time.Duration(k.deadline-now))
+		k.log.Info("hold", zap.String("group", group), zap.Duration("deadline_in", time.Duration(k.deadline-now)))
 	}
 	return nil
 }
@@ -116,11 +118,11 @@ func (k *keeper) watch(group string, pid int, start uint64) error {
 		return fmt.Errorf("watch %d: %w", pid, err)
 	}
 	k.watched[pid] = t
-	k.log.printf("action=watch group=%s pid=%d", group, pid)
+	k.log.Info("watch", zap.String("group", group), zap.Int("pid", pid))
 	// A process started once the lease has ended has no right to run:
 	// the lapse is run again, for it too.
 	if now := BoottimeNow(); now >= k.deadline {
-		k.log.printf("action=late-watch group=%s pid=%d ended_ago=%s", group, pid, time.Duration(now-k.deadline))
+		k.log.Warn("watch after the deadline", zap.String("group", group), zap.Int("pid", pid), zap.Duration("ended_ago", time.Duration(now-k.deadline)))
 		k.lapse(now)
 	}
 	return nil
@@ -133,7 +135,7 @@ func (k *keeper) unwatch(pid int) error {
 	}
 	delete(k.watched, pid)
 	t.close()
-	k.log.printf("action=unwatch group=%s pid=%d", t.Group, pid)
+	k.log.Info("unwatch", zap.String("group", t.Group), zap.Int("pid", pid))
 	return nil
 }
 
@@ -146,7 +148,7 @@ func (k *keeper) release(group string) {
 	}
 	if k.held[group] {
 		delete(k.held, group)
-		k.log.printf("action=release group=%s", group)
+		k.log.Info("release", zap.String("group", group))
 	}
 }
 

@@ -101,7 +101,7 @@ func TestKeeperBinary(t *testing.T) {
 	case <-time.After(hang):
 		t.Fatal("the idle keeper did not exit")
 	}
-	for _, want := range []string{"action=lapse", "why=watched", "why=environ", "action=exit"} {
+	for _, want := range []string{"\tlapse\t", `"why": "watched"`, `"why": "environ"`, "\texit\t"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("keeper log lacks %q", want)
 		}
