@@ -207,3 +207,16 @@ func TestEnsureRefusesOtherProtocol(t *testing.T) {
 		t.Errorf("Ensure with a protocol 0 keeper: %v", err)
 	}
 }
+
+// A daemon whose binary was replaced on disk (an upgrade) still starts a
+// keeper: its own binary, through /proc/self/exe.
+func TestEnsureAfterUpgrade(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "clinit")
+	data, err := os.ReadFile(os.Args[0])
+	must(t, err)
+	must(t, os.WriteFile(bin, data, 0o755))
+	d := startStandInFrom(t, bin, true, keeperDir(t), 200*time.Millisecond)
+	for _, p := range d.children {
+		waitGone(t, p, time.Duration(d.deadline-BoottimeNow())+bound)
+	}
+}

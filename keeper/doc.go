@@ -29,7 +29,8 @@
 //   - reads state after a restart to take the keeper over: the deadline,
 //     the held groups, the watched processes, and what the last lapse did;
 //   - stops its HA groups itself when Client.Done closes: the keeper
-//     exited, or another connection replaced this one.
+//     exited, another connection replaced this one, or a request went
+//     unanswered past its context's deadline.
 //
 // A bad request gets an error reply naming what is wrong and changes
 // nothing.

@@ -25,11 +25,7 @@ func Ensure(ctx context.Context, dir, node string, start func(argv []string) err
 	if c, st, err := dialState(ctx, dir); err == nil {
 		return checkNode(c, st, node, dir)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, nil, fmt.Errorf("starting a keeper: %w", err)
-	}
-	if err := start([]string{exe, Flag, dir, "--node", node}); err != nil {
+	if err := start([]string{executable(), Flag, dir, "--node", node}); err != nil {
 		return nil, nil, fmt.Errorf("starting a keeper for %s: %w", dir, err)
 	}
 	// The keeper listens within milliseconds; there is no event to wait
@@ -50,6 +46,23 @@ func Ensure(ctx context.Context, dir, node string, start func(argv []string) err
 		}
 		pause = min(2*pause, 50*time.Millisecond)
 	}
+}
+
+// executable is this binary's path, for the keeper to be of the same
+// version as its daemon. Once an upgrade has removed or replaced the
+// file, it is /proc/self/exe, which still names the running binary.
+func executable() string {
+	const self = "/proc/self/exe"
+	exe, err := os.Executable()
+	if err != nil {
+		return self
+	}
+	fi, err1 := os.Stat(exe)
+	me, err2 := os.Stat(self)
+	if err1 != nil || err2 != nil || !os.SameFile(fi, me) {
+		return self
+	}
+	return exe
 }
 
 func dialState(ctx context.Context, dir string) (*Client, *State, error) {

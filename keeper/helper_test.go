@@ -29,6 +29,12 @@ func helperDaemon() int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "stand-in daemon:", err); return 1 }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if os.Getenv("KEEPER_TEST_UPGRADE") != "" {
+		// Our binary is being replaced: wait until it is gone.
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			return fail(err)
+		}
+	}
 	// The keeper's stderr is a pipe this process reads, as the daemon's
 	// reaper captures its children's output: it breaks when we die.
 	c, _, err := Ensure(ctx, dir, "n1", func(argv []string) error {
@@ -101,8 +107,19 @@ type standIn struct {
 // when it dies; cleanup kills them all.
 func startStandIn(t *testing.T, dir string, lease time.Duration) *standIn {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return startStandInFrom(t, os.Args[0], false, dir, lease)
+}
+
+// startStandInFrom runs the stand-in daemon from bin; with upgrade, it
+// removes bin once the stand-in runs, before the stand-in starts its
+// keeper, as an upgrade replaces the binary under a running daemon.
+func startStandInFrom(t *testing.T, bin string, upgrade bool, dir string, lease time.Duration) *standIn {
+	t.Helper()
+	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "KEEPER_TEST_LEASE="+lease.String())
+	if upgrade {
+		cmd.Env = append(cmd.Env, "KEEPER_TEST_UPGRADE=1")
+	}
 	cmd.Stderr = &testLog{t: t, prefix: "stand-in daemon: "}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
@@ -110,6 +127,11 @@ func startStandIn(t *testing.T, dir string, lease time.Duration) *standIn {
 	out, err := cmd.StdoutPipe()
 	must(t, err)
 	must(t, cmd.Start())
+	if upgrade {
+		must(t, os.Remove(bin))
+		_, err := io.WriteString(stdin, "go\n")
+		must(t, err)
+	}
 	s := &standIn{cmd: cmd}
 	t.Cleanup(func() {
 		stdin.Close()
