@@ -59,7 +59,8 @@
 // SIGPIPE is ignored, so a dead daemon's closed pipe costs a log line,
 // not the keeper. So, with S the time to scan /proc (logged at each
 // lapse; 2-4 ms for the 100 processes of a busy test machine, about
-// 20 µs a process) and δ the scheduling delay:
+// 20 µs a process) and δ the scheduling delay (plus, at worst, one scan
+// the loop is in the middle of when the alarm fires):
 //
 //	watched groups get SIGTERM by D + δ, the others by D + δ + S;
 //	what is left gets SIGKILL by D + 2δ + F, a straggler by D + 2δ + F + S;

@@ -88,7 +88,14 @@ func (k *keeper) termed(l *Lapse, s Signalled) {
 func (k *keeper) killDue(now int64) {
 	var rest []pendingKill
 	touched := map[*Lapse]bool{}
-	done := map[int]bool{} // pids this round has dealt with
+	done := map[int]bool{}  // pids this round has dealt with
+	var groups map[int]bool // read from /proc once, if needed
+	live := func() map[int]bool {
+		if groups == nil {
+			groups = liveGroups()
+		}
+		return groups
+	}
 	for _, p := range k.pending {
 		if p.at > now {
 			rest = append(rest, p)
@@ -100,7 +107,7 @@ func (k *keeper) killDue(now int64) {
 			continue
 		}
 		done[p.t.Pid] = true
-		if p.t.alive() && p.t.signal(unix.SIGKILL) == nil {
+		if p.t.alive(live) && p.t.signal(unix.SIGKILL) == nil {
 			p.lapse.Killed = append(p.lapse.Killed, p.t.Signalled)
 			k.log.Info("sigkill", signalled(p.t.Signalled)...)
 		}

@@ -53,8 +53,11 @@ func (t *target) reaped() bool {
 }
 
 // alive reports whether the process, or for a whole target any member of
-// its process group, still runs (a zombie does not).
-func (t *target) alive() bool {
+// its process group, still runs (a zombie does not). groups gives the
+// process groups with a live member; it is called only for a whole
+// target whose leader has exited, as when a frozen daemon has not reaped
+// its children.
+func (t *target) alive(groups func() map[int]bool) bool {
 	if t.reaped() {
 		return false
 	}
@@ -62,7 +65,7 @@ func (t *target) alive() bool {
 	if err == nil && !st.dead {
 		return true
 	}
-	return t.Whole && groupLive(t.Pid)
+	return t.Whole && groups()[t.Pid]
 }
 
 // signal sends sig to the process, or to its whole process group. The
@@ -96,17 +99,15 @@ func (t *target) close() {
 	}
 }
 
-// groupLive reports whether process group pgid has a member that has not
-// exited.
-func groupLive(pgid int) bool {
-	if unix.Kill(-pgid, 0) != nil {
-		return false
-	}
-	found := false
+// liveGroups returns, in one pass over /proc, every process group that
+// has a member that has not exited.
+func liveGroups() map[int]bool {
+	groups := map[int]bool{}
 	eachPid(func(pid int) bool {
-		st, err := readStat(pid)
-		found = err == nil && !st.dead && st.pgid == pgid
-		return !found
+		if st, err := readStat(pid); err == nil && !st.dead {
+			groups[st.pgid] = true
+		}
+		return true
 	})
-	return found
+	return groups
 }
