@@ -107,6 +107,7 @@ func TestKeeperRefuses(t *testing.T) {
 		{[]string{"--keeper", k.dir, "--node", "n1"}, 1, "another keeper runs for"},
 		{[]string{"--keeper", open, "--node", "n1"}, 1, "writable by others"},
 		{[]string{"--keeper", owned, "--node", "n1"}, 1, "owned by uid 65534"},
+		{[]string{"--keeper", "/tmp/" + strings.Repeat("d", 100), "--node", "n1"}, 1, "too long for a UNIX socket"},
 		{[]string{"--keeper", k.dir}, 2, "--node missing"},
 		{[]string{"--keeper", k.dir, "--node", "a b"}, 2, "bad character"},
 		{[]string{"--keeper", k.dir, "--node", "n1", "extra"}, 2, `unexpected argument "extra"`},

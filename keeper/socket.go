@@ -18,6 +18,9 @@ const SocketName = "keeper.s"
 // started at once for one directory cannot both listen.
 const lockName = "keeper.lock"
 
+// maxSocketPath is the longest path a sockaddr_un holds, with its NUL.
+const maxSocketPath = 107
+
 // checkDir refuses a directory that others could put a socket or lock
 // into: it must be ours (or root's) and writable by nobody else.
 func checkDir(dir string) error {
@@ -41,6 +44,10 @@ func checkDir(dir string) error {
 // listen takes dir's lock and listens on dir/keeper.s, mode 0600. The
 // lock stays held, by the returned file, for the keeper's life.
 func listen(dir string) (*net.UnixListener, *os.File, error) {
+	path := filepath.Join(dir, SocketName)
+	if len(path) > maxSocketPath {
+		return nil, nil, fmt.Errorf("socket path %s is %d bytes, too long for a UNIX socket (at most %d): use a shorter DIR", path, len(path), maxSocketPath)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -58,7 +65,6 @@ func listen(dir string) (*net.UnixListener, *os.File, error) {
 		}
 		return nil, nil, fmt.Errorf("locking %s: %w", lock.Name(), err)
 	}
-	path := filepath.Join(dir, SocketName)
 	// Holding the lock, a socket file left here is a dead keeper's.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		lock.Close()
