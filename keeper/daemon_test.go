@@ -59,7 +59,7 @@ func TestDaemonKilledOrFrozen(t *testing.T) {
 // group outlives the old deadline and stops at the renewed one.
 func TestRestartedDaemonReadopts(t *testing.T) {
 	dir := keeperDir(t)
-	d := startStandIn(t, dir, time.Second)
+	d := startStandIn(t, dir, 2*time.Second)
 	must(t, unix.Kill(d.cmd.Process.Pid, syscall.SIGKILL))
 	ctx := ctxT(t)
 	c, st, err := Ensure(ctx, dir, "n1", func([]string) error {

@@ -54,8 +54,9 @@ func helperDaemon() int {
 	if err != nil {
 		return fail(err)
 	}
-	deadline := BoottimeNow() + int64(lease)
-	if err := c.Lease(ctx, deadline, 200*time.Millisecond); err != nil {
+	// A long lease for the setup, however slow the machine; the short
+	// one once everything runs.
+	if err := c.Lease(ctx, BoottimeNow()+int64(time.Hour), 200*time.Millisecond); err != nil {
 		return fail(err)
 	}
 	if err := c.Hold(ctx, "web"); err != nil {
@@ -88,6 +89,17 @@ func helperDaemon() int {
 		return fail(err)
 	}
 	fmt.Printf("unwatched %d\n", cmd.Process.Pid)
+	// The unwatched one must run its own program before the lapse, for
+	// its environment to be found: like waitExec, poll /proc.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); strings.TrimSpace(string(b)) == "sleep" {
+			break
+		}
+	}
+	deadline := BoottimeNow() + int64(lease)
+	if err := c.Lease(ctx, deadline, 200*time.Millisecond); err != nil {
+		return fail(err)
+	}
 	fmt.Printf("deadline %d\n", deadline)
 	io.Copy(io.Discard, os.Stdin)
 	return 0

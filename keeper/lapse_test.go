@@ -14,13 +14,14 @@ func TestLapseStopsWatchedGroups(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
 	const stop = 400 * time.Millisecond
-	deadline := BoottimeNow() + int64(300*time.Millisecond)
-	must(t, c.Lease(ctx, deadline, stop))
+	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), stop)) // for the setup
 	must(t, c.Hold(ctx, "web"))
 	a := sleeper(t, "n1", "web")
 	b := termIgnorer(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	must(t, c.Watch(ctx, "web", b.pid, b.start))
+	deadline := BoottimeNow() + int64(300*time.Millisecond)
+	must(t, c.Lease(ctx, deadline, stop))
 
 	ea := a.waitExit(t, 300*time.Millisecond+bound)
 	eb := b.waitExit(t, 300*time.Millisecond+stop+bound)
@@ -61,16 +62,16 @@ func TestLapseStopsWatchedGroups(t *testing.T) {
 func TestRenewalsKeepGroupsRunning(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
-	const lease = 300 * time.Millisecond
+	const lease = time.Second
 	first := BoottimeNow() + int64(lease)
 	must(t, c.Lease(ctx, first, time.Second))
 	must(t, c.Hold(ctx, "web"))
 	a := sleeper(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
-	// Renew every 50 ms for three leases' length.
-	tick := time.NewTicker(50 * time.Millisecond)
+	// Renew every 100 ms until a lease past the first deadline.
+	tick := time.NewTicker(100 * time.Millisecond)
 	var last int64
-	for BoottimeNow() < first+int64(2*lease) {
+	for BoottimeNow() < first+int64(lease) {
 		<-tick.C
 		last = BoottimeNow() + int64(lease)
 		must(t, c.Lease(ctx, last, time.Second))
@@ -121,8 +122,7 @@ func TestEarlierDeadlineAndLateWatch(t *testing.T) {
 func TestLapseSignalsOnlyTheHeldGroupsProcesses(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
-	deadline := BoottimeNow() + int64(200*time.Millisecond)
-	must(t, c.Lease(ctx, deadline, 100*time.Millisecond))
+	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), 100*time.Millisecond)) // for the setup
 	must(t, c.Hold(ctx, "web"))
 	reused := sleeper(t, "", "")
 	if err := c.Watch(ctx, "web", reused.pid, reused.start+1); err == nil {
@@ -136,6 +136,7 @@ func TestLapseSignalsOnlyTheHeldGroupsProcesses(t *testing.T) {
 	otherNode := sleeper(t, "n2", "web")
 	otherGroup := sleeper(t, "n1", "db")
 	sameNameNoNode := sleeper(t, "", "web")
+	must(t, c.Lease(ctx, BoottimeNow()+int64(200*time.Millisecond), 100*time.Millisecond))
 
 	if e := unwatched.waitExit(t, bound); e.signal != syscall.SIGTERM {
 		t.Errorf("unwatched process of web on n1: %v, want SIGTERM", e.signal)
@@ -227,11 +228,12 @@ func TestLapseKillsLateStarters(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
 	const stop = 500 * time.Millisecond
-	deadline := BoottimeNow() + int64(200*time.Millisecond)
-	must(t, c.Lease(ctx, deadline, stop))
+	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), stop)) // for the setup
 	must(t, c.Hold(ctx, "web"))
 	a := sleeper(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
+	deadline := BoottimeNow() + int64(200*time.Millisecond)
+	must(t, c.Lease(ctx, deadline, stop))
 	a.waitExit(t, bound)
 	// Answered once the loop is done with the lapse's SIGTERM round.
 	st, err := c.State(ctx)

@@ -52,6 +52,7 @@ func TestStuckLogReader(t *testing.T) {
 		cancel()
 	}
 	t.Logf("6000 logged requests in %s", time.Since(start))
+	ctx = ctxT(t)
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	now := BoottimeNow()
 	must(t, c.Lease(ctx, now, time.Second))

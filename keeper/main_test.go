@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // bound is the generous limit on "at once" in these tests: it catches a
 // keeper that does not act, not one that is a little slow.
-const bound = 2 * time.Second
+const bound = 5 * time.Second
 
 // syncBuf is a log buffer written by a child's stderr.
 type syncBuf struct {
@@ -116,8 +116,9 @@ func startKeeper(t *testing.T, node string, extra ...string) (*runningKeeper, *C
 	return k, c
 }
 
+// ctxT is a test's context for requests: a guard against hangs only.
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -40,8 +40,8 @@ func TestKeeperBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := keeper.BoottimeNow() + int64(300*time.Millisecond)
-	if err := c.Lease(ctx, deadline, time.Second); err != nil {
+	// A long lease for the setup, the short one once both sleeps run.
+	if err := c.Lease(ctx, keeper.BoottimeNow()+int64(time.Hour), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Hold(ctx, "web"); err != nil {
@@ -74,6 +74,10 @@ func TestKeeperBinary(t *testing.T) {
 				return strings.TrimSpace(string(b)) == "sleep"
 			}, "sleep to exec")
 		}
+	}
+	deadline := keeper.BoottimeNow() + int64(300*time.Millisecond)
+	if err := c.Lease(ctx, deadline, time.Second); err != nil {
+		t.Fatal(err)
 	}
 	for i, ch := range exits {
 		select {
