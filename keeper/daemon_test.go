@@ -50,6 +50,11 @@ func TestDaemonKilledOrFrozen(t *testing.T) {
 					t.Errorf("pid %d termed as %s, want %s", s.Pid, s.Why, want)
 				}
 			}
+			if sig == syscall.SIGKILL {
+				// The keeper's stderr was a pipe to the dead daemon: its
+				// lines, the lapse's, went to its file instead.
+				waitFileHas(t, filepath.Join(dir, LogName), "stderr failed", "\tlapse\t")
+			}
 		})
 	}
 }
@@ -166,6 +171,26 @@ func TestFrozenKeeperBreaksTheConnection(t *testing.T) {
 	if !errors.Is(c.Err(), ErrBroken) {
 		t.Errorf("Err after the break: %v", c.Err())
 	}
+}
+
+// waitFileHas polls path (with a deadline) until it holds every one of
+// wants.
+func waitFileHas(t *testing.T, path string, wants ...string) {
+	t.Helper()
+	end := time.Now().Add(bound)
+	var b []byte
+	for time.Now().Before(end) {
+		b, _ = os.ReadFile(path)
+		all := true
+		for _, w := range wants {
+			all = all && bytes.Contains(b, []byte(w))
+		}
+		if all {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s lacks one of %q after %s:\n%s", path, wants, bound, b)
 }
 
 // waitState polls /proc (with a deadline) until pid is in state s.

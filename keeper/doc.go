@@ -56,8 +56,8 @@
 // tests here), never by drift or time suspended. Nothing the loop does at a lapse can block:
 // log lines are dropped when stderr's reader (often the daemon) stops
 // reading, replies are written by each connection's own goroutine, and
-// SIGPIPE is ignored, so a dead daemon's closed pipe costs a log line,
-// not the keeper. So, with S the time to scan /proc (logged at each
+// SIGPIPE is ignored, so a dead daemon's closed pipe does not kill the
+// keeper: its log goes on in DIR/keeper.log (1 MiB, then keeper.log.1). So, with S the time to scan /proc (logged at each
 // lapse; 2-4 ms for the 100 processes of a busy test machine, about
 // 20 µs a process) and δ the scheduling delay (plus, at worst, one scan
 // the loop is in the middle of when the alarm fires):

@@ -14,7 +14,8 @@ import (
 // to w without ever blocking its caller: w is often a pipe read by the
 // daemon, and a frozen daemon stops reading it. Lines that find the
 // buffer full are dropped, and counted in a warning once w takes lines
-// again.
+// again. When a write to w fails (the daemon is gone), the lines go to
+// file instead (see stderrOrFile); file "" keeps them on w.
 type logger struct {
 	*zap.Logger
 	sink *dropSink
@@ -24,7 +25,7 @@ type logger struct {
 // logBuffer lines wait for a slow reader before lines are dropped.
 const logBuffer = 256
 
-func newLogger(w io.Writer, node string) *logger {
+func newLogger(w io.Writer, file, node string) *logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	enc.EncodeDuration = zapcore.StringDurationEncoder
@@ -34,15 +35,20 @@ func newLogger(w io.Writer, node string) *logger {
 	}
 	s := &dropSink{lines: make(chan []byte, logBuffer)}
 	l := &logger{Logger: core(s), sink: s, done: make(chan struct{})}
-	// The writer goroutine owns w; it is the only one that may block.
-	direct := core(zapcore.AddSync(w))
+	// The writer goroutine owns out; it is the only one that may block.
+	out := &stderrOrFile{w: w, path: file}
+	direct := core(zapcore.AddSync(out))
 	go func() {
 		defer close(l.done)
 		for b := range s.lines {
 			if n := s.dropped.Swap(0); n > 0 {
 				direct.Warn("log lines dropped: the log reader is slow", zap.Int64("dropped", n))
 			}
-			w.Write(b)
+			out.Write(b)
+			if out.broke != nil && !out.reported {
+				out.reported = true
+				direct.Warn("stderr failed: logging to this file from now on", zap.String("file", file), zap.NamedError("stderr", out.broke))
+			}
 		}
 	}()
 	return l

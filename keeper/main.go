@@ -83,7 +83,7 @@ func Serve(dir, node string, idle time.Duration, stderr io.Writer) error {
 	// may, so a failure is ignored.
 	os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
 
-	log := newLogger(stderr, node)
+	log := newLogger(stderr, filepath.Join(dir, LogName), node)
 	defer log.close(time.Second)
 	ln, lock, err := listen(dir)
 	if err != nil {
