@@ -3,8 +3,10 @@ package keeper
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,5 +79,30 @@ func TestStuckLogReader(t *testing.T) {
 			t.Fatalf("reading the keeper's log: %v; got %d bytes, ending %q", err, log.Len(), log.String()[max(0, log.Len()-400):])
 		}
 		must(t, c.Lease(ctx, BoottimeNow()-1, time.Second))
+	}
+}
+
+// Once stderr is a broken pipe, lines go to the file, which is rotated
+// at its cap.
+func TestLogFileAfterStderrFails(t *testing.T) {
+	r, w, err := os.Pipe()
+	must(t, err)
+	r.Close() // the reader is gone: writes fail with EPIPE
+	defer w.Close()
+	path := filepath.Join(t.TempDir(), LogName)
+	s := &stderrOrFile{w: w, path: path}
+	line := []byte(strings.Repeat("x", 999) + "\n")
+	for range maxLogFile/len(line) + 10 {
+		if _, err := s.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !errors.Is(s.broke, syscall.EPIPE) {
+		t.Errorf("broke = %v, want EPIPE", s.broke)
+	}
+	old, err1 := os.Stat(path + ".1")
+	cur, err2 := os.Stat(path)
+	if err1 != nil || err2 != nil || old.Size() > maxLogFile || cur.Size() != 10*int64(len(line)) {
+		t.Errorf("after %d bytes: %s.1 %v %v, %s %v %v", maxLogFile+10*len(line), path, old, err1, path, cur, err2)
 	}
 }
