@@ -240,8 +240,37 @@ func TestEnsureAfterUpgrade(t *testing.T) {
 	data, err := os.ReadFile(os.Args[0])
 	must(t, err)
 	must(t, os.WriteFile(bin, data, 0o755))
-	d := startStandInFrom(t, bin, true, keeperDir(t), 200*time.Millisecond)
+	d := startStandInWith(t, standInOpts{bin: bin, upgrade: true}, keeperDir(t), 200*time.Millisecond)
 	for _, p := range d.children {
 		waitGone(t, p, time.Duration(d.deadline-BoottimeNow())+bound)
+	}
+}
+
+// A frozen daemon does not reap its children: at the end of the grace a
+// watched leader that died of SIGTERM is a zombie, and its group's
+// member that ignores SIGTERM, with a cleared environment, is found only
+// as that group. It gets SIGKILL with the group.
+func TestFrozenDaemonZombieLeader(t *testing.T) {
+	dir := keeperDir(t)
+	d := startStandInWith(t, standInOpts{grouped: true}, dir, 300*time.Millisecond)
+	if d.member == 0 {
+		t.Fatal("the stand-in found no member in its shell's group")
+	}
+	must(t, unix.Kill(d.cmd.Process.Pid, syscall.SIGSTOP))
+	const stop = 200 * time.Millisecond // the stand-in's stop timeout
+	at := waitGone(t, d.member, time.Duration(d.deadline-BoottimeNow())+stop+bound)
+	if at < d.deadline+int64(stop) {
+		t.Errorf("the member died at deadline%+v, before the stop timeout %s", time.Duration(at-d.deadline), stop)
+	}
+	c, err := Dial(dir)
+	must(t, err)
+	defer c.Close()
+	st := waitLapseDone(t, c)
+	killed := false
+	for _, s := range st.Last.Killed {
+		killed = killed || (s.Pid == d.grouped && s.Whole)
+	}
+	if !killed {
+		t.Errorf("killed %+v, want the group of %d", st.Last.Killed, d.grouped)
 	}
 }

@@ -62,8 +62,11 @@ func helperDaemon() int {
 	if err := c.Hold(ctx, "web"); err != nil {
 		return fail(err)
 	}
-	start := func() (*exec.Cmd, error) {
-		cmd := exec.Command("sleep", "1000")
+	start := func(argv ...string) (*exec.Cmd, error) {
+		if len(argv) == 0 {
+			argv = []string{"sleep", "1000"}
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = []string{"CLINIT_NODE=n1", "CLINIT_GROUP=web", "CLINIT_TAG=srv"}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		return cmd, cmd.Start()
@@ -96,6 +99,33 @@ func helperDaemon() int {
 			break
 		}
 	}
+	if os.Getenv("KEEPER_TEST_GROUPED") != "" {
+		// A watched shell whose child, in its process group, clears its
+		// environment and ignores SIGTERM: only the group names it.
+		cmd, err := start("sh", "-c", `env -i sh -c 'trap "" TERM; exec sleep 1000' & wait`)
+		if err != nil {
+			return fail(err)
+		}
+		st, err := ProcStartTime(cmd.Process.Pid)
+		if err != nil {
+			return fail(err)
+		}
+		if err := c.Watch(ctx, "web", cmd.Process.Pid, st); err != nil {
+			return fail(err)
+		}
+		member := 0
+		for end := time.Now().Add(10 * time.Second); member == 0 && time.Now().Before(end); time.Sleep(time.Millisecond) {
+			eachPid(func(pid int) bool {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+				if st, err := readStat(pid); err == nil && st.pgid == cmd.Process.Pid && pid != st.pgid && strings.TrimSpace(string(b)) == "sleep" {
+					member = pid
+				}
+				return member == 0
+			})
+		}
+		fmt.Printf("grouped %d\n", cmd.Process.Pid)
+		fmt.Printf("member %d\n", member)
+	}
 	deadline := BoottimeNow() + int64(lease)
 	if err := c.Lease(ctx, deadline, 200*time.Millisecond); err != nil {
 		return fail(err)
@@ -112,6 +142,8 @@ type standIn struct {
 	children  []int // watched, then the unwatched one
 	unwatched int
 	deadline  int64
+	// With grouped: the watched shell and its environment-less member.
+	grouped, member int
 }
 
 // startStandIn runs the stand-in daemon with lease and reads what it
@@ -119,18 +151,33 @@ type standIn struct {
 // when it dies; cleanup kills them all.
 func startStandIn(t *testing.T, dir string, lease time.Duration) *standIn {
 	t.Helper()
-	return startStandInFrom(t, os.Args[0], false, dir, lease)
+	return startStandInWith(t, standInOpts{}, dir, lease)
 }
 
-// startStandInFrom runs the stand-in daemon from bin; with upgrade, it
-// removes bin once the stand-in runs, before the stand-in starts its
-// keeper, as an upgrade replaces the binary under a running daemon.
-func startStandInFrom(t *testing.T, bin string, upgrade bool, dir string, lease time.Duration) *standIn {
+// standInOpts vary the stand-in daemon.
+type standInOpts struct {
+	// bin is the binary to run (default: this test binary); with
+	// upgrade it is removed once the stand-in runs, before it starts its
+	// keeper, as an upgrade replaces the binary under a running daemon.
+	bin     string
+	upgrade bool
+	grouped bool // also start the group of standIn.grouped
+}
+
+func startStandInWith(t *testing.T, o standInOpts, dir string, lease time.Duration) *standIn {
 	t.Helper()
+	bin := o.bin
+	if bin == "" {
+		bin = os.Args[0]
+	}
+	upgrade := o.upgrade
 	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "KEEPER_TEST_LEASE="+lease.String())
 	if upgrade {
 		cmd.Env = append(cmd.Env, "KEEPER_TEST_UPGRADE=1")
+	}
+	if o.grouped {
+		cmd.Env = append(cmd.Env, "KEEPER_TEST_GROUPED=1")
 	}
 	cmd.Stderr = &testLog{t: t, prefix: "stand-in daemon: "}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -150,9 +197,11 @@ func startStandInFrom(t *testing.T, bin string, upgrade bool, dir string, lease 
 		cmd.Process.Kill()
 		unix.Kill(cmd.Process.Pid, unix.SIGCONT)
 		cmd.Wait()
-		for _, p := range s.children {
-			unix.Kill(-p, unix.SIGKILL)
-			unix.Wait4(p, nil, unix.WNOHANG, nil)
+		for _, p := range append(s.children, s.grouped, s.member) {
+			if p > 0 {
+				unix.Kill(-p, unix.SIGKILL)
+				unix.Wait4(p, nil, unix.WNOHANG, nil)
+			}
 		}
 		if s.keeper > 0 {
 			unix.Kill(s.keeper, unix.SIGKILL)
@@ -175,6 +224,10 @@ func startStandInFrom(t *testing.T, bin string, upgrade bool, dir string, lease 
 		case "unwatched":
 			s.children = append(s.children, int(n))
 			s.unwatched = int(n)
+		case "grouped":
+			s.grouped = int(n)
+		case "member":
+			s.member = int(n)
 		case "deadline":
 			s.deadline = n
 			return s
