@@ -69,6 +69,7 @@ type GroupStatus struct {
 	Level   string        `json:"level"`
 	State   string        `json:"state"`
 	Since   time.Time     `json:"since"`
+	Why     string        `json:"why,omitempty"` // why it is FAILED
 	Entries []EntryStatus `json:"entries,omitempty"`
 }
 
@@ -81,14 +82,34 @@ type EntryStatus struct {
 	Since     time.Time `json:"since,omitzero"` // last start or exit
 	Exit      *int      `json:"exit,omitempty"` // last exit status, -1 for a signal
 	Throttled bool      `json:"throttled,omitempty"`
+	// Signal names the signal that ended the last run: SIGTERM...
+	Signal string `json:"signal,omitempty"`
+	// ThrottledUntil is when a throttled entry is started again.
+	ThrottledUntil time.Time `json:"throttled_until,omitzero"`
 }
 
 // Clstat renders the status as clstat lines: `GROUP LEVEL STATE`, one per
 // told group, in the order of Groups (sorted by the daemon). SPEC 4.
+// Like Text, it never writes a control character raw.
 func (s Status) Clstat() string {
 	var b strings.Builder
 	for _, g := range s.Groups {
-		b.WriteString(g.Group + " " + g.Level + " " + g.State + "\n")
+		b.WriteString(Printable(g.Group) + " " + Printable(g.Level) + " " + Printable(g.State) + "\n")
+	}
+	return b.String()
+}
+
+// Explained is Clstat with, after the line of a FAILED group, why it
+// failed: what clinit --status prints. The first fields are those of
+// Clstat.
+func (s Status) Explained() string {
+	var b strings.Builder
+	for _, g := range s.Groups {
+		b.WriteString(g.Group + " " + g.Level + " " + g.State)
+		if g.Why != "" {
+			b.WriteString("  (" + g.Why + ")")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
@@ -138,7 +159,7 @@ type HAGroupStatus struct {
 	State string    `json:"state"`
 	Node  string    `json:"node"`
 	Since time.Time `json:"since,omitzero"`
-	Why   string    `json:"why,omitempty"` // why it runs nowhere
+	Why   string    `json:"why,omitempty"` // why it runs nowhere, or why it FAILED where it runs
 	// Assigned is the node the committed state gives the group to, and
 	// Epoch the assignment's: what the cluster decided, beside what runs.
 	Assigned string `json:"assigned,omitempty"`
@@ -156,16 +177,22 @@ type NodeStatus struct {
 }
 
 // Text renders hastat (SPEC 6): `GROUP LEVEL STATE NODE` per HA group,
-// then `node NAME STATE LOAD` per node.
+// then `node NAME STATE LOAD` per node. Every field goes through
+// Printable: names are checked where they enter, and this is the second
+// line of defence of a file that scripts read line by line.
 func (h Hastat) Text() string {
 	var b strings.Builder
 	for _, g := range h.Groups {
-		fmt.Fprintf(&b, "%s %s %s %s\n", g.Group, g.Level, g.State, g.Node)
+		fmt.Fprintf(&b, "%s %s %s %s\n", Printable(g.Group), Printable(g.Level), Printable(g.State), Printable(g.Node))
 	}
-	for _, n := range h.Nodes {
-		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
-	}
+	h.nodeLines(&b)
 	return b.String()
+}
+
+func (h Hastat) nodeLines(b *strings.Builder) {
+	for _, n := range h.Nodes {
+		fmt.Fprintf(b, "node %s %s %.2f\n", Printable(n.Node), Printable(n.State), n.Load)
+	}
 }
 
 // Explained is Text with, after each HA group line, since when it has
@@ -174,26 +201,25 @@ func (h Hastat) Text() string {
 func (h Hastat) Explained() string {
 	var b strings.Builder
 	for _, g := range h.Groups {
-		fmt.Fprintf(&b, "%s %s %s %s", g.Group, g.Level, g.State, g.Node)
+		fmt.Fprintf(&b, "%s %s %s %s", Printable(g.Group), Printable(g.Level), Printable(g.State), Printable(g.Node))
 		switch {
 		case g.Node != "-" && !g.Since.IsZero():
 			fmt.Fprintf(&b, "  since %s", g.Since.Local().Format(time.DateTime))
-		case g.Node == "-" && g.Why != "":
-			fmt.Fprintf(&b, "  (%s)", g.Why)
+		}
+		if g.Why != "" {
+			fmt.Fprintf(&b, "  (%s)", Printable(g.Why))
 		}
 		if g.Assigned != "" {
 			fmt.Fprintf(&b, "  [assigned %s, epoch %d]", g.Assigned, g.Epoch)
 		}
 		b.WriteString("\n")
 	}
-	for _, n := range h.Nodes {
-		fmt.Fprintf(&b, "node %s %s %.2f\n", n.Node, n.State, n.Load)
-	}
+	h.nodeLines(&b)
 	switch {
 	case h.Leader != "" && !h.LeaseUntil.IsZero():
-		fmt.Fprintf(&b, "leader %s; lease of %s held until %s\n", h.Leader, h.Node, h.LeaseUntil.Local().Format("15:04:05.000"))
+		fmt.Fprintf(&b, "leader %s; lease of %s held until %s\n", Printable(h.Leader), Printable(h.Node), h.LeaseUntil.Local().Format("15:04:05.000"))
 	case h.Leader != "":
-		fmt.Fprintf(&b, "leader %s\n", h.Leader)
+		fmt.Fprintf(&b, "leader %s\n", Printable(h.Leader))
 	}
 	return b.String()
 }

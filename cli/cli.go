@@ -69,7 +69,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the status lines after the action")
 	fs.BoolVarP(&o.kill, "kill", "k", false, "stop every group gracefully; the daemon exits")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
-	fs.BoolVar(&o.check, "check", false, "validate the cltab and exit 0 (valid) or 1")
+	fs.BoolVar(&o.check, "check", false, "validate the cltab and the hactl and exit 0 (valid) or 1")
 	fs.BoolVar(&o.status, "status", false, "print the status lines only (no reread)")
 	fs.BoolVar(&o.json, "json", false, "print the status as JSON, with every entry (implies --status without an action)")
 	fs.StringVar(&o.clstat, "clstat", DefaultClstat, "the status file (cltab setting clstat)")
@@ -88,7 +88,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.keyfile, "keyfile", "", "cluster: file holding the gossip encryption key (see --keygen)")
 	fs.BoolVar(&o.insecure, "insecure", false, "cluster: allow a non-loopback --bind without a key")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics and a status page on [HOST:]PORT (a bare port binds 127.0.0.1)")
-	fs.BoolVar(&o.keygen, "keygen", false, "print a new gossip encryption key and exit")
+	fs.BoolVar(&o.keygen, "keygen", false, "[PATH]: print a new gossip encryption key, or write it to a new file PATH, mode 0600, and exit")
 	fs.BoolVar(&o.watch, "watch", false, "[NODE]: print every state change in the cluster (or of NODE) as a JSON line, until the daemon stops")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	o.flags = fs
@@ -102,11 +102,11 @@ const synopsis = `usage:
   clinit [-c CLTAB] [-s SOCKET] [-v] LEVEL   GROUP is this node's name
   clinit [-c CLTAB] [-s SOCKET] [-v]         reread the cltab
   clinit [-c CLTAB] [-s SOCKET] -k           stop every group; the daemon exits
-  clinit --check [-c CLTAB]                  validate the cltab
+  clinit --check [-c CLTAB] [--hactl PATH]   validate the cltab and the hactl
   clinit --status [--json]                   print the status
   clinit --hastat [--json]                   print the cluster view
   clinit --ha GROUP LEVEL [--prefer N1,N2]   keep GROUP at LEVEL on one node
-  clinit --keygen                            print a new cluster key
+  clinit --keygen [PATH]                     print a new cluster key, or write it to PATH (mode 0600)
   clinit --watch [NODE]                      stream every state change as JSON lines
   clinit --version
   clinit -h
@@ -148,7 +148,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return usage(stderr, "--ha wants GROUP LEVEL")
 	case o.watch && len(rest) > 1:
 		return usage(stderr, "--watch takes at most one NODE")
-	case modes == 1 && !o.ha && !o.watch && len(rest) > 0:
+	case o.keygen && len(rest) > 1:
+		return usage(stderr, "--keygen takes at most one PATH")
+	case modes == 1 && !o.ha && !o.watch && !o.keygen && len(rest) > 0:
 		return usage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	case len(rest) > 2:
 		return usage(stderr, fmt.Sprintf("too many arguments: %q", rest))
@@ -160,6 +162,13 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return check(&o, stdout, stderr)
 	case o.daemon:
 		return runDaemon(&o, stderr)
+	case o.keygen && len(rest) == 1:
+		if err := cluster.WriteKey(rest[0]); err != nil {
+			fmt.Fprintf(stderr, "clinit: %v\n", err)
+			return ExitFail
+		}
+		fmt.Fprintf(stdout, "new cluster key in %s (mode 0600)\n", rest[0])
+		return ExitOK
 	case o.keygen:
 		fmt.Fprintln(stdout, cluster.Keygen())
 		return ExitOK
@@ -204,16 +213,6 @@ func hastatPath(args []string) []string {
 func usage(stderr io.Writer, msg string) int {
 	fmt.Fprintf(stderr, "clinit: %s\nrun clinit -h for help\n", msg)
 	return ExitUsage
-}
-
-func check(o *options, stdout, stderr io.Writer) int {
-	t, err := cltab.Load(o.cltab)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return ExitFail
-	}
-	fmt.Fprintf(stdout, "%s: ok: %d entries in %d groups\n", o.cltab, len(t.Entries), len(t.Groups()))
-	return ExitOK
 }
 
 // path resolves a path: the flag if given, then the cltab setting, then
@@ -318,6 +317,9 @@ func runWatch(o *options, rest []string, stdout, stderr io.Writer) int {
 	node := ""
 	if len(rest) == 1 {
 		node = rest[0]
+		if msg := cltab.BadName("node", node); msg != "" {
+			return usage(stderr, msg)
+		}
 	}
 	enc := json.NewEncoder(stdout)
 	err := o.client().Watch(context.Background(), node, func(ev api.Event) error { return enc.Encode(ev) })
@@ -356,8 +358,8 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 	// GROUP and LEVEL (and preferred nodes) are names (SPEC 1): a bad one
 	// is a usage error, found before asking the daemon.
 	for _, name := range append(append([]string{}, rest...), o.prefer...) {
-		if name == "" || strings.ContainsAny(name, ": \t\n\r,") {
-			return usage(stderr, fmt.Sprintf("bad name %q: names have no ':', ',' or whitespace", name))
+		if msg := cltab.BadName("", name); msg != "" {
+			return usage(stderr, msg)
 		}
 	}
 	c := o.client()
@@ -397,15 +399,22 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	printStatus(stdout, st, o.json)
+	printStatus(stdout, st, o.json, o.status)
 	return ExitOK
 }
 
-func printStatus(w io.Writer, st api.Status, asJSON bool) {
+// printStatus prints the status as JSON, or as clstat lines: exactly
+// those of the file after an action (-v, SPEC 4), and with why after a
+// FAILED group's for --status.
+func printStatus(w io.Writer, st api.Status, asJSON, explain bool) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
+		return
+	}
+	if explain {
+		fmt.Fprint(w, st.Explained())
 		return
 	}
 	fmt.Fprint(w, st.Clstat())

@@ -34,7 +34,15 @@ func New(socket string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			c, err := d.DialContext(ctx, "unix", socket)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkPeer(c, socket); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
 		},
 		DisableKeepAlives: true,
 	}
@@ -81,15 +89,11 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	return st, err
 }
 
-// Shutdown asks the daemon to stop every group and exit; it returns once
-// everything has stopped.
-func (c *Client) Shutdown(ctx context.Context) (string, error) {
-	var m api.Message
-	err := c.do(ctx, http.MethodPost, api.PathShutdown, nil, &m)
-	return m.Message, err
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, c.hc, method, path, in, out)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -106,7 +110,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return c.transportError(err)
 	}
@@ -130,7 +134,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 // transportError says what to check when the daemon cannot be reached.
 func (c *Client) transportError(err error) error {
+	var ue *url.Error
 	switch {
+	case errors.Is(err, ErrUntrusted) && errors.As(err, &ue):
+		return ue.Err
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("%w: cannot connect to %s: permission denied (the socket is root's: run as root)", ErrNoDaemon, c.Socket)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -58,6 +58,9 @@ type Tab struct {
 	Path     string
 	Entries  []*Entry // in file order
 	Settings map[string]Setting
+	// Warnings are settings that work but are unsafe, as PATH:LINE:
+	// problems; --check prints them and the daemon logs them.
+	Warnings Errors
 }
 
 // Groups returns the group names in order of first appearance.

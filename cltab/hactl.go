@@ -40,7 +40,7 @@ func (h *Hactl) Group(g string) *HAGroup {
 // LoadHactl reads and parses the hactl at path. A missing file is an
 // empty hactl: no group runs anywhere.
 func LoadHactl(path string) (*Hactl, error) {
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path)
 	if os.IsNotExist(err) {
 		return &Hactl{Path: path}, nil
 	}
@@ -51,17 +51,25 @@ func LoadHactl(path string) (*Hactl, error) {
 }
 
 // ParseHactl parses and validates hactl text: `GROUP LEVEL [NODE,...]`
-// per line, `#` comments. Like Parse, it reports every problem at once.
+// per line, `#` comments. Like Parse, it reports every problem at once;
+// with them it returns the lines that were valid.
 func ParseHactl(path string, data []byte) (*Hactl, error) {
 	h := &Hactl{Path: path}
 	var errs Errors
 	errorf := func(n int, format string, args ...any) {
 		errs = append(errs, &Error{Path: path, Line: n, Msg: fmt.Sprintf(format, args...)})
 	}
+	if n, msg := sizeError(data); msg != "" {
+		return nil, Errors{{Path: path, Line: n, Msg: msg}}
+	}
 	seen := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
 		line = strings.TrimRight(line, "\r")
+		if msg := lineError(line); msg != "" {
+			errorf(n, "%s", msg)
+			continue
+		}
 		if !utf8.ValidString(line) {
 			errorf(n, "line is not valid UTF-8")
 			continue
@@ -84,15 +92,15 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 		}
 		g := &HAGroup{Group: f[0], Level: f[1], Line: n}
 		ok := true
-		if !validName(g.Group) {
-			errorf(n, "bad group name %s (%s)", quote(g.Group), nameRule)
+		if !ValidName(g.Group) {
+			errorf(n, "%s", BadName("group", g.Group))
 			ok = false
 		} else if first, dup := seen[g.Group]; dup {
 			errorf(n, "duplicate group %s (first at line %d)", quote(g.Group), first)
 			ok = false
 		}
-		if !validName(g.Level) {
-			errorf(n, "bad level %s (%s)", quote(g.Level), nameRule)
+		if !ValidName(g.Level) {
+			errorf(n, "%s", BadName("level", g.Level))
 			ok = false
 		}
 		if len(f) == 3 {
@@ -101,8 +109,8 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 				switch {
 				case node == "":
 					continue
-				case !validName(node):
-					errorf(n, "bad node name %s (%s)", quote(node), nameRule)
+				case !ValidName(node):
+					errorf(n, "%s", BadName("node", node))
 					ok = false
 				case nodes[node]:
 					errorf(n, "node %s preferred twice", quote(node))
@@ -120,7 +128,7 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-		return nil, errs
+		return h, errs // the valid lines too, for --check to look further
 	}
 	return h, nil
 }

@@ -36,9 +36,9 @@ func TestParseHactlErrors(t *testing.T) {
 		"/etc/hactl:1: missing level: want GROUP LEVEL [NODE,...]",
 		`/etc/hactl:3: duplicate group "web" (first at line 2)`,
 		"/etc/hactl:4: too many fields: want GROUP LEVEL [NODE,...]",
-		`/etc/hactl:5: bad group name "x:y" (` + nameRule + ")",
+		`/etc/hactl:5: bad group name "x:y": holds ':' (` + NameRule + ")",
 		`/etc/hactl:6: node "n1" preferred twice`,
-		`/etc/hactl:7: bad node name "n:1" (` + nameRule + ")",
+		`/etc/hactl:7: bad node name "n:1": holds ':' (` + NameRule + ")",
 	}
 	if got := es.Lines(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -2,7 +2,6 @@ package cltab
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,15 +9,12 @@ import (
 	"unicode/utf8"
 )
 
-// nameRule is appended to bad-name messages so the operator knows the fix.
-const nameRule = "want one or more characters, none of them ':', ',' or whitespace"
-
 // Load reads the file at path and calls Parse. A missing or unreadable
 // file gives an error wrapping the os error (so errors.Is(err,
 // fs.ErrNotExist) tells "no cltab" from ErrInvalid); the os error names
 // the path.
 func Load(path string) (*Tab, error) {
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read cltab: %w", err)
 	}
@@ -34,11 +30,15 @@ func Parse(path string, data []byte) (*Tab, error) {
 		tab:     &Tab{Path: path, Settings: map[string]Setting{}},
 		tagLine: map[string]int{},
 	}
-	// Split by hand rather than with bufio.Scanner: it has a line length
-	// limit, and a long command is not an error.
+	if n, msg := sizeError(data); msg != "" {
+		return nil, Errors{{Path: path, Line: n, Msg: msg}}
+	}
+	// Split by hand rather than with bufio.Scanner, so that a line over
+	// the cap gets its own message with its number.
 	for i, line := range strings.Split(string(data), "\n") {
 		p.line(i+1, line)
 	}
+	p.crossCheck()
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
@@ -63,6 +63,10 @@ func (p *parser) line(n int, line string) {
 	// All trailing CRs go, not just one, so that no command can end in a
 	// CR that a re-rendered file would lose.
 	line = strings.TrimRight(line, "\r")
+	if msg := lineError(line); msg != "" {
+		p.errorf(n, "%s", msg)
+		return
+	}
 	if !utf8.ValidString(line) {
 		p.errorf(n, "line is not valid UTF-8")
 		return
@@ -90,12 +94,12 @@ func (p *parser) entry(n int, line string) {
 	}
 	e := &Entry{Group: f[0], Tag: f[1], RawLevels: f[2], Mode: Mode(f[3]), Command: f[4], Line: n}
 	ok := true
-	if !validName(e.Group) {
-		p.errorf(n, "bad group name %s (%s)", quote(e.Group), nameRule)
+	if !ValidName(e.Group) {
+		p.errorf(n, "%s", BadName("group", e.Group))
 		ok = false
 	}
-	if !validName(e.Tag) {
-		p.errorf(n, "bad tag name %s (%s)", quote(e.Tag), nameRule)
+	if !ValidName(e.Tag) {
+		p.errorf(n, "%s", BadName("tag", e.Tag))
 		ok = false
 	} else if first, dup := p.tagLine[e.Tag]; dup {
 		p.errorf(n, "duplicate tag %s (first at line %d)", quote(e.Tag), first)
@@ -125,19 +129,6 @@ func (p *parser) entry(n int, line string) {
 	}
 }
 
-// validName is the rule for groups, tags and level names (SPEC 1).
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r == ':' || r == ',' || unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
-}
-
 // parseLevels expands a runlevels field: a comma-separated list when it
 // has a comma, else one level per character. The second result is a
 // message, empty when the field is good.
@@ -159,6 +150,9 @@ func parseLevels(raw string) ([]string, string) {
 	var levels []string
 	seen := map[string]bool{}
 	for _, l := range items {
+		if l != "" && !ValidName(l) {
+			return nil, BadName("level", l)
+		}
 		if l != "" && !seen[l] {
 			seen[l] = true
 			levels = append(levels, l)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestParseEntries(t *testing.T) {
-	long := strings.Repeat("x", 200_000)
+	long := strings.Repeat("x", MaxLine-100)
 	tests := []struct {
 		name string
 		in   string
@@ -23,7 +23,7 @@ func TestParseEntries(t *testing.T) {
 			[]Entry{{Group: "g", Tag: "t", RawLevels: "1", Levels: []string{"1"}, Mode: ModeOff, Line: 1}}},
 		{"crlf", "g:t:0:wait:true\r\n",
 			[]Entry{{Group: "g", Tag: "t", RawLevels: "0", Levels: []string{"0"}, Mode: ModeWait, Command: "true", Line: 1}}},
-		{"line longer than bufio.Scanner's limit", "\n# c\ng:t:1:once:" + long + "\n",
+		{"line longer than bufio.Scanner's limit, within MaxLine", "\n# c\ng:t:1:once:" + long + "\n",
 			[]Entry{{Group: "g", Tag: "t", RawLevels: "1", Levels: []string{"1"}, Mode: ModeOnce, Command: long, Line: 3}}},
 		{"blank and comment lines only", " \t\n#x\n\t# y\r\n\r\n", nil},
 		{"empty", "", nil},
@@ -60,12 +60,12 @@ func TestParseErrors(t *testing.T) {
 		{":::stoptimeout:abc", []string{`p:1: bad value for stoptimeout: "abc": want a duration like 10s, 1m30s or 500ms, or a number of seconds`}},
 		{"\n\ng:t:1:once:\xff", []string{"p:3: line is not valid UTF-8"}},
 		// A runaway field is cut short in the message.
-		{strings.Repeat("é", 40) + " :t:1:once:x", []string{`p:1: bad group name "` + strings.Repeat("é", 32) + `"... (want one or more characters, none of them ':', ',' or whitespace)`}},
+		{strings.Repeat("é", 40) + " :t:1:once:x", []string{`p:1: bad group name "` + strings.Repeat("é", 32) + `"...: holds whitespace ' ' (` + NameRule + `)`}},
 		{"g:t:1:once:\x00", []string{"p:1: line contains a NUL byte"}},
 		// Every problem, in line order, several on one line.
 		{"x y:a b:1 2:once:\nz", []string{
-			`p:1: bad group name "x y" (want one or more characters, none of them ':', ',' or whitespace)`,
-			`p:1: bad tag name "a b" (want one or more characters, none of them ':', ',' or whitespace)`,
+			`p:1: bad group name "x y": holds whitespace ' ' (` + NameRule + `)`,
+			`p:1: bad tag name "a b": holds whitespace ' ' (` + NameRule + `)`,
 			`p:1: bad runlevels "1 2": whitespace is not allowed`,
 			`p:1: empty command (only mode off may have none)`,
 			`p:2: missing field: want group:tag:runlevels:mode:command`,

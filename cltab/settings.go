@@ -16,6 +16,11 @@ const (
 	DefaultRespawnWindow = 1 * time.Second
 	DefaultRespawnPause  = 60 * time.Second
 	DefaultRespawnLimit  = 5
+	DefaultFenceTime     = 10 * time.Second
+
+	// A fencing command still running then is killed and counts as
+	// failed (Pacemaker's stonith-timeout has the same default).
+	DefaultStomithTimeout = 60 * time.Second
 )
 
 // settings maps every known setting to the check of its value.
@@ -27,13 +32,15 @@ var settings = map[string]func(string) error{
 	"log":           nonEmpty,
 	"statedir":      nonEmpty,
 	"stoptimeout":   checkDuration,
-	"respawnwindow": checkDuration,
+	"respawnwindow": respawnWindow,
 	"respawnpause":  checkDuration,
 	"fencetime":     checkDuration,
 	"respawnlimit":  positiveInt,
 	"nodes":         positiveInt,
 	"quorum":        positiveInt,
 	"stomith":       nonEmpty,
+	// see DefaultStomithTimeout; 0 would kill every fencing command at once
+	"stomithtimeout": positiveDuration,
 }
 
 // KnownSettings returns the sorted names of every setting the cltab accepts.
@@ -55,6 +62,24 @@ func nonEmpty(v string) error {
 
 func checkDuration(v string) error {
 	_, err := ParseDuration(v)
+	return err
+}
+
+func positiveDuration(v string) error {
+	d, err := ParseDuration(v)
+	if err == nil && d <= 0 {
+		return errors.New("must be more than 0")
+	}
+	return err
+}
+
+// respawnWindow: a window of 0 makes no exit rapid, so the throttle
+// never rests a crashing entry (1,490 restarts in 2 s).
+func respawnWindow(v string) error {
+	d, err := ParseDuration(v)
+	if err == nil && d <= 0 {
+		return errors.New("must be more than 0: with 0 no restart counts as rapid, and a crashing entry restarts without end")
+	}
 	return err
 }
 

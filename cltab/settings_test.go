@@ -74,8 +74,8 @@ func TestDurationAndInt(t *testing.T) {
 
 func TestKnownSettings(t *testing.T) {
 	got := KnownSettings()
-	if !sort.StringsAreSorted(got) || len(got) != 14 {
-		t.Errorf("KnownSettings() = %q, want 14 sorted names", got)
+	if !sort.StringsAreSorted(got) || len(got) != 15 {
+		t.Errorf("KnownSettings() = %q, want 15 sorted names", got)
 	}
 	got[0] = "clobbered" // callers get their own copy
 	if KnownSettings()[0] == "clobbered" {

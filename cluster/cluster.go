@@ -109,6 +109,9 @@ func Start(cfg Config) (*Cluster, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	if msg := cltab.BadName("node", cfg.Node); msg != "" {
+		return nil, fmt.Errorf("%s: give this node a good --node", msg)
+	}
 	c := &Cluster{
 		cfg:      cfg,
 		log:      cfg.Log.Named("cluster"),
@@ -141,10 +144,16 @@ func Start(cfg Config) (*Cluster, error) {
 			r.version, r.text = v.Version, v.Text
 		}
 		data, err := os.ReadFile(f.Path)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, os.ErrNotExist) && r.version > 0:
+			// A committed copy removed while the daemon was down is put
+			// back: removing a file is no edit.
+			if err := atomicfile.Write(f.Path, []byte(r.text), 0o644); err != nil {
+				return nil, fmt.Errorf("restoring %s: %w", f.Path, err)
+			}
+		case err != nil && !errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("cannot read %s: %w", f.Kind, err)
-		}
-		if string(data) != r.text && (r.version > 0 || len(data) > 0) {
+		case string(data) != r.text && len(data) > 0:
 			edited = append(edited, r)
 		}
 		c.files = append(c.files, r)
@@ -163,7 +172,7 @@ func Start(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 		d := &delegate{c}
-		mc.Delegate, mc.Events = d, d
+		mc.Delegate, mc.Events, mc.Alive = d, d, d
 		mc.LogOutput = logWriter{c.log.Named("memberlist")}
 		c.queue = &memberlist.TransmitLimitedQueue{
 			NumNodes: func() int {
@@ -252,7 +261,14 @@ func (c *Cluster) FileChanged(ctx context.Context, kind string) error {
 	}
 	_, err = c.proposeFile(ctx, kind, data)
 	if errors.Is(err, ErrNotReplicated) {
-		return nil // a local file, as on a single node
+		// A local file, as on a single node: its hactl is what it shows.
+		if kind == KindHactl {
+			return c.call(ctx, func() {
+				c.parseHactl()
+				c.dirtyView = true
+			})
+		}
+		return nil
 	}
 	return err
 }
@@ -333,6 +349,18 @@ func (c *Cluster) Close() {
 	c.stopOnce.Do(func() {
 		close(c.stop)
 		<-c.done
+		if c.rn != nil {
+			if c.rn.IsLeader() {
+				// A graceful stop hands leadership on: the others need
+				// not wait an election timeout and a lease.
+				c.rn.TransferLeadership()
+			}
+			c.rn.Close()
+		}
+		if c.rc != nil {
+			c.rc.Close()
+			c.leaseClient.Close()
+		}
 		if c.ml != nil {
 			c.ml.Shutdown()
 		}
@@ -698,6 +726,9 @@ func (c *Cluster) onMessage(b []byte) {
 	}
 	kind, body, err := decode(b)
 	if err != nil {
+		// Its copies are dropped unread: a deflate bomb costs one
+		// inflation, not one per copy.
+		c.seen.add(digest)
 		c.log.Warn("malformed message", zap.Error(err))
 		return
 	}
@@ -709,6 +740,9 @@ func (c *Cluster) onMessage(b []byte) {
 			return
 		}
 		c.seen.add(digest)
+		if !c.goodStatus(s) {
+			return
+		}
 		_, had := c.view.statuses[s.Node]
 		if c.onStatus(s) {
 			c.broadcast(s.Node, b) // spread it: memberlist only sends our own queue
@@ -757,7 +791,7 @@ func (c *Cluster) onPushPull(b []byte) {
 		return
 	}
 	for _, s := range pp.Statuses {
-		if s.Node != "" {
+		if s.Node != "" && c.goodStatus(s) {
 			c.onStatus(s)
 		}
 	}

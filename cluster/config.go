@@ -7,11 +7,8 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +69,11 @@ type Config struct {
 	// Keeper enforces this node's lease when the daemon cannot; nil only
 	// in tests that run no processes.
 	Keeper Keeper
+	// Run runs a command (the fencing command) to its end and returns
+	// its output: an error if it failed, and ctx ending kills it with its
+	// process group. The daemon's reaper runs it; nil runs no fencing
+	// command, and a fence fails.
+	Run func(ctx context.Context, argv []string) ([]byte, error)
 }
 
 // Clustered reports whether the config asks for a cluster at all.
@@ -108,10 +110,14 @@ func (c Config) memberlistConfig() (*memberlist.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--bind %s: %w", bind, err)
 		}
-		mc.BindAddr, mc.BindPort = host, port
+		ip, err := bindIP(host)
+		if err != nil {
+			return nil, fmt.Errorf("--bind %s: %w", bind, err)
+		}
+		mc.BindAddr, mc.BindPort = ip.String(), port
 		mc.AdvertisePort = port
-		if !c.Insecure && c.Key == nil && !isLoopback(host) {
-			return nil, fmt.Errorf("--bind %s is not a loopback address and no --keyfile is given: anyone who reaches the port could join; give a key (clinit --keygen) or --insecure", bind)
+		if !c.Insecure && c.Key == nil && !ip.IsLoopback() {
+			return nil, fmt.Errorf("--bind %s (%s) is not a loopback address and no --keyfile is given: anyone who reaches the port could join; give a key (clinit --keygen) or --insecure", bind, ip)
 		}
 	}
 	if c.Advertise != "" {
@@ -148,43 +154,4 @@ func splitHostPort(s string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, port, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func checkKey(k []byte) error {
-	switch len(k) {
-	case 16, 24, 32:
-		return nil
-	}
-	return fmt.Errorf("key is %d bytes; want 16, 24 or 32 (AES-128, -192 or -256)", len(k))
-}
-
-// LoadKey reads a key file: one line, the base64 of 16, 24 or 32 bytes.
-func LoadKey(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read key: %w", err)
-	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: not base64: %w", path, err)
-	}
-	if err := checkKey(k); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
-
-// Keygen returns a new random key, as a key file holds it.
-func Keygen() string {
-	k := make([]byte, 32)
-	rand.Read(k)
-	return base64.StdEncoding.EncodeToString(k)
 }

@@ -301,6 +301,15 @@ func (c *Cluster) fileCopy(kind string) *fileCopy {
 	return nil
 }
 
+// ErrRefused is what an edit the committed state refused (a stale
+// base) is: errors.Is(err, ErrRefused).
+var ErrRefused = errors.New("edit refused")
+
+type refusal struct{ msg string }
+
+func (r *refusal) Error() string        { return r.msg }
+func (r *refusal) Is(target error) bool { return target == ErrRefused }
+
 // ErrNotReplicated: the cltab names no voters, so an edit stays local.
 var ErrNotReplicated = errors.New("not replicated: the cltab names no voters (:::nodes: or :::servers:) or the node runs alone")
 
@@ -337,7 +346,7 @@ func (c *Cluster) proposeFile(ctx context.Context, kind string, data []byte) (ui
 	}
 	if res.Err != nil {
 		c.call(ctx, func() { c.keepAside(r, data, res.Err.Error()) })
-		return 0, fmt.Errorf("%w; your text is kept in %s.rejected", res.Err, r.Path)
+		return 0, &refusal{fmt.Sprintf("%v; your text is kept in %s.rejected", res.Err, r.Path)}
 	}
 	c.log.Info("edit committed", zap.String("file", kind), zap.Uint64("version", res.Version))
 	// The commit reaches this node's state before long; write it now so
@@ -408,11 +417,6 @@ func (c *Cluster) startRaft(mc *memberlist.Config, tr *heardTransport) error {
 	if c.cfg.Transport != nil && c.cfg.RaftBind == "" {
 		return nil // an in-memory test network: no raft
 	}
-	if c.cfg.Key == nil && !c.cfg.Insecure {
-		if h, _, err := splitHostPort(c.cfg.Bind); err == nil && !isLoopback(h) {
-			return fmt.Errorf("raft needs the cluster key off loopback (or --insecure)")
-		}
-	}
 	d, err := raftnode.NewDialer(c.cfg.Key)
 	if err != nil {
 		return err
@@ -429,6 +433,20 @@ func (c *Cluster) startRaft(mc *memberlist.Config, tr *heardTransport) error {
 		if err != nil {
 			return err
 		}
+		// The raft port carries the cluster's decisions: without a key it
+		// listens on loopback only, as memberlist does (or --insecure).
+		host, p, err := net.SplitHostPort(bind)
+		if err != nil {
+			return fmt.Errorf("raft bind %s: %w", bind, err)
+		}
+		bip, err := bindIP(host)
+		if err != nil {
+			return fmt.Errorf("raft bind %s: %w", bind, err)
+		}
+		if c.cfg.Key == nil && !c.cfg.Insecure && !bip.IsLoopback() {
+			return fmt.Errorf("raft bind %s is not a loopback address and no --keyfile is given: anyone who reaches the port could vote; give a key (clinit --keygen) or --insecure", bind)
+		}
+		bind = net.JoinHostPort(bip.String(), p)
 		if c.rn, err = raftnode.Open(raftnode.Config{Node: c.cfg.Node, Dir: filepath.Join(c.cfg.StateDir, "raft"), Bind: bind, Advertise: adv,
 			Key: c.cfg.Key, Log: c.cfg.Log, Lease: c.ha.plan.lease, Resolve: c.resolveVoter}); err != nil {
 			return err
@@ -458,7 +476,7 @@ func (c *Cluster) proposeEditedWhileDown(r *fileCopy) {
 			return
 		case errors.Is(err, ErrNotReplicated), errors.Is(err, ErrClosed):
 			return
-		case errors.Is(err, cltab.ErrInvalid) || strings.Contains(err.Error(), "refused"):
+		case errors.Is(err, cltab.ErrInvalid) || errors.Is(err, ErrRefused):
 			c.log.Error("edited while the daemon was down: not committed", zap.String("file", r.Kind), zap.Error(err))
 			return
 		}

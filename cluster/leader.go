@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -185,7 +184,8 @@ func (c *Cluster) startFence(node string) {
 	}()
 }
 
-// runFence runs the fencing command with the node's name as $1.
+// runFence runs the fencing command with the node's name as $1,
+// through the daemon's reaper, killed after :::stomithtimeout:.
 func (c *Cluster) runFence(cmd, node string) ([]byte, error) {
-	return exec.Command("/bin/sh", "-c", cmd, "clinit-stomith", node).CombinedOutput()
+	return runStomith(c.cfg.Run, cmd, node, c.cfg.Tab.Duration("stomithtimeout", cltab.DefaultStomithTimeout))
 }

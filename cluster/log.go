@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/api"
 )
 
 // logWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
@@ -16,7 +18,8 @@ func (w logWriter) Write(p []byte) (int, error) {
 	if i := bytes.IndexByte(line, '['); i > 0 {
 		line = line[i:]
 	}
-	msg := string(bytes.TrimPrefix(line[bytes.IndexByte(line, ']')+1:], []byte(" memberlist: ")))
+	// memberlist writes the names peers gave into its lines as they are.
+	msg := api.Printable(string(bytes.TrimPrefix(line[bytes.IndexByte(line, ']')+1:], []byte(" memberlist: "))))
 	switch {
 	case bytes.HasPrefix(line, []byte("[DEBUG]")):
 		w.log.Debug(msg)
@@ -27,7 +30,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 	case bytes.HasPrefix(line, []byte("[ERR]")):
 		w.log.Error(msg)
 	default:
-		w.log.Info(string(line))
+		w.log.Info(api.Printable(string(line)))
 	}
 	return len(p), nil
 }

@@ -73,3 +73,25 @@ func TestNonLoopbackBindNeedsKey(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestBindNameIsResolved: --bind localhost:PORT without a key listens on
+// loopback only. memberlist takes a name it cannot parse for "every
+// interface", and c02508e checked the name, not what was bound.
+func TestBindNameIsResolved(t *testing.T) {
+	mc, err := Config{Node: "x", Bind: "localhost:0"}.memberlistConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := net.ParseIP(mc.BindAddr); ip == nil || !ip.IsLoopback() {
+		t.Fatalf("--bind localhost binds %q, want a loopback address", mc.BindAddr)
+	}
+	c, err := Start(Config{Node: "x", Bind: "localhost:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	host, _, _ := net.SplitHostPort(c.Addr())
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		t.Fatalf("--bind localhost: member address %s, want loopback", c.Addr())
+	}
+}

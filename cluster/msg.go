@@ -10,6 +10,8 @@ import (
 	"io"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/clinit/clinit/cltab"
 )
 
 // Message kinds: the first byte of every user message and broadcast.
@@ -38,8 +40,13 @@ const msgDeflated byte = 'z'
 // deflateOver: shorter messages are sent as they are.
 const deflateOver = 256
 
-// maxInflated bounds what a deflated message may inflate to.
-const maxInflated = 16 << 20
+// maxInflated bounds what a deflated message may inflate to, by what a
+// real one can be: a file message carries at most a cltab of
+// cltab.MaxSize, base64 in JSON (1.4 MiB); a status lists at most the
+// groups such a cltab holds (a line each: some 50,000, about 50 bytes
+// each in a status, 2.5 MiB). It was 16 MiB: a 16 KB message inflated
+// to that each time it came.
+const maxInflated = 4 * cltab.MaxSize
 
 func encode(kind byte, v any) []byte {
 	b, err := json.Marshal(v)

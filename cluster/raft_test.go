@@ -151,6 +151,10 @@ func TestVoterRestartKeepsState(t *testing.T) {
 	if nodes[2].rn == nil {
 		t.Fatal("n2 does not vote")
 	}
+	eventually(t, "n2 applies the edit", func() bool {
+		st, _ := nodes[2].rn.State()
+		return st.Files[store.KindHactl].Version == v
+	})
 	if err := nodes[2].rn.Snapshot(); err != nil {
 		t.Fatal(err)
 	}

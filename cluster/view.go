@@ -33,7 +33,8 @@ type groupState struct {
 	State string `json:"s"`
 	Since int64  `json:"t,omitempty"` // unix milliseconds
 	// Throttled: a respawn entry of the group restarts too rapidly.
-	Throttled bool `json:"r,omitempty"`
+	Throttled bool   `json:"r,omitempty"`
+	Why       string `json:"y,omitempty"` // why it is FAILED
 }
 
 // running reports whether the group is held at a level that is not stop.
@@ -132,7 +133,7 @@ func (v *view) hastat(h *cltab.Hactl, why map[string]string) api.Hastat {
 			for _, o := range running[g.Group] {
 				st.Groups = append(st.Groups, api.HAGroupStatus{
 					Group: g.Group, Level: o.gs.Level, State: o.gs.State, Node: o.node,
-					Since: time.UnixMilli(o.gs.Since).UTC(),
+					Since: time.UnixMilli(o.gs.Since).UTC(), Why: o.gs.Why,
 				})
 				found = true
 			}
@@ -145,7 +146,7 @@ func (v *view) hastat(h *cltab.Hactl, why map[string]string) api.Hastat {
 		s := v.statuses[n]
 		ns := api.NodeStatus{Node: n, State: v.members[n].state, CPUs: s.CPUs, Load: s.Load, Version: s.Version, Groups: []api.GroupStatus{}}
 		for _, g := range s.Groups {
-			ns.Groups = append(ns.Groups, api.GroupStatus{Group: g.Group, Level: g.Level, State: g.State, Since: time.UnixMilli(g.Since).UTC()})
+			ns.Groups = append(ns.Groups, api.GroupStatus{Group: g.Group, Level: g.Level, State: g.State, Since: time.UnixMilli(g.Since).UTC(), Why: g.Why})
 		}
 		st.Nodes = append(st.Nodes, ns)
 	}
@@ -160,7 +161,7 @@ func groupsOf(st api.Status) []groupState {
 		for _, e := range g.Entries {
 			throttled = throttled || e.Throttled
 		}
-		gs = append(gs, groupState{Group: g.Group, Level: g.Level, State: g.State, Since: g.Since.UnixMilli(), Throttled: throttled})
+		gs = append(gs, groupState{Group: g.Group, Level: g.Level, State: g.State, Since: g.Since.UnixMilli(), Throttled: throttled, Why: g.Why})
 	}
 	return gs
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,6 +23,7 @@ func startCluster(cfg Config, eng *Engine, reread func(why string), tell func(ct
 	cc := cfg.Cluster
 	cc.Tab = cfg.Tab
 	cc.Tell = tell
+	cc.Run = eng.RunCommand
 	cc.Node = cfg.Node
 	cc.StateDir = cfg.StateDir
 	cc.Hastat = cfg.Hastat
@@ -62,6 +62,22 @@ func watchHactl(cl *cluster.Cluster, path string, log *zap.Logger, stop <-chan s
 
 // serveCluster adds the cluster's requests to the server.
 func (s *Server) serveCluster(cl *cluster.Cluster) {
+	// A tell after an edit rereads as the watcher would: versioned (and
+	// replicated) first, when valid, then reread, then the cluster is
+	// given the new cltab.
+	s.refresh = func(ctx context.Context) error {
+		if err := cl.FileChanged(ctx, cluster.KindCltab); err != nil && !errors.Is(err, cltab.ErrInvalid) {
+			s.log.Error("cltab change", zap.Error(err))
+		}
+		if _, err := s.eng.Reread(ctx); err != nil {
+			return err
+		}
+		t, err := s.eng.Tab(ctx)
+		if err == nil {
+			err = cl.SetTab(ctx, t)
+		}
+		return err
+	}
 	// An explicit reread also versions (and replicates) a valid local
 	// edit, as the file watcher does: the watcher may not see the file
 	// (a symlinked cltab).
@@ -82,6 +98,10 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 	}}
 	s.routes[api.PathWatch] = route{http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		node := r.URL.Query().Get("node")
+		if msg := badNames("node", node); node != "" && msg != "" {
+			writeError(w, http.StatusBadRequest, msg, nil)
+			return
+		}
 		events, err := cl.Watch(r.Context())
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
@@ -108,11 +128,16 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			writeError(w, http.StatusBadRequest, err.Error(), nil)
 			return
 		}
-		for _, name := range append([]string{req.Group, req.Level}, req.Prefer...) {
-			if name == "" || strings.ContainsAny(name, ": \t\n,") {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group, level or node name: %q", name), nil)
-				return
-			}
+		names := []string{"group", req.Group, "level", req.Level}
+		for _, n := range req.Prefer {
+			names = append(names, "node", n)
+		}
+		if msg := badNames(names...); msg != "" {
+			writeError(w, http.StatusBadRequest, msg, nil)
+			return
+		}
+		if !s.current(w, r) {
+			return
 		}
 		groups, err := s.eng.Groups(r.Context())
 		if err != nil {
@@ -128,7 +153,7 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 		switch {
 		case errors.As(err, &invalid):
 			writeError(w, http.StatusUnprocessableEntity, "the hactl would be invalid, nothing changed", invalid.Lines())
-		case strings.Contains(fmt.Sprint(err), "refused"):
+		case errors.Is(err, cluster.ErrRefused):
 			writeError(w, http.StatusConflict, err.Error(), nil)
 		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,8 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/internal/reaper"
+	"github.com/clinit/clinit/internal/safedir"
 )
 
 // Run is `clinit -d`: it takes the socket, serves requests, rereads the
@@ -21,7 +24,12 @@ import (
 // shutdown request has stopped every group.
 func Run(cfg Config, socket string) error {
 	log := cfg.Log
-	if err := BecomeSubreaper(); err != nil {
+	// Before anything is made or adopted in its name.
+	if msg := cltab.BadName("node", cfg.Node); msg != "" {
+		return fmt.Errorf("%s: give this node a good --node", msg)
+	}
+	logWarnings(log, cfg.Tab)
+	if err := reaper.BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a child subreaper: orphans of services go to init", zap.Error(err))
 	}
 	ln, err := Listen(socket)
@@ -33,6 +41,12 @@ func Run(cfg Config, socket string) error {
 		// restart (adoption reopens the FIFOs) but not a reboot (when
 		// there is nothing to adopt).
 		cfg.RunDir = socket + ".out"
+	}
+	if cfg.RunDir != "" {
+		if err := safedir.Ensure(cfg.RunDir, 0o700); err != nil {
+			ln.Close()
+			return fmt.Errorf("output directory: %w", err)
+		}
 	}
 	unlock, err := LockStateDir(cfg.StateDir)
 	if err != nil {
@@ -68,7 +82,10 @@ func Run(cfg Config, socket string) error {
 		case err != nil && !errors.Is(err, ErrStopping):
 			log.Error("cltab reread", zap.String("cause", why), zap.Error(err))
 		}
-		if t, err := eng.Tab(ctx); err == nil {
+		if t, terr := eng.Tab(ctx); terr == nil {
+			if err == nil {
+				logWarnings(log, t)
+			}
 			cl.SetTab(ctx, t)
 		}
 	}
@@ -83,7 +100,7 @@ func Run(cfg Config, socket string) error {
 	srv := NewServer(eng, log)
 	srv.serveCluster(cl)
 	if cfg.Metrics != "" {
-		ms, err := serveMetrics(cfg.Metrics, eng, cl, log)
+		ms, err := serveMetrics(cfg.Metrics, eng, cl, log, cfg.Node, advertisedHost(cfg.Cluster.Advertise))
 		if err != nil {
 			cl.Close()
 			ln.Close()
@@ -172,5 +189,16 @@ func watchdog(eng *Engine, log *zap.Logger) {
 			continue
 		}
 		sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
+	}
+}
+
+// logWarnings logs what is unsafe in a cltab that is in use (settings
+// that work but should not be so, cltab.Tab.Warnings).
+func logWarnings(log *zap.Logger, t *cltab.Tab) {
+	if t == nil {
+		return
+	}
+	for _, w := range t.Warnings.Lines() {
+		log.Warn("cltab: " + w)
 	}
 }

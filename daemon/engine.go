@@ -17,6 +17,7 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/internal/reaper"
 )
 
 // Sentinel errors callers branch on.
@@ -78,6 +79,8 @@ type Engine struct {
 	log  *zap.Logger
 	kids *spawner
 
+	onDisk tabFile // the cltab file as last read
+
 	events chan func() // child exits and timers, posted by their goroutines
 	reqs   chan func() // API calls, run by the loop
 	done   chan struct{}
@@ -130,10 +133,9 @@ const maxBatch = 256
 func (e *Engine) Run() {
 	defer close(e.done)
 	defer func() { close(e.saved) }() // nothing waits past the end
-	defer e.kids.close()
-	stopReaping := make(chan struct{})
-	defer close(stopReaping)
-	go e.kids.reaper.watch(stopReaping)
+	orphans := make(chan struct{}, 1)
+	reaper.NotifyOrphans(orphans)
+	defer reaper.StopOrphans(orphans)
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	e.restore()
@@ -155,7 +157,7 @@ func (e *Engine) Run() {
 				}
 				break
 			}
-		case <-e.kids.reaper.reaped:
+		case <-orphans:
 			e.lingerCheck()
 		case <-tick.C:
 			e.dirty = true
@@ -233,6 +235,9 @@ func (e *Engine) Tell(ctx context.Context, g, l string) (string, error) {
 // Reread loads the cltab again and reconciles the running groups with it.
 // An invalid file changes nothing; its error (cltab.Errors) is returned.
 func (e *Engine) Reread(ctx context.Context) (changed []string, err error) {
+	e.onDisk.mu.Lock()
+	defer e.onDisk.mu.Unlock()
+	read := stampOf(e.cfg.CltabPath) // before the read: a later edit is seen as one
 	t, lerr := cltab.Load(e.cfg.CltabPath)
 	if lerr != nil {
 		return nil, lerr
@@ -242,6 +247,9 @@ func (e *Engine) Reread(ctx context.Context) (changed []string, err error) {
 			e.persist()
 		}
 	})
+	if cerr == nil {
+		e.onDisk.stamp = read
+	}
 	return changed, cerr
 }
 

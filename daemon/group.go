@@ -20,6 +20,7 @@ type group struct {
 	epoch int
 	state string
 	since time.Time
+	why   string // why it is FAILED
 
 	procs    []*proc // current cltab entries, in file order
 	byTag    map[string]*proc
@@ -76,7 +77,13 @@ func (e *Engine) setState(g *group, s string) {
 	}
 	g.state, g.since = s, time.Now()
 	e.dirty = true
-	e.log.Info("group state", zap.String("group", g.name), zap.String("level", g.level), zap.String("state", s))
+	fields := []zap.Field{zap.String("group", g.name), zap.String("level", g.level), zap.String("state", s)}
+	if s == api.StateFailed {
+		fields = append(fields, zap.String("why", g.why))
+	} else {
+		g.why = ""
+	}
+	e.log.Info("group state", fields...)
 }
 
 // advance drives g one step towards its level; it is called after every
@@ -132,7 +139,10 @@ func (e *Engine) advance(g *group) {
 				e.start(p)
 			}
 		case cltab.ModeOnce:
-			if !p.alive() && p.epoch != g.epoch {
+			if p.alive() {
+				// Still running from before: it has run at this level.
+				p.epoch = g.epoch
+			} else if p.epoch != g.epoch {
 				e.start(p)
 			}
 		case cltab.ModeWait, cltab.ModeTest:
@@ -151,10 +161,14 @@ func (e *Engine) advance(g *group) {
 				return
 			}
 			if p.exit != 0 {
-				e.setState(g, api.StateFailed)
+				e.fail(g, p.failure())
 				return
 			}
 		}
+	}
+	if why := restingWhy(g); why != "" {
+		e.fail(g, why)
+		return
 	}
 	e.setState(g, e.doneState(g))
 }
@@ -206,7 +220,7 @@ func (e *Engine) status() api.Status {
 		if !g.told {
 			continue
 		}
-		gs := api.GroupStatus{Group: g.name, Level: g.level, State: g.state, Since: g.since}
+		gs := api.GroupStatus{Group: g.name, Level: g.level, State: g.state, Since: g.since, Why: g.why}
 		for _, p := range g.procs {
 			gs.Entries = append(gs.Entries, p.status())
 		}

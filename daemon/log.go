@@ -6,6 +6,9 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
+
+	"github.com/clinit/clinit/internal/safedir"
 )
 
 // NewLogger logs in zap's console format to stderr and, when path is set,
@@ -22,8 +25,14 @@ func NewLogger(path string, debug bool) (*zap.Logger, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		// Never through a symlink, nor into a file of another user's or
+		// a hard link: either would have root append to a file it names.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_NOFOLLOW, 0o640)
 		if err != nil {
+			return nil, err
+		}
+		if err := safedir.CheckFile(f); err != nil {
+			f.Close()
 			return nil, err
 		}
 		sinks = append(sinks, zapcore.Lock(f))

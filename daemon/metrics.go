@@ -42,32 +42,15 @@ type StatusView struct {
 }
 
 // serveMetrics serves Prometheus metrics on /metrics, the status page on
-// /, and its data on /status.json. It returns once listening.
-func serveMetrics(addr string, eng *Engine, cl *cluster.Cluster, log *zap.Logger) (*http.Server, error) {
+// /, and its data on /status.json. It returns once listening. names are
+// the names the page may be reached by, beside its address and localhost
+// (hostcheck.go).
+func serveMetrics(addr string, eng *Engine, cl *cluster.Cluster, log *zap.Logger, names ...string) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&collector{eng: eng, cl: cl}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, r *http.Request) {
-		v, err := view(r.Context(), eng, cl)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(v)
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-		w.Write(statusPage)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: metricsHandler(eng, cl, allowedHosts(ln.Addr(), names...)), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(log.Named("metrics"))}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -76,6 +59,31 @@ func serveMetrics(addr string, eng *Engine, cl *cluster.Cluster, log *zap.Logger
 	}()
 	log.Info("metrics and status page", zap.String("addr", "http://"+ln.Addr().String()+"/"))
 	return srv, nil
+}
+
+// metricsHandler routes the metrics listener; the page and its data
+// answer only the Hosts in allowed.
+func metricsHandler(eng *Engine, cl *cluster.Cluster, allowed map[string]bool) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&collector{eng: eng, cl: cl}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /status.json", hostGuard(allowed, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := view(r.Context(), eng, cl)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(v)
+	})))
+	mux.Handle("GET /{$}", hostGuard(allowed, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		w.Write(statusPage)
+	})))
+	return mux
 }
 
 func view(ctx context.Context, eng *Engine, cl *cluster.Cluster) (StatusView, error) {
@@ -100,6 +108,7 @@ var (
 	descGroup       = prometheus.NewDesc("clinit_group_state", "1 for the level and state each told group of this node is in.", []string{"group", "level", "state"}, nil)
 	descRestarts    = prometheus.NewDesc("clinit_entry_restarts_total", "Restarts of each respawn entry.", []string{"group", "tag"}, nil)
 	descThrottled   = prometheus.NewDesc("clinit_entry_throttled", "1 while an entry rests after restarting too rapidly.", []string{"group", "tag"}, nil)
+	descFailed      = prometheus.NewDesc("clinit_group_failed", "1 for each FAILED group of this node, with why.", []string{"group", "why"}, nil)
 	descProcesses   = prometheus.NewDesc("clinit_processes", "Entries of this node with a running process.", nil, nil)
 	descTransitions = prometheus.NewDesc("clinit_group_transitions_total", "Changes of level or state of this node's groups.", nil, nil)
 	descMembers     = prometheus.NewDesc("clinit_members", "Cluster members by state, as this node sees them.", []string{"state"}, nil)
@@ -118,6 +127,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	procs := 0
 	for _, g := range v.Status.Groups {
 		ch <- prometheus.MustNewConstMetric(descGroup, prometheus.GaugeValue, 1, g.Group, g.Level, g.State)
+		if g.State == api.StateFailed {
+			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, 1, g.Group, g.Why)
+		}
 		for _, e := range g.Entries {
 			if e.Pid != 0 {
 				procs++

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"os"
 	"syscall"
 	"time"
 
@@ -10,10 +9,12 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/reaper"
 )
 
 // proc is the runtime of one cltab entry: at most one process at a time.
-// Owned by the engine loop; its Wait and output goroutines only post.
+// Owned by the engine loop; the goroutines that await its exit and read
+// its output only post.
 type proc struct {
 	g     *group
 	entry *cltab.Entry
@@ -26,6 +27,8 @@ type proc struct {
 	exit    int  // last exit status; -1 for a signal
 	exited  bool // exit is meaningful
 	lastPid int  // the process group of a lingering stop
+	// sig is the signal that ended the last run, if one did.
+	sig syscall.Signal
 	// startTicks is the /proc start time of pid: with it, the pid names
 	// this process for good. adopted: started by a previous daemon.
 	startTicks uint64
@@ -47,6 +50,7 @@ type proc struct {
 
 	rapid    int         // consecutive exits within the respawn window
 	throttle *time.Timer // non-nil while a too-rapid respawn entry rests
+	rest     resting     // why and until when it rests, while throttle is set
 }
 
 func (p *proc) alive() bool { return p.pid != 0 || p.linger }
@@ -61,9 +65,15 @@ func (p *proc) unthrottle() {
 
 func (p *proc) status() api.EntryStatus {
 	s := api.EntryStatus{Tag: p.entry.Tag, Mode: string(p.entry.Mode), Pid: p.pid, Restarts: p.restarts, Since: p.since, Throttled: p.throttle != nil}
+	if s.Throttled {
+		s.ThrottledUntil = p.rest.until
+	}
 	if p.exited && p.pid == 0 {
 		code := p.exit
 		s.Exit = &code
+		if p.sig != 0 {
+			s.Signal = signalName(p.sig)
+		}
 	}
 	return s
 }
@@ -85,8 +95,8 @@ func (e *Engine) start(p *proc) {
 		exitFile = e.exitFile(p.entry.Tag)
 	}
 	p.fifo = e.outFifo(p.entry.Tag, run)
-	pid, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(ps *os.ProcessState) {
-		e.post(func() { e.exited(p, run, ps) })
+	pid, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
+		e.post(func() { e.exited(p, run, x) })
 	})
 	if err != nil {
 		e.log.Error("cannot start", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Error(err))
@@ -233,26 +243,27 @@ func (e *Engine) signal(p *proc, sig syscall.Signal) {
 	}
 }
 
-// exited handles the end of p's process (from its Wait goroutine).
-func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
+// exited handles the end of p's process: x is what the reaper collected,
+// nil for an adopted process (not our child: its status is unknown).
+func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 	if p.run != run {
 		return
 	}
 	g := p.g
 	pgid := p.pid
 	p.pid = 0
-	p.exit, p.exited = exitCode(ps), true
-	if ps == nil { // adopted: not our child, so no wait status
+	p.exit, p.exited = exitCode(x), true
+	p.sig = signalOf(x)
+	if x == nil { // adopted: not our child, so no wait status
 		p.exit = e.readExit(p)
 	}
 	p.adopted = false
 	p.since = time.Now()
 	p.lastPid = pgid
 	e.dirty = true
-	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Int("exit", p.exit)}
-	// Orphans the leader left are collected first, so that only live
-	// members keep its process group alive.
-	e.kids.reaper.reap()
+	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), p.endField()}
+	// Orphans the leader left that had exited were reaped before its
+	// exit was posted: only live members keep its process group alive.
 	left := !p.kill && groupAlive(pgid)
 	switch {
 	case p.term:
@@ -263,7 +274,7 @@ func (e *Engine) exited(p *proc, run int, ps *os.ProcessState) {
 			p.killTimer.Stop()
 		}
 		e.log.Info("stopped", fields...)
-	case p.entry.Mode == cltab.ModeRespawn && left && (p.exit == 0 || ps == nil):
+	case p.entry.Mode == cltab.ModeRespawn && left && (p.exit == 0 || x == nil):
 		// The program went to the background: its leader forked and
 		// exited 0 (or, adopted, with a status we cannot know). Supervise
 		// the process group it left rather than start a second copy
@@ -353,15 +364,13 @@ func (e *Engine) rest(p *proc, why string) {
 		})
 	})
 	p.throttle = t
+	p.rest = resting{why: why, until: time.Now().Add(e.timing.pause), pause: e.timing.pause}
 	e.dirty = true
 }
 
-func exitCode(ps *os.ProcessState) int {
-	if ps == nil {
+func exitCode(x *reaper.Exit) int {
+	if x == nil {
 		return -1
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return -1
-	}
-	return ps.ExitCode()
+	return x.Code()
 }

@@ -25,6 +25,9 @@ type Server struct {
 	// isHA reports a group the cluster places (set by serveCluster):
 	// a local tell of one is refused.
 	isHA func(ctx context.Context, group string) bool
+	// refresh rereads a changed cltab before a request that depends on
+	// it (see current); nil rereads it in the engine alone.
+	refresh func(ctx context.Context) error
 }
 
 // route is one request the protocol knows: its method and handler.
@@ -108,8 +111,15 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	if req.Level == "" || strings.ContainsAny(req.Level, ": \t\n,") || strings.ContainsAny(req.Group, ": \t\n,") {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad group or level: %q %q", req.Group, req.Level), nil)
+	names := []string{"level", req.Level}
+	if req.Group != "" { // empty: the node's own group (SPEC 2)
+		names = append(names, "group", req.Group)
+	}
+	if msg := badNames(names...); msg != "" {
+		writeError(w, http.StatusBadRequest, msg, nil)
+		return
+	}
+	if !s.current(w, r) {
 		return
 	}
 	if s.isHA != nil && req.Group != "" && s.isHA(r.Context(), req.Group) {
@@ -119,11 +129,11 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
 	g, err := s.eng.Tell(r.Context(), req.Group, req.Level)
 	switch {
 	case errors.Is(err, ErrNoGroup):
-		writeError(w, http.StatusNotFound, "no such group: "+g, nil)
+		writeError(w, http.StatusNotFound, s.noGroup(r.Context(), g, req.Level, req.Group == ""), nil)
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
 	default:
-		writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: going to level %s", g, req.Level)})
+		writeJSON(w, http.StatusOK, api.Message{Message: s.told(r.Context(), g, req.Level)})
 	}
 }
 

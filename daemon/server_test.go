@@ -81,8 +81,8 @@ func TestServerRequests(t *testing.T) {
 		{"malformed json", "POST", api.PathTell, `{"group":`, 0, 400, "bad request body"},
 		{"unknown field", "POST", api.PathTell, `{"group":"g","level":"1","x":1}`, 0, 400, "unknown field"},
 		{"two values", "POST", api.PathTell, `{"group":"g","level":"1"}{}`, 0, 400, "more than one JSON value"},
-		{"empty level", "POST", api.PathTell, `{"group":"g"}`, 0, 400, "bad group or level"},
-		{"level with colon", "POST", api.PathTell, `{"group":"g","level":"a:b"}`, 0, 400, "bad group or level"},
+		{"empty level", "POST", api.PathTell, `{"group":"g"}`, 0, 400, "bad level name"},
+		{"level with colon", "POST", api.PathTell, `{"group":"g","level":"a:b"}`, 0, 400, "bad level name"},
 		{"oversized body", "POST", api.PathTell, big, 0, 400, "request body over"},
 		{"unknown path", "GET", "/v0/nope", "", 0, 404, "no such request"},
 		{"wrong method", "GET", api.PathTell, "", 0, 405, "wants POST"},
@@ -105,6 +105,34 @@ func TestServerRequests(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTellRefusesBadNames: a level or group that breaks cltab's name
+// rule is answered 400 with the reason, and lands nowhere (on c02508e a
+// NUL, an escape sequence or 60,000 bytes went into clstat raw).
+func TestTellRefusesBadNames(t *testing.T) {
+	s := testServer(t, "g:a:1:off:\n")
+	for _, tc := range []struct{ body, want string }{
+		{`{"group":"g","level":"2\u0000x"}`, `bad level name "2\x00x": holds the unprintable '\x00'`},
+		{`{"group":"g","level":"\u001b[2J"}`, `holds the unprintable '\x1b'`},
+		{`{"group":"g","level":"a\nb"}`, `holds whitespace '\n'`},
+		{`{"group":"g","level":"` + strings.Repeat("x", 60000) + `"}`, "60000 bytes, over 128"},
+		{`{"group":"g\u0001","level":"1"}`, "bad group name"},
+		{`{"group":"\u00ff\u0000","level":"1"}`, "bad group name"},
+		{`{"level":"\u0007"}`, "bad level name"},
+	} {
+		rec := serve(s, 0, "POST", api.PathTell, tc.body)
+		var e api.Error
+		json.Unmarshal(rec.Body.Bytes(), &e)
+		if rec.Code != 400 || !strings.Contains(e.Error, tc.want) || !strings.Contains(e.Error, cltab.NameRule) {
+			t.Errorf("%.60s: got %d %q, want 400 with %q and the rule", tc.body, rec.Code, e.Error, tc.want)
+		}
+	}
+	rec := serve(s, 0, "GET", api.PathStatus, "")
+	var st api.Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || len(st.Groups) != 0 {
+		t.Fatalf("a refused tell was applied: %s", rec.Body.String())
 	}
 }
 

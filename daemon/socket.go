@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clinit/clinit/internal/safedir"
 )
 
 // ErrDaemonRunning is returned by Listen when another daemon answers.
@@ -24,7 +26,9 @@ func Listen(path string) (*net.UnixListener, error) {
 		c.Close()
 		return nil, fmt.Errorf("%w: %s", ErrDaemonRunning, path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// Checked like the state directory: the FIFOs of the services'
+	// output live beside the socket.
+	if err := safedir.Ensure(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
 	if fi, err := os.Lstat(path); err == nil {

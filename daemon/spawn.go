@@ -3,19 +3,19 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/reaper"
 )
 
 // Output capture limits: a chatty child must neither grow the daemon's
@@ -28,21 +28,16 @@ const (
 	linesPerSec = 100
 )
 
-// spawner starts children: own process group, stdin from /dev/null,
-// stdout and stderr into the log with their tag, CLINIT_* environment.
+// spawner starts children through the reaper: own process group, stdin
+// from /dev/null, stdout and stderr into the log with their tag, CLINIT_*
+// environment.
 type spawner struct {
-	node    string
-	log     *zap.Logger
-	devnull *os.File
-	env     []string
-	reaper  *reaper
+	node string
+	log  *zap.Logger
+	env  []string
 }
 
 func newSpawner(node string, log *zap.Logger) (*spawner, error) {
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		return nil, err
-	}
 	var env []string
 	for _, kv := range os.Environ() {
 		// Children must not talk to systemd in the daemon's name.
@@ -51,25 +46,23 @@ func newSpawner(node string, log *zap.Logger) (*spawner, error) {
 		}
 		env = append(env, kv)
 	}
-	return &spawner{node: node, log: log, devnull: devnull, env: env, reaper: newReaper()}, nil
+	return &spawner{node: node, log: log, env: env}, nil
 }
-
-func (s *spawner) close() { s.devnull.Close() }
 
 // exitWrapper runs a command and leaves its exit status in a file, for a
 // daemon that was not there to wait for it.
 const exitWrapper = `/bin/sh -c "$1"; s=$?; echo $s >"$2"; exit $s`
 
 // spawn starts ent's command and returns its pid. With exitFile set, the
-// command's exit status is also written there. onExit is called from the
-// child's own Wait goroutine when it ends.
-func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*os.ProcessState)) (int, error) {
+// command's exit status is also written there. onExit is called, on a
+// goroutine of its own, with the exit the reaper collected.
+func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, error) {
 	argv := []string{"/bin/sh", "-c", ent.Command}
 	if exitFile != "" {
 		if err := os.MkdirAll(filepath.Dir(exitFile), 0o700); err != nil {
 			return 0, err
 		}
-		if err := os.Remove(exitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := freshFile(exitFile); err != nil {
 			return 0, err
 		}
 		argv = []string{"/bin/sh", "-c", exitWrapper, "clinit-" + ent.Tag, ent.Command, exitFile}
@@ -80,37 +73,16 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 	}
 	env := append(s.env[:len(s.env):len(s.env)],
 		"CLINIT_GROUP="+ent.Group, "CLINIT_TAG="+ent.Tag, "CLINIT_LEVEL="+level, "CLINIT_NODE="+s.node)
-	var child *os.Process
-	pid, err := s.reaper.spawn(func() (int, error) {
-		var err error
-		child, err = os.StartProcess(argv[0], argv, &os.ProcAttr{
-			Env:   env,
-			Files: []*os.File{s.devnull, w, w},
-			Sys:   &syscall.SysProcAttr{Setpgid: true},
-		})
-		if err != nil {
-			return 0, err
-		}
-		return child.Pid, nil
-	})
+	pid, exits, err := reaper.Start(argv, reaper.Attrs{Env: env, Stdout: w, Stderr: w})
 	w.Close()
 	if err != nil {
 		r.Close()
 		return 0, err
 	}
 	go s.capture(r, outFifo, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
-	// One Wait goroutine per child: the exit is an event, never polled.
-	// It waits on a pidfd first, in the poller, so that a thousand
-	// children do not hold a thousand threads blocked in wait; Wait then
-	// collects the status at once.
-	pidfd, _ := openPidfd(pid)
 	go func() {
-		if pidfd != nil {
-			awaitExit(pidfd)
-		}
-		ps, _ := child.Wait()
-		s.reaper.waited(pid)
-		onExit(ps)
+		x := <-exits
+		onExit(&x)
 	}()
 	return pid, nil
 }
@@ -142,7 +114,7 @@ func outputPipe(fifo string) (r, w *os.File, err error) {
 	}
 	// Opened with a raw open so that the runtime does not make it
 	// non-blocking: the child gets a blocking stdout.
-	fd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		r.Close()
 		os.Remove(fifo)
@@ -153,7 +125,7 @@ func outputPipe(fifo string) (r, w *os.File, err error) {
 
 // openFifo opens a child's output FIFO for reading, through the poller.
 func openFifo(fifo string) (*os.File, error) {
-	return os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	return os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 }
 
 // capture logs a child's output line by line until every holder of the
@@ -221,23 +193,9 @@ func (l *limiter) allow(now time.Time) bool {
 	return false
 }
 
-// RunCommand runs a command of the daemon's own (not a cltab entry: the fencing
-// command) to its end and returns its output. The child is registered
-// with the reaper, which would otherwise take its exit status first.
-func (e *Engine) RunCommand(argv []string) ([]byte, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	pid, err := e.kids.reaper.spawn(func() (int, error) {
-		if err := cmd.Start(); err != nil {
-			return 0, err
-		}
-		return cmd.Process.Pid, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = cmd.Wait()
-	e.kids.reaper.waited(pid)
-	return out.Bytes(), err
+// RunCommand runs a command of the daemon's own (not a cltab entry: the
+// fencing command) to its end, with the children's environment, and
+// returns its output; ctx ending kills it with its process group.
+func (e *Engine) RunCommand(ctx context.Context, argv []string) ([]byte, error) {
+	return reaper.Output(ctx, argv, reaper.Attrs{Env: e.kids.env})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/internal/atomicfile"
+	"github.com/clinit/clinit/internal/safedir"
 )
 
 // What the daemon remembers across its own death (SPEC 5): each group's
@@ -78,7 +79,7 @@ func (e *Engine) journal(p *proc) {
 		return
 	}
 	if e.journalFile == nil {
-		f, err := os.OpenFile(e.journalPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err := os.OpenFile(e.journalPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			e.log.Error("journal", zap.Error(err))
 			return
@@ -351,11 +352,14 @@ func (e *Engine) readExit(p *proc) int {
 	if path == "" || (p.entry.Mode != cltab.ModeWait && p.entry.Mode != cltab.ModeTest) {
 		return -1
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return -1
 	}
-	code, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	data := make([]byte, 32)
+	n, _ := f.Read(data)
+	f.Close()
+	code, err := strconv.Atoi(strings.TrimSpace(string(data[:n])))
 	if err != nil {
 		return -1
 	}
@@ -389,10 +393,17 @@ func LockStateDir(dir string) (release func(), err error) {
 	if dir == "" {
 		return func() {}, nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	// Root writes exit statuses, FIFOs and its journal here, and reads
+	// them back: nobody else may plant anything (internal/safedir).
+	if err := safedir.Ensure(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	for _, sub := range []string{"exit", "out"} {
+		if err := safedir.Check(filepath.Join(dir, sub)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}

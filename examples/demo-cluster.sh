@@ -27,8 +27,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "$bin --keygen > $run/key"
-"$bin" --keygen > "$run/key"
+say "$bin --keygen $run/key"
+rm -f "$run/key"
+"$bin" --keygen "$run/key" >/dev/null
 i=0
 for port in $ports; do
   i=$((i + 1)); n=n$i; d=$run/$n

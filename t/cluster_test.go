@@ -49,11 +49,9 @@ func startCluster(t *testing.T, n int, cltabText string) []*node {
 	t.Helper()
 	keyDir := newCaseDir(t)
 	key := filepath.Join(keyDir, "key")
-	out, _, code, err := runClinit("--keygen")
-	if err != nil || code != 0 {
-		t.Fatalf("clinit --keygen: %d %v", code, err)
+	if _, errOut, code, err := runClinit("--keygen", key); err != nil || code != 0 {
+		t.Fatalf("clinit --keygen %s: %d %v %s", key, code, err, errOut)
 	}
-	writeFile(t, key, out)
 	ports := make([]int, n)
 	var seeds []string
 	for i := range ports {
@@ -252,7 +250,9 @@ func TestClusterStrangerAndRejoin(t *testing.T) {
 	// A daemon with another key, pointed at n1, never gets in.
 	dir := newCaseDir(t)
 	writeFile(t, filepath.Join(dir, "cltab"), webCltab)
-	writeFile(t, filepath.Join(dir, "key"), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+	if err := os.WriteFile(filepath.Join(dir, "key"), []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	port := freePort(t)
 	stranger := launch(t, dir, "--node", "stranger", "--bind", "127.0.0.1:"+strconv.Itoa(port),
 		"--join", nodes[0].flags[3], "--keyfile", filepath.Join(dir, "key"))

@@ -413,13 +413,22 @@ func (d *daemon) clinit(args ...string) (stdout, stderr string, code int) {
 	return stdout, stderr, code
 }
 
-// tell runs `clinit GROUP LEVEL` and checks its answer.
+// tell runs `clinit GROUP LEVEL` and checks its answer, which for a level
+// the group has no entry at says that everything of it stops.
 func (d *daemon) tell(group, level string) {
 	d.t.Helper()
 	out, errOut, code := d.clinit(group, level)
-	if want := group + ": going to level " + level + "\n"; code != 0 || out != want {
+	want := group + ": going to level " + level + "\n"
+	empty := group + ": going to level " + level + ": " + noEntryNote(group, level) + "\n"
+	if code != 0 || out != want && out != empty {
 		d.t.Fatalf("clinit %s %s: status %d, stdout %q (want %q), stderr %q", group, level, code, out, want, errOut)
 	}
+}
+
+// noEntryNote is what the answer to a tell adds when no entry of group
+// runs at level.
+func noEntryNote(group, level string) string {
+	return "no entry of " + group + " runs at level " + level + ", so every process of it stops"
 }
 
 // reread runs `clinit` with no argument and returns its stdout.
@@ -511,6 +520,7 @@ type jGroup struct {
 	Group   string   `json:"group"`
 	Level   string   `json:"level"`
 	State   string   `json:"state"`
+	Why     string   `json:"why"`
 	Entries []jEntry `json:"entries"`
 }
 
@@ -520,8 +530,11 @@ type jEntry struct {
 	Pid       int       `json:"pid"`
 	Restarts  int       `json:"restarts"`
 	Exit      *int      `json:"exit"`
+	Signal    string    `json:"signal"`
 	Throttled bool      `json:"throttled"`
 	Since     time.Time `json:"since"` // last start or exit
+
+	ThrottledUntil time.Time `json:"throttled_until"`
 }
 
 // ran reports whether the entry was ever started.

@@ -1,6 +1,9 @@
 package t
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Moving 1 -> 2 -> 1: what is not in the new level stops, what is in both
 // keeps its process, once and wait entries run again on coming back.
@@ -244,5 +247,26 @@ G:two:2:once:echo > {dir}/two
 	waitLines(t, d.path("two"), 1)
 	if n := len(lines(d.path("w"))); n != 1 {
 		t.Fatalf("the wait ran %d times, want 1", n)
+	}
+}
+
+// A once entry of both levels still running when the group moves from one
+// to the other has run at the new level: when it exits it is not started
+// again (SPEC 3.4, as for wait).
+func TestOnceSpanningLevels(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+G:o:12:once:echo start >> {dir}/out; `+gate("{dir}/gate")+`; echo end >> {dir}/out
+`)
+	d.tell("G", "1")
+	waitLines(t, d.path("out"), 1)
+	d.tell("G", "2")
+	d.waitState("G", "2", "DONE")
+	writeFile(t, d.path("gate"), "")
+	// A wrong daemon starts the entry again in the same step that handles
+	// its exit, so an entry seen exited means no second run was started.
+	eventually(t, hang, func() bool { e := d.entry("G", "o"); return e.Pid == 0 && e.Exit != nil }, "o to exit")
+	if got := strings.Join(lines(d.path("out")), " "); got != "start end" {
+		t.Fatalf("out is %q, want %q: the once entry ran again at level 2", got, "start end")
 	}
 }

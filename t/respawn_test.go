@@ -45,8 +45,10 @@ G:steady:1:respawn:echo $$ >> {dir}/steady; exec sleep 1000
 			t.Fatalf("started during its pause: was %v after %d starts, now %v after %d", e, starts, e2, n)
 		}
 	}
-	if s := d.clstatLines()["G"]; s != "1 DONE" {
-		t.Fatalf("clstat %q, want 1 DONE", s)
+	// A resting entry makes its group FAILED, until the pause ends.
+	s := d.clstatLines()["G"]
+	if read := time.Now(); s != "1 FAILED" && read.Before(e.Since.Add(2*time.Second)) {
+		t.Fatalf("clstat %q while r rests, want 1 FAILED", s)
 	}
 	if n := len(lines(d.path("steady"))); n != 1 {
 		t.Fatalf("the steady respawn beside started %d times, want 1", n)

@@ -308,3 +308,15 @@ func (n *Node) ProposeAll(cmds []store.Command) ([]store.Result, error) {
 // Snapshot takes a snapshot of the state now (tests, and an operator's
 // compaction).
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// TransferLeadership hands leadership to another voter, waiting for it
+// at most an election's length.
+func (n *Node) TransferLeadership() {
+	f := n.raft.LeadershipTransfer()
+	done := make(chan struct{})
+	go func() { f.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * ElectionTimeout):
+	}
+}

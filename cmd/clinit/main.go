@@ -6,8 +6,12 @@ import (
 	"os"
 
 	"github.com/clinit/clinit/cli"
+	"github.com/clinit/clinit/keeper"
 )
 
 func main() {
+	if keeper.Wanted(os.Args[1:]) { // the daemon's keeper, started by the daemon
+		os.Exit(keeper.Main(os.Args[1:], os.Stderr))
+	}
 	os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr))
 }

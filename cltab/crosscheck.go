@@ -1,0 +1,35 @@
+package cltab
+
+import "fmt"
+
+// crossCheck finds settings that are each valid but cannot work
+// together, once every line is read: an error at the line to fix, or a
+// warning for what works but is unsafe.
+func (p *parser) crossCheck() {
+	set := p.tab.Settings
+	nodes, hasNodes := set["nodes"]
+	quorum, hasQuorum := set["quorum"]
+	if hasNodes && hasQuorum && p.tab.Int("quorum", 0) > p.tab.Int("nodes", 0) {
+		p.errorf(quorum.Line, "quorum %s is more than nodes %s (line %d): no node could ever see a quorum, and HA groups would run nowhere",
+			quorum.Value, nodes.Value, nodes.Line)
+	}
+	if !hasNodes && !hasQuorum {
+		return // HA is off: fencetime means nothing
+	}
+	stop := p.tab.Duration("stoptimeout", DefaultStopTimeout)
+	fence := p.tab.Duration("fencetime", DefaultFenceTime)
+	if stop < fence {
+		return
+	}
+	// The line to change: stoptimeout's, else fencetime's, else the one
+	// that turned HA on.
+	at := nodes.Line
+	for _, name := range []string{"quorum", "fencetime", "stoptimeout"} {
+		if s, ok := set[name]; ok && (name != "quorum" || !hasNodes) {
+			at = s.Line
+		}
+	}
+	p.tab.Warnings = append(p.tab.Warnings, &Error{Path: p.path, Line: at, Msg: fmt.Sprintf(
+		"warning: stoptimeout %v is not below fencetime %v: a node that lost quorum may still be stopping its HA groups when another node starts them; set stoptimeout below fencetime",
+		stop, fence)})
+}

@@ -1,0 +1,80 @@
+package reaper
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// gone waits (on a pidfd, no polling) until pid has exited, and reports
+// whether it did within a generous bound.
+func gone(t *testing.T, pid int) bool {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return errors.Is(err, unix.ESRCH)
+	}
+	defer unix.Close(fd)
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000)
+	return err == nil && n == 1
+}
+
+func TestOutput(t *testing.T) {
+	out, err := Output(context.Background(), sh("echo out; echo err >&2; exit 3"), Attrs{})
+	var xe *ExitError
+	if !errors.As(err, &xe) || xe.Code() != 3 {
+		t.Errorf("err = %v, want exit status 3", err)
+	}
+	if string(out) != "out\nerr\n" {
+		t.Errorf("output %q", out)
+	}
+}
+
+func TestOutputIsBounded(t *testing.T) {
+	out, err := Output(context.Background(), []string{"/bin/sh", "-c", "head -c 1000000 /dev/zero"}, Attrs{})
+	if err != nil || len(out) != MaxOutput {
+		t.Errorf("err %v, %d bytes; want nil, %d", err, len(out), MaxOutput)
+	}
+}
+
+// A command that runs over is killed with everything in its process
+// group.
+func TestOutputTimeoutKillsTheGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	out, err := Output(ctx, sh("/bin/sleep 100 & echo $!; /bin/sleep 100"), Attrs{})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("err = %v, want killed, deadline exceeded", err)
+	}
+	pid, perr := strconv.Atoi(string(bytes.TrimSpace(out)))
+	if perr != nil {
+		t.Fatalf("output %q: %v", out, perr)
+	}
+	if !gone(t, pid) {
+		t.Errorf("the background sleep %d outlived the timeout", pid)
+	}
+}
+
+// A command that exits but leaves a process holding its output: its own
+// status counts, and what it left is killed when ctx ends.
+func TestOutputLeftovers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	out, err := Output(ctx, sh("/bin/sleep 100 & echo $!; exit 0"), Attrs{})
+	if err != nil {
+		t.Errorf("err = %v, want the command's own success", err)
+	}
+	pid, perr := strconv.Atoi(string(bytes.TrimSpace(out)))
+	if perr != nil {
+		t.Fatalf("output %q: %v", out, perr)
+	}
+	if !gone(t, pid) {
+		t.Errorf("the leftover sleep %d outlived ctx", pid)
+	}
+}

@@ -1,0 +1,203 @@
+package reaper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test process is a subreaper, as the daemon is: orphans of the
+// commands started here are reparented to it, and the reaper must take
+// them without taking the exits it owes to their starters.
+func TestMain(m *testing.M) {
+	if err := BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "cannot become a child subreaper:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func sh(script string) []string { return []string{"/bin/sh", "-c", script} }
+
+func await(t *testing.T, exits <-chan Exit) Exit {
+	t.Helper()
+	select {
+	case x := <-exits:
+		return x
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit posted")
+		return Exit{}
+	}
+}
+
+func TestStartPostsTheExit(t *testing.T) {
+	for _, c := range []struct {
+		script string
+		code   int
+		text   string
+	}{
+		{"exit 0", 0, "exit status 0"},
+		{"exit 7", 7, "exit status 7"},
+		{"exit 255", 255, "exit status 255"},
+		{"kill -TERM $$", -1, "signal: terminated"},
+	} {
+		pid, exits, err := Start(sh(c.script), Attrs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := await(t, exits)
+		if x.Pid != pid || x.Code() != c.code || x.String() != c.text {
+			t.Errorf("%q: pid %d, code %d, %q; want pid %d, code %d, %q", c.script, x.Pid, x.Code(), x, pid, c.code, c.text)
+		}
+		if (x.Err() == nil) != (c.code == 0) {
+			t.Errorf("%q: Err() = %v", c.script, x.Err())
+		}
+	}
+}
+
+func TestStartLeadsAProcessGroup(t *testing.T) {
+	pid, exits, err := Start([]string{"/bin/sleep", "100"}, Attrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgid, err := unix.Getpgid(pid)
+	if err != nil || pgid != pid {
+		t.Errorf("pgid %d (%v), want %d", pgid, err, pid)
+	}
+	unix.Kill(-pid, unix.SIGKILL)
+	if x := await(t, exits); x.Status.Signal() != syscall.SIGKILL {
+		t.Errorf("exit %v, want killed", x)
+	}
+}
+
+func TestStartAttrs(t *testing.T) {
+	dir := t.TempDir()
+	out, err := os.Create(dir + "/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	// stdin is /dev/null when not given: read gets EOF at once.
+	_, exits, err := Start(sh(`pwd; echo "$X"; cat; echo err >&2`), Attrs{Dir: dir, Env: []string{"X=y"}, Stdout: out, Stderr: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := await(t, exits); !x.Success() {
+		t.Fatal(x)
+	}
+	got, _ := os.ReadFile(dir + "/out")
+	if want := dir + "\ny\nerr\n"; string(got) != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}
+
+func TestStartError(t *testing.T) {
+	_, _, err := Start([]string{"/nonexistent/cmd"}, Attrs{})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/cmd") || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v; want one naming the command, not found", err)
+	}
+	if _, _, err := Start(nil, Attrs{}); err == nil {
+		t.Error("an empty argv started")
+	}
+}
+
+// orphanage starts, until stop is closed, commands that leave orphans
+// behind: their exits come to the reaper mixed with everyone else's.
+func orphanage(t *testing.T, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, exits, err := Start(sh("/bin/true & /bin/true & /bin/true & exit 0"), Attrs{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			<-exits
+		}
+	}()
+	return &wg
+}
+
+func TestOrphansAreReaped(t *testing.T) {
+	reaped := make(chan struct{}, 1)
+	NotifyOrphans(reaped)
+	defer StopOrphans(reaped)
+	_, exits, err := Start(sh("/bin/sleep 0.05 & exit 0"), Attrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	await(t, exits)
+	select {
+	case <-reaped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the orphan's exit was not reported")
+	}
+	if z := zombies(); len(z) > 0 {
+		t.Errorf("zombie children left: %v", z)
+	}
+}
+
+// zombies lists the children of this process that exited and were not
+// reaped.
+func zombies() []string {
+	var out []string
+	names, _ := os.ReadDir("/proc")
+	self := fmt.Sprintf(" %d ", os.Getpid())
+	for _, n := range names {
+		data, err := os.ReadFile("/proc/" + n.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(data), ')')
+		if i > 0 && strings.HasPrefix(string(data[i:]), ") Z"+self) {
+			out = append(out, n.Name())
+		}
+	}
+	return out
+}
+
+// Commands run back to back get their own exit status, every one, while
+// orphans are reaped beside them (os/exec's Wait racing a reaper
+// misreported about 40% of them).
+func TestBackToBackExitsWithOrphans(t *testing.T) {
+	stop := make(chan struct{})
+	wg := orphanage(t, stop)
+	defer func() { close(stop); wg.Wait() }()
+	const n = 400
+	wrong := 0
+	for i := range n {
+		want := i % 5 // 0 to 3: that exit status; 4: killed
+		script := fmt.Sprintf("/bin/true & exit %d", want)
+		if want == 4 {
+			script = "/bin/true & kill -KILL $$"
+		}
+		out, err := Output(context.Background(), sh(script), Attrs{})
+		var xe *ExitError
+		switch {
+		case want == 0 && err == nil:
+		case want == 4 && errors.As(err, &xe) && xe.Status.Signal() == syscall.SIGKILL:
+		case want > 0 && want < 4 && errors.As(err, &xe) && xe.Code() == want:
+		default:
+			wrong++
+			t.Errorf("command %d: want %d, got %v (output %q)", i, want, err, out)
+		}
+		if wrong > 10 {
+			t.Fatal("giving up")
+		}
+	}
+}

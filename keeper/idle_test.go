@@ -1,0 +1,161 @@
+package keeper
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A keeper that holds nothing exits after the idle period without a
+// daemon, and removes its socket; one that holds a group does not, even
+// without a daemon.
+func TestIdleExit(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	k, c := startKeeper(t, "n1", "--idle", idle.String())
+	ctx := ctxT(t)
+	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), time.Second))
+	must(t, c.Hold(ctx, "web"))
+	c.Close()
+	// Holding, and no daemon: it must stay (time is all there is to
+	// wait for).
+	select {
+	case err := <-k.exit:
+		t.Fatalf("the keeper exited while holding a group: %v", err)
+	case <-time.After(3 * idle):
+	}
+	c, err := Dial(k.dir)
+	must(t, err)
+	must(t, c.Release(ctx, "web"))
+	start := time.Now()
+	c.Close()
+	select {
+	case err := <-k.exit:
+		k.exit <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("idle keeper: %v, want exit status 0", err)
+		}
+		if d := time.Since(start); d < idle {
+			t.Errorf("exited %s after the daemon left, before the idle period %s", d, idle)
+		}
+	case <-time.After(idle + bound):
+		t.Fatalf("the keeper did not exit %s after it went idle", idle+bound)
+	}
+	if _, err := os.Stat(filepath.Join(k.dir, SocketName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+	if !strings.Contains(k.log.String(), "\texit\t") {
+		t.Errorf("no exit line in the log:\n%s", k.log)
+	}
+}
+
+// Exit is obeyed once nothing is held.
+func TestExitRequest(t *testing.T) {
+	k, c := startKeeper(t, "n1")
+	must(t, c.Exit(ctxT(t)))
+	select {
+	case err := <-k.exit:
+		k.exit <- err
+		if err != nil {
+			t.Fatalf("exit status: %v", err)
+		}
+	case <-time.After(bound):
+		t.Fatal("the keeper did not exit when asked")
+	}
+}
+
+// runKeeper runs a keeper on dir to its end and returns its status and
+// stderr.
+func runKeeper(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stderr = &stderr
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	cmd = exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// A keeper refuses a directory others can write to, a second keeper on
+// one directory, and bad flags, each with a message saying why.
+func TestKeeperRefuses(t *testing.T) {
+	k, _ := startKeeper(t, "n1")
+	open := filepath.Join(t.TempDir(), "open")
+	must(t, os.Mkdir(open, 0o700))
+	must(t, os.Chmod(open, 0o777))
+	owned := filepath.Join(t.TempDir(), "owned")
+	must(t, os.Mkdir(owned, 0o700))
+	must(t, os.Chown(owned, 65534, 65534))
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--keeper", k.dir, "--node", "n1"}, 1, "another keeper runs for"},
+		{[]string{"--keeper", open, "--node", "n1"}, 1, "writable by others"},
+		{[]string{"--keeper", owned, "--node", "n1"}, 1, "owned by uid 65534"},
+		{[]string{"--keeper", "/tmp/" + strings.Repeat("d", 100), "--node", "n1"}, 1, "too long for a UNIX socket"},
+		{[]string{"--keeper", k.dir}, 2, "--node missing"},
+		{[]string{"--keeper", k.dir, "--node", "a b"}, 2, "bad character"},
+		{[]string{"--keeper", k.dir, "--node", "n1", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"--keeper", k.dir, "--node", "n1", "--idle", "0s"}, 2, "must be positive"},
+	} {
+		code, stderr := runKeeper(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: status %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// A peer that is neither root nor our uid is refused by SO_PEERCRED,
+// even when the socket's mode would let it connect.
+func TestPeerCredentials(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to connect as another uid")
+	}
+	k, c := startKeeper(t, "n1")
+	sock := filepath.Join(k.dir, SocketName)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v, want 0600", fi.Mode(), err)
+	}
+	// Open the way for uid 65534, to reach the SO_PEERCRED check.
+	must(t, os.Chmod(sock, 0o666))
+	for d := k.dir; d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	// The test binary, copied where uid 65534 may run it, dials.
+	bin := filepath.Join(k.dir, "dialer")
+	data, err := os.ReadFile(os.Args[0])
+	must(t, err)
+	must(t, os.WriteFile(bin, data, 0o755))
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = []string{dialEnv + "=" + sock}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python as uid 65534: %v\n%s", err, out)
+	}
+	if strings.TrimSpace(string(out)) != "closed" {
+		t.Errorf("uid 65534 got %s, want the connection closed without a word", out)
+	}
+	if !strings.Contains(k.log.String(), `"uid": 65534`) {
+		t.Errorf("no refusal in the log:\n%s", k.log)
+	}
+	// The refused peer did not replace the daemon's connection.
+	if _, err := c.State(ctxT(t)); err != nil {
+		t.Errorf("the daemon's connection after a refused peer: %v", err)
+	}
+}
