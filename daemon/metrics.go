@@ -11,13 +11,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/internal/promtext"
 )
 
 //go:embed status.html
@@ -41,17 +39,29 @@ type StatusView struct {
 	Hastat api.Hastat `json:"hastat"`
 }
 
-// serveMetrics serves Prometheus metrics on /metrics, the status page on
-// /, and its data on /status.json. It returns once listening.
+// serveMetrics serves Prometheus metrics on /metrics (read from the
+// engine and the cluster at each scrape, metrics_families.go), the status
+// page on /, and its data on /status.json. It returns once listening.
 func serveMetrics(addr string, eng *Engine, cl *cluster.Cluster, log *zap.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&collector{eng: eng, cl: cl}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		v, err := view(r.Context(), eng, cl)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		var m promtext.Writer
+		writeMetrics(&m, v, cl)
+		if err := m.WriteProcess(); err != nil {
+			log.Debug("metrics: process figures", zap.Error(err))
+		}
+		w.Header().Set("Content-Type", promtext.ContentType)
+		w.Write(m.Bytes())
+	})
 	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, r *http.Request) {
 		v, err := view(r.Context(), eng, cl)
 		if err != nil {
@@ -87,70 +97,4 @@ func view(ctx context.Context, eng *Engine, cl *cluster.Cluster) (StatusView, er
 	}
 	h, err := cl.Hastat(ctx)
 	return StatusView{Status: st, Hastat: h}, err
-}
-
-// collector reads the engine and the cluster at each scrape: the numbers
-// are those of the moment, and nothing is kept twice.
-type collector struct {
-	eng *Engine
-	cl  *cluster.Cluster
-}
-
-var (
-	descGroup       = prometheus.NewDesc("clinit_group_state", "1 for the level and state each told group of this node is in.", []string{"group", "level", "state"}, nil)
-	descRestarts    = prometheus.NewDesc("clinit_entry_restarts_total", "Restarts of each respawn entry.", []string{"group", "tag"}, nil)
-	descThrottled   = prometheus.NewDesc("clinit_entry_throttled", "1 while an entry rests after restarting too rapidly.", []string{"group", "tag"}, nil)
-	descProcesses   = prometheus.NewDesc("clinit_processes", "Entries of this node with a running process.", nil, nil)
-	descTransitions = prometheus.NewDesc("clinit_group_transitions_total", "Changes of level or state of this node's groups.", nil, nil)
-	descMembers     = prometheus.NewDesc("clinit_members", "Cluster members by state, as this node sees them.", []string{"state"}, nil)
-	descHA          = prometheus.NewDesc("clinit_ha_group_running", "1 when an HA group runs on some node, by where.", []string{"group", "node"}, nil)
-	descGossip      = prometheus.NewDesc("clinit_gossip_bytes_total", "Bytes memberlist sent and received.", []string{"direction", "proto"}, nil)
-	descFence       = prometheus.NewDesc("clinit_fencing_runs_total", "Runs of the stomith command, by result.", []string{"result"}, nil)
-)
-
-func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
-
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	v, err := view(context.Background(), c.eng, c.cl)
-	if err != nil {
-		return
-	}
-	procs := 0
-	for _, g := range v.Status.Groups {
-		ch <- prometheus.MustNewConstMetric(descGroup, prometheus.GaugeValue, 1, g.Group, g.Level, g.State)
-		for _, e := range g.Entries {
-			if e.Pid != 0 {
-				procs++
-			}
-			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(e.Restarts), g.Group, e.Tag)
-			ch <- prometheus.MustNewConstMetric(descThrottled, prometheus.GaugeValue, b2f(e.Throttled), g.Group, e.Tag)
-		}
-	}
-	ch <- prometheus.MustNewConstMetric(descProcesses, prometheus.GaugeValue, float64(procs))
-	transitions, fenceOK, fenceFailed := c.cl.Counters()
-	ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(transitions))
-	members := map[string]int{api.NodeAlive: 0, api.NodeDead: 0, api.NodeLeft: 0}
-	for _, n := range v.Hastat.Nodes {
-		members[n.State]++
-	}
-	for s, n := range members {
-		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(n), s)
-	}
-	for _, g := range v.Hastat.Groups {
-		ch <- prometheus.MustNewConstMetric(descHA, prometheus.GaugeValue, b2f(g.Node != "-"), g.Group, g.Node)
-	}
-	if g := v.Hastat.Gossip; g != nil {
-		ch <- prometheus.MustNewConstMetric(descGossip, prometheus.CounterValue, float64(g.UDPSentBytes), "sent", "udp")
-		ch <- prometheus.MustNewConstMetric(descGossip, prometheus.CounterValue, float64(g.TCPSentBytes), "sent", "tcp")
-		ch <- prometheus.MustNewConstMetric(descGossip, prometheus.CounterValue, float64(g.UDPReceivedBytes), "received", "udp")
-	}
-	ch <- prometheus.MustNewConstMetric(descFence, prometheus.CounterValue, float64(fenceOK), "ok")
-	ch <- prometheus.MustNewConstMetric(descFence, prometheus.CounterValue, float64(fenceFailed), "failed")
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
