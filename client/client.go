@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,22 +22,15 @@ import (
 // daemon on the socket.
 var ErrNoDaemon = errors.New("no clinit daemon")
 
-// Client talks to one daemon socket.
+// Client talks to one daemon socket. Each request has a connection of
+// its own (conn.go).
 type Client struct {
 	Socket string
-	hc     *http.Client
 }
 
 // New returns a client of the daemon listening on socket.
 func New(socket string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DisableKeepAlives: true,
-	}
-	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
+	return &Client{Socket: socket}
 }
 
 // APIError is an error the daemon answered with.
@@ -106,7 +98,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
 		return c.transportError(err)
 	}
@@ -167,7 +159,7 @@ func (c *Client) Watch(ctx context.Context, node string, f func(api.Event) error
 		return err
 	}
 	req.Header.Set(api.VersionHeader, api.Version)
-	resp, err := c.hc.Do(req)
+	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
 		return c.transportError(err)
 	}
