@@ -19,6 +19,10 @@
 //
 //	go run ./bench [--quick] [--idle 30s] [--json FILE] [--only tell,respawn,scale,failover,handoff,nodes]
 //	               [--nodes 3,30,100] [--groups 1000] [--bin bin/clinit] [--dir /tmp]
+//	go run ./bench --plot [--json FILE]
+//
+// Beside the JSON file (bench-results.json) it draws the growth curves
+// (curves.go) as an SVG of the same name (bench-results.svg).
 package main
 
 import (
@@ -144,6 +148,7 @@ func run() int {
 		only     = flag.String("only", "", "run only these figure groups, comma-separated: "+groupNames())
 		stamp    = flag.String("stamp", "auto", "the timestamp helper: c (built with cc), go, or auto (c if cc works)")
 		keep     = flag.Bool("keep", false, "keep the work directory (the daemons' logs, hastat and state) when done")
+		plot     = flag.Bool("plot", false, "measure nothing: redraw the growth curves of the --json file beside it (.svg)")
 		parent   = flag.String("dir", "/tmp", "make the work directory (cltabs, sockets, state, markers) under this one; keep it short: socket paths must stay under 108 bytes")
 	)
 	flag.Parse()
@@ -151,6 +156,14 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench: no arguments expected")
 		flag.Usage()
 		return 2
+	}
+	if *plot {
+		if err := plotOnly(*jsonPath); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "bench: growth curves written to", svgPath(*jsonPath))
+		return 0
 	}
 	idleSet := false
 	flag.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle" })
@@ -254,6 +267,13 @@ func run() int {
 		return 1
 	}
 	b.logf("results written to %s", *jsonPath)
+	if hasCurves(rep.Rows) {
+		if err := writeCurves(svgPath(*jsonPath), rep); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		b.logf("growth curves drawn in %s", svgPath(*jsonPath))
+	}
 	if len(errs) > 0 {
 		return 1
 	}

@@ -75,10 +75,10 @@ func scaleRows(res map[int]*scaleResult, largest int) []Row {
 		}
 	}
 	each(func(n int, r *scaleResult) Row {
-		return newRow(fmt.Sprintf("%d respawn entries up (daemon)", n), "ms", r.up, "", 0).withFloor("the bare Go loop, same run", r.bare)
+		return newRow(fmt.Sprintf("%d respawn entries up (daemon)", n), "ms", r.up, "", 0).withFloor("the bare Go loop, same run", r.bare).on(chartEntries, "up (daemon)", float64(n))
 	})
 	each(func(n int, r *scaleResult) Row {
-		return newRow(fmt.Sprintf("%d commands started by a bare Go loop", n), "ms", r.bare, "", 0)
+		return newRow(fmt.Sprintf("%d commands started by a bare Go loop", n), "ms", r.bare, "", 0).on(chartEntries, "up: bare Go loop", float64(n))
 	})
 	each(func(n int, r *scaleResult) Row {
 		if n == 1000 {
@@ -87,7 +87,7 @@ func scaleRows(res map[int]*scaleResult, largest int) []Row {
 		return newRow(fmt.Sprintf("ratio daemon/bare, %d entries", n), "x", r.ratio, "", 0)
 	})
 	each(func(n int, r *scaleResult) Row {
-		return newRow(fmt.Sprintf("%d respawn entries down", n), "ms", r.down, "", 0)
+		return newRow(fmt.Sprintf("%d respawn entries down", n), "ms", r.down, "", 0).on(chartEntries, "down (daemon)", float64(n))
 	})
 	each(func(n int, r *scaleResult) Row {
 		if n == 1000 {

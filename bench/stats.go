@@ -37,6 +37,11 @@ type Row struct {
 	FloorOf string  `json:"floor_of,omitempty"`
 	Floor   float64 `json:"floor,omitempty"`
 	VsFloor float64 `json:"vs_floor,omitempty"`
+	// Chart, Series and X place the row on a growth curve (curves.go):
+	// the point X (a size: entries, nodes) of that series of that chart.
+	Chart  string  `json:"chart,omitempty"`
+	Series string  `json:"series,omitempty"`
+	X      float64 `json:"x,omitempty"`
 }
 
 // Kinds of figure.
@@ -84,6 +89,12 @@ func (r Row) withFloor(of string, floor []float64) Row {
 	if !math.IsNaN(r.Median) {
 		r.VsFloor = r.Median / m
 	}
+	return r
+}
+
+// on puts r on a growth curve: the point x of series in chart.
+func (r Row) on(chart, series string, x float64) Row {
+	r.Chart, r.Series, r.X = chart, series, x
 	return r
 }
 
