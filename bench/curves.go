@@ -78,8 +78,12 @@ func svgPath(jsonPath string) string {
 
 // writeCurves draws the curves of rep into path.
 func writeCurves(path string, rep Report) error {
+	cmd := append([]string(nil), rep.Command...)
+	if len(cmd) > 0 {
+		cmd[0] = "bench" // not go run's temporary path
+	}
 	note := fmt.Sprintf("clinit bench %s, %d x %s, load %s to %s; medians, bars from min to max; %s",
-		rep.Started, rep.Machine.Nproc, rep.Machine.CPU, rep.Machine.LoadStart, rep.Machine.LoadEnd, strings.Join(rep.Command, " "))
+		rep.Started, rep.Machine.Nproc, rep.Machine.CPU, rep.Machine.LoadStart, rep.Machine.LoadEnd, strings.Join(cmd, " "))
 	f, err := os.Create(path)
 	if err != nil {
 		return err
