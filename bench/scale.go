@@ -15,10 +15,13 @@ import (
 
 // scaleSizes are the entry counts of the scaling curve (--sizes). SPEC
 // 8's targets, the idle CPU and the peak RSS are about specEntries; a
-// larger size is a point of the curve only, measured in fewer runs, and
-// one that fails (a machine without room for it) is logged, not an error
-// of the bench.
-var scaleSizes = []int{10, 100, 1000, 3000}
+// larger size is a point of the curve only, measured in fewer runs (and
+// not at all by --quick, unless --sizes names it), and one that fails (a
+// machine without room for it) is logged, not an error of the bench.
+var (
+	scaleSizes = []int{10, 100, 1000, 3000}
+	sizesSet   bool // --sizes was given
+)
 
 const specEntries = 1000
 
@@ -32,7 +35,7 @@ func init() {
 			}
 			sizes = append(sizes, n)
 		}
-		scaleSizes = sizes
+		scaleSizes, sizesSet = sizes, true
 		return nil
 	})
 }
@@ -68,6 +71,10 @@ func benchScale(b *bench) error {
 	res := map[int]*scaleResult{}
 	defer func() { b.add(scaleRows(res, specEntries)...) }()
 	for _, n := range scaleSizes {
+		if n > specEntries && b.quick && !sizesSet {
+			b.logf("scale: %d entries skipped by --quick (--sizes to measure it)", n)
+			continue
+		}
 		r := &scaleResult{}
 		res[n] = r
 		// The idle window is long, so idle CPU is measured in the first
