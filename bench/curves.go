@@ -26,14 +26,18 @@ const (
 	chartGossip  = "gossip"
 )
 
-// curves gathers the rows on a curve into the charts; points without a
-// positive median (nothing measured) are left out.
+// curves gathers the rows on a curve into the charts, with the targets
+// of those rows that have one; points without a positive median (nothing
+// measured) are left out, their targets are not.
 func curves(rows []Row) []chart {
 	var out []chart
 	for _, spec := range curveCharts {
 		c := chart{title: spec.title, xLabel: spec.xLabel, yLabel: spec.yLabel}
 		index := map[string]int{}
 		for _, r := range rows {
+			if r.Chart == spec.id && r.Limit > 0 {
+				c.targets = append(c.targets, target{x: r.X, y: r.Limit, label: r.Target})
+			}
 			if r.Chart != spec.id || !(r.Median > 0) || math.IsInf(r.Median, 0) {
 				continue
 			}

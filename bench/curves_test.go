@@ -43,6 +43,13 @@ func TestCurves(t *testing.T) {
 	if place := cs[1].series; len(place) != 1 || len(place[0].pts) != 1 || place[0].pts[0].x != 3 {
 		t.Errorf("the unmeasured 100-node point is drawn: %+v", place)
 	}
+	// Its target is, where the point would be.
+	if tg := cs[1].targets; len(tg) != 1 || tg[0] != (target{x: 100, y: 5000, label: "within 5 s"}) {
+		t.Errorf("placement targets: %+v", tg)
+	}
+	if len(cs[0].targets) != 0 {
+		t.Errorf("entries targets: %+v", cs[0].targets)
+	}
 }
 
 // svgDoc is what the test reads back of the SVG.
@@ -84,6 +91,9 @@ func TestWriteCurvesSVG(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("the SVG's text lacks %q: %s", want, text)
 		}
+	}
+	if !strings.Contains(string(data), "<title>SPEC 8: within 5 s</title>") {
+		t.Errorf("no target mark for the 100-node placement:\n%s", data)
 	}
 	if strings.Contains(text, "not measured") {
 		t.Errorf("a chart with points says it was not measured: %s", text)

@@ -18,6 +18,13 @@ import (
 type chart struct {
 	title, xLabel, yLabel string
 	series                []series
+	targets               []target
+}
+
+// target is SPEC 8's limit for the point at x, drawn as a dashed mark.
+type target struct {
+	x, y  float64
+	label string
 }
 
 // series is one line of a chart, its points in x order.
@@ -138,6 +145,10 @@ func drawChart(b *strings.Builder, c chart, x0, y0 float64) {
 			ylo, yhi = math.Min(ylo, math.Min(p.y, p.lo)), math.Max(yhi, math.Max(p.y, p.hi))
 		}
 	}
+	for _, t := range c.targets {
+		xlo, xhi = math.Min(xlo, t.x), math.Max(xhi, t.x)
+		ylo, yhi = math.Min(ylo, t.y), math.Max(yhi, t.y)
+	}
 	if math.IsInf(xlo, 1) {
 		fmt.Fprintf(b, `<text x="%g" y="%g" fill="#888">not measured in this run</text>`+"\n", left+10, (top+bottom)/2)
 		return
@@ -169,6 +180,11 @@ func drawChart(b *strings.Builder, c chart, x0, y0 float64) {
 	fmt.Fprintf(b, `<text x="%g" y="%g" text-anchor="middle" fill="#333">%s</text>`+"\n", (left+right)/2, bottom+36, esc(c.xLabel))
 	fmt.Fprintf(b, `<text transform="translate(%g %g) rotate(-90)" text-anchor="middle" fill="#333">%s</text>`+"\n", x0+14, (top+bottom)/2, esc(c.yLabel))
 
+	for _, t := range c.targets {
+		x, y := xa.pos(t.x), ya.pos(t.y)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000" stroke-width="2" stroke-dasharray="4 3"><title>SPEC 8: %s</title></line>`+"\n", x-18, y, x+18, y, esc(t.label))
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#000">target</text>`+"\n", x-22, y+4)
+	}
 	for i, s := range c.series {
 		color := palette[i%len(palette)]
 		var path []string
