@@ -1,8 +1,9 @@
 // Command bench is `make bench`: it measures the performance figures of
 // SPEC 8 on the real clinit binary, the way an operator would run it
 // (`clinit -d` on a cltab, told through its socket), prints one table
-// (figure, median, min, max, runs, target, pass or miss) and writes the
-// same as JSON.
+// (figure; its kind, a ratio or an absolute figure of this machine;
+// median, min, max, runs; its floor and the median's ratio to it; target,
+// pass or miss) and writes the same as JSON.
 //
 // Every figure is repeated; a reference that a figure is compared with
 // (a bare Go loop starting the same commands) is timed in the same run,
@@ -18,6 +19,10 @@
 //
 //	go run ./bench [--quick] [--idle 30s] [--json FILE] [--only tell,respawn,scale,failover,handoff,nodes]
 //	               [--nodes 3,30,100] [--groups 1000] [--bin bin/clinit] [--dir /tmp]
+//	go run ./bench --plot [--json FILE]
+//
+// Beside the JSON file (bench-results.json) it draws the growth curves
+// (curves.go) as an SVG of the same name (bench-results.svg).
 package main
 
 import (
@@ -57,6 +62,7 @@ type bench struct {
 	bin       string        // the clinit binary, absolute
 	stamp     string        // the timestamp helper (see stamp.go)
 	stampKind string        // "c (static)", "c (dynamic)" or "go"
+	stampGo   string        // the Go helper, for the floor of a Go program's start
 	tmp       string        // every file of the run is under it, but:
 	run       string        // the sockets (and so the output FIFOs beside them): a tmpfs, as /var/run
 	quick     bool          // fewer runs, shorter idle window
@@ -142,6 +148,7 @@ func run() int {
 		only     = flag.String("only", "", "run only these figure groups, comma-separated: "+groupNames())
 		stamp    = flag.String("stamp", "auto", "the timestamp helper: c (built with cc), go, or auto (c if cc works)")
 		keep     = flag.Bool("keep", false, "keep the work directory (the daemons' logs, hastat and state) when done")
+		plot     = flag.Bool("plot", false, "measure nothing: redraw the growth curves of the --json file beside it (.svg)")
 		parent   = flag.String("dir", "/tmp", "make the work directory (cltabs, sockets, state, markers) under this one; keep it short: socket paths must stay under 108 bytes")
 	)
 	flag.Parse()
@@ -149,6 +156,14 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench: no arguments expected")
 		flag.Usage()
 		return 2
+	}
+	if *plot {
+		if err := plotOnly(*jsonPath); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "bench: growth curves written to", svgPath(*jsonPath))
+		return 0
 	}
 	idleSet := false
 	flag.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle" })
@@ -198,6 +213,12 @@ func run() int {
 	loadStart := loadavg()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	b.stamp, b.stampKind, err = buildStamp(ctx, b.tmp, *stamp)
+	if err == nil {
+		b.stampGo = b.stamp
+		if b.stampKind != "go" {
+			b.stampGo, err = buildStampGo(ctx, b.tmp)
+		}
+	}
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: building the timestamp helper:", err)
@@ -246,6 +267,13 @@ func run() int {
 		return 1
 	}
 	b.logf("results written to %s", *jsonPath)
+	if hasCurves(rep.Rows) {
+		if err := writeCurves(svgPath(*jsonPath), rep); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		b.logf("growth curves drawn in %s", svgPath(*jsonPath))
+	}
 	if len(errs) > 0 {
 		return 1
 	}

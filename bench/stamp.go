@@ -67,13 +67,23 @@ func buildStamp(ctx context.Context, dir, kind string) (path, built string, err 
 			return "", "", err
 		}
 	}
-	path = filepath.Join(dir, "stamp-go")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "github.com/clinit/clinit/bench/stamp")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("go build bench/stamp: %v: %s", err, out)
+	if path, err = buildStampGo(ctx, dir); err != nil {
+		return "", "", err
 	}
 	return path, "go", nil
+}
+
+// buildStampGo builds the Go helper (bench/stamp) into dir. Beside the C
+// helper it is the floor of a Go program's start: the exec of a static Go
+// binary to its package initialisation.
+func buildStampGo(ctx context.Context, dir string) (string, error) {
+	path := filepath.Join(dir, "stamp-go")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", path, "github.com/clinit/clinit/bench/stamp")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build bench/stamp: %v: %s", err, out)
+	}
+	return path, nil
 }
 
 func buildStampC(ctx context.Context, dir string) (path string, static bool, err error) {

@@ -26,11 +26,36 @@ type Row struct {
 	Target string  `json:"target,omitempty"`
 	Limit  float64 `json:"limit,omitempty"`
 	Result string  `json:"result"` // pass, miss, or "-" without a target
+	// Kind says how to read the figure: KindRatio, a ratio to a reference
+	// timed in the same run (the machine's speed and load weigh on both
+	// sides), or KindAbsolute, a time, size or rate of this machine as it
+	// was loaded during the run.
+	Kind string `json:"kind"`
+	// Floor is the median of what the figure cannot go below on this
+	// machine, measured in the same run, interleaved with it; FloorOf says
+	// what it is, VsFloor is Median / Floor. All zero without a floor.
+	FloorOf string  `json:"floor_of,omitempty"`
+	Floor   float64 `json:"floor,omitempty"`
+	VsFloor float64 `json:"vs_floor,omitempty"`
+	// Chart, Series and X place the row on a growth curve (curves.go):
+	// the point X (a size: entries, nodes) of that series of that chart.
+	Chart  string  `json:"chart,omitempty"`
+	Series string  `json:"series,omitempty"`
+	X      float64 `json:"x,omitempty"`
 }
+
+// Kinds of figure.
+const (
+	KindRatio    = "ratio"
+	KindAbsolute = "absolute"
+)
 
 // newRow summarizes samples; limit 0 means no target.
 func newRow(figure, unit string, samples []float64, target string, limit float64) Row {
-	r := Row{Figure: figure, Unit: unit, Samples: samples, Runs: len(samples), Target: target, Limit: limit, Result: "-"}
+	r := Row{Figure: figure, Unit: unit, Samples: samples, Runs: len(samples), Target: target, Limit: limit, Result: "-", Kind: KindAbsolute}
+	if unit == "x" {
+		r.Kind = KindRatio
+	}
 	if len(samples) == 0 {
 		r.Median, r.Min, r.Max = math.NaN(), math.NaN(), math.NaN()
 		if target != "" {
@@ -50,6 +75,26 @@ func newRow(figure, unit string, samples []float64, target string, limit float64
 			r.Result = "pass"
 		}
 	}
+	return r
+}
+
+// withFloor gives r the floor of, the median of floor (samples in r's
+// unit). A floor without samples, or of zero, is no floor.
+func (r Row) withFloor(of string, floor []float64) Row {
+	m := median(floor)
+	if math.IsNaN(m) || m <= 0 {
+		return r
+	}
+	r.FloorOf, r.Floor = of, m
+	if !math.IsNaN(r.Median) {
+		r.VsFloor = r.Median / m
+	}
+	return r
+}
+
+// on puts r on a growth curve: the point x of series in chart.
+func (r Row) on(chart, series string, x float64) Row {
+	r.Chart, r.Series, r.X = chart, series, x
 	return r
 }
 
@@ -89,23 +134,39 @@ func format(v float64, unit string) string {
 	}
 }
 
-// writeTable prints rows as one aligned table.
+// writeTable prints rows as one aligned table, then what its kind and
+// floor columns mean.
 func writeTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "figure\tmedian\tmin\tmax\truns\ttarget\tresult\t")
+	fmt.Fprintln(tw, "figure\tkind\tmedian\tmin\tmax\truns\tfloor\tvs floor\ttarget\tresult\t")
 	for _, r := range rows {
 		target := r.Target
 		if target == "" {
 			target = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", r.Figure,
-			format(r.Median, r.Unit), format(r.Min, r.Unit), format(r.Max, r.Unit), r.Runs, target, r.Result)
+		floor, vs := "-", "-"
+		if r.Floor > 0 {
+			floor = format(r.Floor, r.Unit)
+		}
+		if r.VsFloor > 0 {
+			vs = format(r.VsFloor, "x")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", r.Figure, r.Kind,
+			format(r.Median, r.Unit), format(r.Min, r.Unit), format(r.Max, r.Unit), r.Runs, floor, vs, target, r.Result)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return nil
+	_, err := fmt.Fprint(w, tableLegend)
+	return err
 }
+
+// tableLegend follows the table.
+const tableLegend = `kind: ratio = to a reference timed in the same run, interleaved (the machine's speed and load weigh on both);
+      absolute = a time, size or rate of this machine, as loaded during the run (see the load above).
+floor: what the figure cannot go below on this machine, measured in the same run (floor_of in the JSON says what);
+       vs floor = median / floor.
+`
 
 // Machine describes where the figures came from.
 type Machine struct {

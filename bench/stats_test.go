@@ -47,25 +47,42 @@ func TestRowResult(t *testing.T) {
 	}
 }
 
+func TestWithFloor(t *testing.T) {
+	r := newRow("tell", "ms", []float64{3, 4, 5}, "", 0).withFloor("sh -c 'exec stamp'", []float64{1, 2, 9})
+	if r.Floor != 2 || r.VsFloor != 2 || r.FloorOf != "sh -c 'exec stamp'" || r.Kind != KindAbsolute {
+		t.Errorf("row = %+v", r)
+	}
+	if r := newRow("tell", "ms", []float64{3}, "", 0).withFloor("none", nil); r.Floor != 0 || r.VsFloor != 0 || r.FloorOf != "" {
+		t.Errorf("a floor without samples: %+v", r)
+	}
+	if r := newRow("tell", "ms", nil, "", 0).withFloor("f", []float64{1}); r.Floor != 1 || r.VsFloor != 0 {
+		t.Errorf("a figure without samples has no ratio to its floor: %+v", r)
+	}
+	if r := newRow("ratio", "x", []float64{1.2}, "", 0); r.Kind != KindRatio {
+		t.Errorf("a ratio's kind: %q", r.Kind)
+	}
+}
+
 func TestTable(t *testing.T) {
 	var b strings.Builder
 	rows := []Row{
-		newRow("tell", "ms", []float64{1.234, 2, 3}, "median under 5 ms", 5),
-		newRow("ratio", "x", []float64{1.5, 1.1}, "within 1.25x", 1.25),
+		newRow("tell", "ms", []float64{1.234, 2, 3}, "median under 3 ms", 3).withFloor("sh", []float64{0.5, 0.5}),
+		newRow("ratio", "x", []float64{1.5, 1.1}, "within 1.1x", 1.1),
 		newRow("rss", "MiB", nil, "", 0),
 	}
 	if err := writeTable(&b, rows); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("want a header and 3 rows:\n%s", b.String())
+	if len(lines) != 4+strings.Count(tableLegend, "\n") {
+		t.Fatalf("want a header, 3 rows and the legend:\n%s", b.String())
 	}
 	for i, want := range [][]string{
-		{"figure", "median", "min", "max", "runs", "target", "result"},
-		{"tell", "2.00 ms", "1.23 ms", "3.00 ms", "3", "median under 5 ms", "pass"},
-		{"ratio", "1.30x", "1.10x", "1.50x", "2", "within 1.25x", "miss"},
-		{"rss", "-", "0", "-"},
+		{"figure", "kind", "median", "min", "max", "runs", "floor", "vs floor", "target", "result"},
+		{"tell", "absolute", "2.00 ms", "1.23 ms", "3.00 ms", "3", "0.50 ms", "4.00x", "median under 3 ms", "pass"},
+		{"ratio", "ratio", "1.30x", "1.10x", "1.50x", "2", "-", "within 1.1x", "miss"},
+		{"rss", "absolute", "-", "0", "-"},
+		{"kind: ratio"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(lines[i], w) {

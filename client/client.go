@@ -23,30 +23,16 @@ import (
 // daemon on the socket.
 var ErrNoDaemon = errors.New("no clinit daemon")
 
-// Client talks to one daemon socket.
+// Client talks to one daemon socket. Each request has a connection of
+// its own (conn.go), and talks only to a daemon of root or of the
+// client's own user (peer.go).
 type Client struct {
 	Socket string
-	hc     *http.Client
 }
 
 // New returns a client of the daemon listening on socket.
 func New(socket string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "unix", socket)
-			if err != nil {
-				return nil, err
-			}
-			if err := checkPeer(c, socket); err != nil {
-				c.Close()
-				return nil, err
-			}
-			return c, nil
-		},
-		DisableKeepAlives: true,
-	}
-	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
+	return &Client{Socket: socket}
 }
 
 // APIError is an error the daemon answered with.
@@ -90,10 +76,12 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	return c.doWith(ctx, c.hc, method, path, in, out)
+	return c.doWith(ctx, nil, method, path, in, out)
 }
 
-func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
+// doWith is do, with onConn (when not nil) given the connection once the
+// daemon's credentials passed.
+func (c *Client) doWith(ctx context.Context, onConn func(net.Conn), method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -110,7 +98,7 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path strin
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := hc.Do(req)
+	resp, err := c.roundTrip(ctx, req, onConn)
 	if err != nil {
 		return c.transportError(err)
 	}
@@ -134,10 +122,9 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path strin
 
 // transportError says what to check when the daemon cannot be reached.
 func (c *Client) transportError(err error) error {
-	var ue *url.Error
 	switch {
-	case errors.Is(err, ErrUntrusted) && errors.As(err, &ue):
-		return ue.Err
+	case errors.Is(err, ErrUntrusted):
+		return err
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("%w: cannot connect to %s: permission denied (the socket is root's: run as root)", ErrNoDaemon, c.Socket)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -174,7 +161,7 @@ func (c *Client) Watch(ctx context.Context, node string, f func(api.Event) error
 		return err
 	}
 	req.Header.Set(api.VersionHeader, api.Version)
-	resp, err := c.hc.Do(req)
+	resp, err := c.roundTrip(ctx, req, nil)
 	if err != nil {
 		return c.transportError(err)
 	}

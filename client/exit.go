@@ -21,19 +21,12 @@ import (
 // it is surely the daemon) says when it ends.
 func (c *Client) Shutdown(ctx context.Context) (string, error) {
 	var daemon *exitWatch
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, "unix", c.Socket)
-			if err == nil && daemon == nil {
-				daemon = watchPeer(conn)
-			}
-			return conn, err
-		},
-		DisableKeepAlives: true,
-	}}
 	var m api.Message
-	err := c.doWith(ctx, hc, http.MethodPost, api.PathShutdown, nil, &m)
+	err := c.doWith(ctx, func(conn net.Conn) {
+		if daemon == nil {
+			daemon = watchPeer(conn)
+		}
+	}, http.MethodPost, api.PathShutdown, nil, &m)
 	if daemon != nil {
 		defer daemon.close()
 		if err == nil {

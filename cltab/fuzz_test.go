@@ -85,7 +85,7 @@ func checkTab(t *testing.T, tab *Tab) {
 		}
 	}
 	for name, s := range tab.Settings {
-		if _, ok := settings[name]; !ok || s.Name != name {
+		if _, ok := settingCheck(name); !ok || s.Name != name {
 			t.Fatalf("bad setting accepted: %q %+v", name, s)
 		}
 	}

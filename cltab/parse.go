@@ -170,7 +170,7 @@ func (p *parser) setting(n int, rest string) {
 		p.errorf(n, "missing value: want :::name:value")
 		return
 	}
-	check, known := settings[name]
+	check, known := settingCheck(name)
 	if !known {
 		p.errorf(n, "unknown setting %s (known: %s)", quote(name), strings.Join(KnownSettings(), ", "))
 		return

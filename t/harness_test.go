@@ -65,6 +65,10 @@ func runTests(m *testing.M) int {
 	args = append(args, "github.com/clinit/clinit/cmd/clinit")
 	build := exec.Command("go", args...)
 	build.Dir = ".." // the module root
+	if os.Getenv("CLINIT_T_RACE") == "" {
+		// Static, as make build links it (the race detector needs cgo).
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "t: building clinit: %v\n", err)
