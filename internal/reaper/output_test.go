@@ -21,8 +21,15 @@ func gone(t *testing.T, pid int) bool {
 		return errors.Is(err, unix.ESRCH)
 	}
 	defer unix.Close(fd)
-	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000)
-	return err == nil && n == 1
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// SIGCHLD (the reaper's) interrupts the poll: poll again.
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(time.Until(deadline).Milliseconds()))
+		if errors.Is(err, unix.EINTR) && time.Now().Before(deadline) {
+			continue
+		}
+		return err == nil && n == 1
+	}
 }
 
 func TestOutput(t *testing.T) {

@@ -46,11 +46,16 @@ var the = struct {
 	mu      sync.Mutex
 	waiting map[int]chan Exit        // children started and not yet reaped
 	orphans map[chan<- struct{}]bool // told when orphans were reaped
-}{waiting: map[int]chan Exit{}, orphans: map[chan<- struct{}]bool{}}
+}{}
 
-// begin starts the reaping goroutine once, on first use.
+// begin starts the reaping goroutine once, on first use. The maps are
+// made here, not at init: every clinit command links this package, and
+// the client must start doing nothing (t/startup_test.go).
 func begin() error {
 	the.once.Do(func() {
+		the.mu.Lock()
+		the.waiting, the.orphans = map[int]chan Exit{}, map[chan<- struct{}]bool{}
+		the.mu.Unlock()
 		the.devnull, the.err = os.Open(os.DevNull)
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGCHLD)
