@@ -55,6 +55,7 @@ type Cluster struct {
 	voterList   atomic.Pointer[[]string]
 	voterByID   atomic.Pointer[map[string]string]
 	planKick    chan struct{}
+	gate        atomic.Pointer[gate] // MayStart's; written by the loop
 	fence       *fencer
 	keeper      keeperState
 
@@ -160,6 +161,9 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	c.parseHactl()
 	c.rebuildLocal()
+	// Closed for HA groups until a lease opens it: a daemon restarted on
+	// its state starts none of them on its own.
+	c.updateGate()
 
 	var err error
 	if c.voters, _, err = votersOf(cfg.Tab); err != nil {
@@ -363,6 +367,9 @@ func (c *Cluster) Close() {
 		}
 		if c.ml != nil {
 			c.ml.Shutdown()
+		}
+		if c.cfg.Keeper != nil {
+			c.cfg.Keeper.Close()
 		}
 		c.log.Info("cluster layer stopped")
 	})

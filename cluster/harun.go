@@ -20,6 +20,9 @@ type Keeper interface {
 	Lease(ctx context.Context, deadline int64, stopTimeout time.Duration) error
 	Hold(ctx context.Context, group string) error
 	Release(ctx context.Context, group string) error
+	// Close lets it go when the daemon stops (it exits if it holds
+	// nothing).
+	Close()
 }
 
 // haState is the HA part of the loop's state. Only Cluster.run touches
@@ -131,6 +134,10 @@ func (c *Cluster) handingOver() bool {
 	return leaseHeld(c.ha.lease, time.Now()) && (len(c.ha.lease.Grant.Groups) > 0 || len(c.ha.lease.Grant.Release) > 0)
 }
 
+// stopAhead is how long before its keeper the daemon stops its groups
+// when its lease runs out: a tenth of the lease, at most half a second.
+func stopAhead(lease time.Duration) time.Duration { return min(lease/10, 500*time.Millisecond) }
+
 // heldHA lists the HA groups this node still runs.
 func (c *Cluster) heldHA() []string {
 	var held []string
@@ -150,6 +157,7 @@ func (gs groupState) held() bool { return gs.Level != LevelStop || gs.State == "
 func (c *Cluster) onLease(l raftnode.Lease) {
 	prev := c.ha.lease
 	c.ha.lease = l
+	c.updateGate()
 	c.keeperLease(l.UntilBoot)
 	if c.rn == nil {
 		// A node that does not vote learns the committed files from
@@ -164,7 +172,7 @@ func (c *Cluster) onLease(l raftnode.Lease) {
 	if !sameGrant(prev.Grant, l.Grant) || !leaseHeld(prev, time.Now()) {
 		c.ha.dirty = true
 	}
-	c.ha.timer.Reset(max(time.Until(l.Until), time.Millisecond))
+	c.ha.timer.Reset(max(time.Until(l.Until.Add(-stopAhead(c.ha.plan.lease))), time.Millisecond))
 }
 
 func sameGrant(a, b raftnode.Grant) bool {
@@ -197,7 +205,16 @@ func (c *Cluster) decideHA() {
 	for _, gs := range c.self.Groups {
 		local[gs.Group] = gs
 	}
-	out := runNode(nodeInput{self: c.cfg.Node, now: now, cfg: c.ha.node, lease: c.ha.lease, hactl: c.hactl.Groups, local: local, handoff: c.ha.handoff}, c.ha.mem)
+	// The daemon gives its groups up a little before its keeper's
+	// deadline: the keeper then finds them stopped, or stopping under the
+	// engine's own TERM, KILL after stoptimeout, and does not race it
+	// (a respawn entry restarted, a stop command killed as it begins).
+	lease := c.ha.lease
+	if !lease.Until.IsZero() {
+		lease.Until = lease.Until.Add(-stopAhead(c.ha.plan.lease))
+	}
+	out := runNode(nodeInput{self: c.cfg.Node, now: now, cfg: c.ha.node, lease: lease, hactl: c.hactl.Groups, local: local, handoff: c.ha.handoff}, c.ha.mem)
+	c.updateGate()
 	for _, a := range out.tells {
 		c.haTell(a, slices.Contains(out.hold, a.Group))
 	}
@@ -406,4 +423,44 @@ func (c *Cluster) hastatNow() api.Hastat {
 		h.Leader, h.LeaseUntil = c.ha.lease.Grant.Leader, c.ha.lease.Until.UTC()
 	}
 	return h
+}
+
+// gate is what MayStart reads: the HA groups, and until when this
+// node's lease lets each run here. Made by the loop, read by the engine.
+type gate struct {
+	ha    map[string]bool
+	until map[string]time.Time
+}
+
+// MayStart reports whether a process of group g may start now: any
+// group that is not HA, and an HA group only while this node's lease
+// (less the margin of stopAhead) holds it. It never blocks.
+func (c *Cluster) MayStart(g string) bool {
+	gt := c.gate.Load()
+	if gt == nil || !gt.ha[g] {
+		return true
+	}
+	until, ok := gt.until[g]
+	return ok && time.Now().Before(until)
+}
+
+// updateGate rebuilds the gate from the lease and the hactl; the loop
+// calls it before any tell of a decision, and at every renewal.
+func (c *Cluster) updateGate() {
+	if !c.ha.on {
+		c.gate.Store(nil)
+		return
+	}
+	gt := &gate{ha: map[string]bool{}, until: map[string]time.Time{}}
+	for _, h := range c.hactl.Groups {
+		gt.ha[h.Group] = true
+	}
+	l := c.ha.lease
+	for g := range l.Grant.Groups {
+		gt.ha[g] = true
+		if _, givingUp := c.ha.mem.giveUp[g]; !givingUp && !c.ha.handoff && !l.Until.IsZero() {
+			gt.until[g] = l.Until.Add(-stopAhead(c.ha.plan.lease))
+		}
+	}
+	c.gate.Store(gt)
 }

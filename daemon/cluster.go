@@ -26,6 +26,9 @@ func startCluster(cfg Config, eng *Engine, reread func(why string), tell func(ct
 	cc.Run = eng.RunCommand
 	cc.Node = cfg.Node
 	cc.StateDir = cfg.StateDir
+	if cfg.StateDir != "" {
+		cc.Keeper = newKeeperLink(cfg.StateDir, cfg.Node, cfg.Log)
+	}
 	cc.Hastat = cfg.Hastat
 	cc.Log = cfg.Log
 	cc.Files = []cluster.File{

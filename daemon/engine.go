@@ -51,6 +51,13 @@ type Config struct {
 	// Handoff is called when a shutdown begins, before anything stops:
 	// the cluster moves this node's HA groups away first.
 	Handoff func(ctx context.Context)
+	// MayStart is asked before every start of a process of group (nil:
+	// always yes): the cluster's gate, which holds an HA group's
+	// processes to this node's lease, so that not even a respawn runs
+	// one when the lease has ended (a daemon thawed after a freeze
+	// finds its services killed by the keeper, and must not restart
+	// them). It must not block.
+	MayStart func(group string) bool
 }
 
 // timing holds the settings that a reread may change.
@@ -103,6 +110,9 @@ type Engine struct {
 // NewEngine prepares an engine; Run starts it.
 func NewEngine(cfg Config) (*Engine, error) {
 	kids, err := newSpawner(cfg.Node, cfg.Log)
+	if err == nil {
+		kids.keeper = keeperDir(cfg.StateDir)
+	}
 	if err != nil {
 		return nil, err
 	}

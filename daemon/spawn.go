@@ -35,6 +35,9 @@ type spawner struct {
 	node string
 	log  *zap.Logger
 	env  []string
+	// keeper is the lease keeper's directory, named in every child's
+	// environment; "" when there is none.
+	keeper string
 }
 
 func newSpawner(node string, log *zap.Logger) (*spawner, error) {
@@ -47,6 +50,19 @@ func newSpawner(node string, log *zap.Logger) (*spawner, error) {
 		env = append(env, kv)
 	}
 	return &spawner{node: node, log: log, env: env}, nil
+}
+
+// keeperDir is the directory of the node's keeper, as its children name
+// it (CLINIT_KEEPER): the state directory, absolute.
+func keeperDir(stateDir string) string {
+	if stateDir == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return stateDir
+	}
+	return abs
 }
 
 // exitWrapper runs a command and leaves its exit status in a file, for a
@@ -73,6 +89,11 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 	}
 	env := append(s.env[:len(s.env):len(s.env)],
 		"CLINIT_GROUP="+ent.Group, "CLINIT_TAG="+ent.Tag, "CLINIT_LEVEL="+level, "CLINIT_NODE="+s.node)
+	if s.keeper != "" {
+		// The lease keeper (package keeper) finds a child it was not
+		// told of by these: node, group, and its own directory.
+		env = append(env, "CLINIT_KEEPER="+s.keeper)
+	}
 	pid, exits, err := reaper.Start(argv, reaper.Attrs{Env: env, Stdout: w, Stderr: w})
 	w.Close()
 	if err != nil {

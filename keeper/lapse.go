@@ -39,7 +39,7 @@ func (k *keeper) lapse(now int64) {
 		k.pending = append(k.pending, pendingKill{t: c, at: killAt, lapse: l})
 	}
 	scanStart := time.Now()
-	found := scanEnv(k.node, k.held, unix.Getpid())
+	found := scanEnv(k.node, k.dir, k.held, unix.Getpid())
 	scan := time.Since(scanStart)
 	for _, m := range found {
 		if groups[m.pid] {
@@ -129,7 +129,7 @@ func (k *keeper) killDue(now int64) {
 // killStragglers SIGKILLs every process of a held group on this node that
 // the environment scan finds now, but those in done, and records it in l.
 func (k *keeper) killStragglers(l *Lapse, done map[int]bool) {
-	for _, m := range scanEnv(k.node, k.held, unix.Getpid()) {
+	for _, m := range scanEnv(k.node, k.dir, k.held, unix.Getpid()) {
 		if done[m.pid] {
 			continue
 		}

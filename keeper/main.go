@@ -95,6 +95,7 @@ func Serve(dir, node string, idle time.Duration, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	k.dir = dir
 	defer k.lease.close()
 	defer k.kill.close()
 	log.Info("start", zap.String("socket", filepath.Join(dir, SocketName)), zap.Duration("idle", idle))

@@ -48,9 +48,12 @@ type envMatch struct {
 
 // scanEnv lists every live process whose initial environment (what
 // /proc/PID/environ shows) has CLINIT_NODE=node and CLINIT_GROUP set to
-// one of groups. A process that rewrote its environment in place, or
-// that was started with another one, is not found.
-func scanEnv(node string, groups map[string]bool, self int) []envMatch {
+// one of groups, and no CLINIT_KEEPER but dir: several daemons may run
+// on one machine under one node name (test beds in network namespaces
+// share the PID namespace), and each one's children name its keeper. A
+// process that rewrote its environment in place, or that was started
+// with another one, is not found.
+func scanEnv(node, dir string, groups map[string]bool, self int) []envMatch {
 	if len(groups) == 0 {
 		return nil
 	}
@@ -71,6 +74,9 @@ func scanEnv(node string, groups map[string]bool, self int) []envMatch {
 		g, ok := envValue(env, "CLINIT_GROUP")
 		if !ok || !groups[g] {
 			return true
+		}
+		if d, ok := envValue(env, "CLINIT_KEEPER"); ok && d != dir {
+			return true // another daemon's
 		}
 		if st, err := readStat(pid); err == nil && !st.dead {
 			out = append(out, envMatch{pid: pid, pgid: st.pgid, start: st.start, group: g})

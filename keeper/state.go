@@ -14,7 +14,8 @@ import (
 // writes it.
 type keeper struct {
 	node        string
-	deadline    int64 // CLOCK_BOOTTIME ns; 0 until the first lease
+	dir         string // its directory: a daemon's children name it in CLINIT_KEEPER
+	deadline    int64  // CLOCK_BOOTTIME ns; 0 until the first lease
 	stopTimeout int64
 	held        map[string]bool
 	watched     map[int]*target // by pid

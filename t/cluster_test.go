@@ -140,21 +140,21 @@ func TestClusterMembershipAndStatus(t *testing.T) {
 	nodes := startCluster(t, 3, webCltab)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive members on every node")
 
-	// An HA group listed from one node reaches every hactl.
-	out, errOut, code := nodes[0].clinit("--ha", "web", "start", "--prefer", "n2,n3")
-	if code != 0 || !strings.Contains(out, "web: HA level start") {
-		t.Fatalf("clinit --ha: %d %q %q", code, out, errOut)
+	// Without voters (:::nodes: or :::servers:) nothing is replicated,
+	// and --ha says so rather than edit one node's copy.
+	_, errOut, code := nodes[0].clinit("--ha", "web", "start", "--prefer", "n2,n3")
+	if code != 1 || !strings.Contains(errOut, "names no voters (:::nodes: or :::servers:)") {
+		t.Fatalf("clinit --ha without voters: %d %q", code, errOut)
 	}
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
-		data, _ := os.ReadFile(nd.path("hactl"))
-		return string(data) == "web start n2,n3\n"
-	}), "the hactl on every node")
-
-	// Without :::nodes: HA is off: web runs nowhere, and hastat says why.
+	// Each node's own hactl lists web; HA is off: web runs nowhere, and
+	// hastat says why.
+	for _, nd := range nodes {
+		writeFile(t, nd.path("hactl"), "web start n2,n3\n")
+	}
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
 		return strings.HasPrefix(nd.hastatFile(), "web start - -\n")
 	}), "web listed, running nowhere, in every hastat")
-	if out, _, _ := nodes[2].clinit("--hastat"); !strings.HasPrefix(out, "web start - -  (no quorum: set :::nodes: (or :::quorum:) in the cltab)\n") {
+	if out, _, _ := nodes[2].clinit("--hastat"); !strings.HasPrefix(out, "web start - -  (HA is off: the cltab names no voters (:::nodes: or :::servers:))\n") {
 		t.Fatalf("clinit --hastat:\n%s", out)
 	}
 
@@ -189,7 +189,8 @@ func TestClusterMembershipAndStatus(t *testing.T) {
 
 func TestClusterReplicatesEdits(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 3, webCltab)
+	// Replication goes through the consensus log: the cltab names voters.
+	nodes := startCluster(t, 3, ":::nodes:3\n"+webCltab)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
 
 	// A cltab edit on n3 reaches every node, and every daemon uses it.
@@ -240,6 +241,19 @@ func TestClusterReplicatesEdits(t *testing.T) {
 		}
 		return true
 	}, "concurrent edits converge")
+	// The edit that lost was refused, not lost: kept aside where it was
+	// made.
+	won := string(must(os.ReadFile(nodes[0].cltab)))
+	loser := nodes[1]
+	if won == b {
+		loser = nodes[0]
+	}
+	if won == a && won == b {
+		t.Fatal("both edits are the same")
+	}
+	if aside, err := os.ReadFile(loser.cltab + ".rejected"); err != nil || (string(aside) != a && string(aside) != b) {
+		t.Errorf("%s: the refused edit is not kept in cltab.rejected: %v %q", loser.name, err, aside)
+	}
 }
 
 func TestClusterStrangerAndRejoin(t *testing.T) {

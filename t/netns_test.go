@@ -323,8 +323,12 @@ func TestNetnsStaleDeath(t *testing.T) {
 	waitUntil(t, time.Second+cluster.TCPTimeout+noise, func() bool { return allAlive(b.Hosts, n) },
 		"every host to see %s alive again after the heal", owner.Name)
 	t.Logf("%s alive again everywhere %v after the heal", owner.Name, time.Since(healed).Round(time.Millisecond))
-	if o := agreedOwner(b, b.Hosts); o != owner {
-		t.Errorf("after the short cut web runs on %v (seen by all), want it to stay on %s", hostName(o), owner.Name)
+	// A cut longer than the lease stopped web on the owner (its lease
+	// lapsed); it still holds the assignment (nobody may take it before
+	// the lease and the fence time), renews, and starts it again.
+	back := waitOwnerAmong(t, b, b.Hosts, b.Hosts, electionBound+lifecycle+noise)
+	if back != owner {
+		t.Errorf("after the short cut web runs on %s, want it to stay on %s", back.Name, owner.Name)
 	}
 
 	// Cut again for good when a safe wait counted from the first death
@@ -579,4 +583,63 @@ func waitUntil(t *testing.T, timeout time.Duration, cond func() bool, what strin
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// The owner's daemon is frozen (SIGSTOP) for 30 s, with no stomith: its
+// services run on, and no daemon of its can stop them. Its lease runs
+// out, and its keeper, a process of its own, stops them; the others
+// start web only after the lease and the fence time, never while the
+// frozen owner's copy runs. Thawed, the old owner runs nothing again:
+// the log no longer gives it web.
+func TestNetnsOwnerDaemonFrozen(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	b := netns(t, n)
+	owner, from := placeWeb(t, b)
+	rest := without2(b.Hosts, owner)
+
+	frozen := time.Now()
+	owner.Freeze()
+	next := waitOwnerAmong(t, b, rest, rest, failoverBound(n)+noise)
+	evs := events(t, b)
+	stop, _ := firstAfter(evs, "stop", owner.Name, frozen)
+	start, _ := firstAfter(evs, "start", next.Name, frozen)
+	t.Logf("%s's daemon frozen: its keeper stopped web after %v; %s started it after %v",
+		owner.Name, stop.Time.Sub(frozen).Round(time.Millisecond), next.Name, start.Time.Sub(frozen).Round(time.Millisecond))
+	if stop.Time.IsZero() || stop.Time.Sub(frozen) > time.Duration(float64(raftnode.DefaultLease)*(1+raftnode.Drift))+stopTimeout+noise {
+		t.Errorf("the keeper did not stop the frozen owner's web within the lease and the stop timeout")
+	}
+	time.Sleep(time.Until(frozen.Add(30 * time.Second)))
+	owner.Thaw()
+	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the thaw", n)
+	staysOn(t, b, next, from, "the thaw")
+}
+
+// The owner's daemon is SIGKILLed (as an OOM kill would), its services
+// and its keeper left running, and it is not restarted: the keeper
+// stops web when the lease ends, and only then does it start elsewhere.
+// Started again later, the daemon finds its keeper, and web stays where
+// it moved.
+func TestNetnsOwnerDaemonKilled(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	b := netns(t, n)
+	owner, from := placeWeb(t, b)
+	rest := without2(b.Hosts, owner)
+
+	killed := time.Now()
+	owner.KillDaemon()
+	next := waitOwnerAmong(t, b, rest, rest, failoverBound(n)+noise)
+	evs := events(t, b)
+	stop, _ := firstAfter(evs, "stop", owner.Name, killed)
+	start, _ := firstAfter(evs, "start", next.Name, killed)
+	t.Logf("%s's daemon killed: its keeper stopped web after %v; %s started it after %v",
+		owner.Name, stop.Time.Sub(killed).Round(time.Millisecond), next.Name, start.Time.Sub(killed).Round(time.Millisecond))
+	if stop.Time.IsZero() {
+		t.Errorf("nothing stopped the dead daemon's web")
+	}
+	time.Sleep(5 * time.Second)
+	owner.Start()
+	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the restart", n)
+	staysOn(t, b, next, from, "the restart")
 }

@@ -28,13 +28,15 @@ import (
 	"github.com/clinit/clinit/cluster/store"
 )
 
-// Timing of raft on a LAN. An election settles within about a second of
-// a leader's loss; a lease (lease.go) must outlast that, or a leader's
-// death would lapse every node's lease.
+// Timing of raft on a LAN: hashicorp/raft's defaults. An election
+// settles within about two seconds of a leader's loss; a lease
+// (lease.go) must outlast that, or a leader's death would lapse every
+// node's lease. Shorter timings (half of these) lost the leader under
+// 20 % packet loss, where TCP's retransmissions take 200 ms and more.
 const (
-	HeartbeatTimeout   = 500 * time.Millisecond
-	ElectionTimeout    = 500 * time.Millisecond
-	LeaderLeaseTimeout = 250 * time.Millisecond
+	HeartbeatTimeout   = time.Second
+	ElectionTimeout    = time.Second
+	LeaderLeaseTimeout = 500 * time.Millisecond
 	CommitTimeout      = 20 * time.Millisecond
 	applyTimeout       = 5 * time.Second
 )

@@ -379,3 +379,40 @@ func (h Hastat) Alive() int {
 	}
 	return n
 }
+
+// Freeze stops the host's daemon alone (SIGSTOP), as a stuck host or a
+// long pause would: its services and its keeper run on. Thaw undoes it.
+func (h *Host) Freeze() { h.signalDaemon(syscall.SIGSTOP, "freeze") }
+
+// Thaw lets a frozen daemon run again (SIGCONT).
+func (h *Host) Thaw() { h.signalDaemon(syscall.SIGCONT, "thaw") }
+
+// KillDaemon SIGKILLs the host's daemon alone, as the OOM killer would:
+// its services and its keeper are left running, as adoption wants. It
+// returns once the daemon is reaped.
+func (h *Host) KillDaemon() {
+	t := h.bed.t
+	t.Helper()
+	p := h.proc()
+	h.signalDaemon(syscall.SIGKILL, "kill-daemon")
+	if p != nil {
+		select {
+		case <-p.done:
+		case <-time.After(hang):
+			t.Fatalf("netbed: %s: the daemon is not reaped after SIGKILL", h.Name)
+		}
+	}
+}
+
+func (h *Host) signalDaemon(sig syscall.Signal, note string) {
+	t := h.bed.t
+	t.Helper()
+	pid := h.Pid()
+	if pid == 0 {
+		t.Fatalf("netbed: %s: no daemon to %s", h.Name, note)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("netbed: %s: %s: %v", h.Name, note, err)
+	}
+	h.bed.Note(note, h.Name)
+}
