@@ -51,6 +51,7 @@ type options struct {
 
 	cltab, socket, clstat, hastat, hactl, stateDir, log, node string
 	bind, advertise, keyfile, metrics                         string
+	raftBind                                                  string
 	join, prefer                                              []string
 	flags                                                     *pflag.FlagSet
 }
@@ -84,6 +85,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringSliceVar(&o.prefer, "prefer", nil, "with --ha: the preferred nodes, in order (empty clears them)")
 	fs.StringVar(&o.bind, "bind", "", "cluster: HOST:PORT to listen on for gossip (default port 7946)")
 	fs.StringVar(&o.advertise, "advertise", "", "cluster: HOST:PORT the other nodes reach this one at")
+	fs.StringVar(&o.raftBind, "raft-bind", "", "cluster: HOST:PORT of this voter's raft port (default: --bind's host, its port + 1)")
 	fs.StringSliceVar(&o.join, "join", nil, "cluster: HOST:PORT,... of nodes to join (retried until one answers)")
 	fs.StringVar(&o.keyfile, "keyfile", "", "cluster: file holding the gossip encryption key (see --keygen)")
 	fs.BoolVar(&o.insecure, "insecure", false, "cluster: allow a non-loopback --bind without a key")
@@ -270,6 +272,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		Cluster: cluster.Config{
 			Bind:      o.bind,
 			Advertise: o.advertise,
+			RaftBind:  o.raftBind,
 			Join:      o.join,
 			Key:       key,
 			Insecure:  o.insecure,

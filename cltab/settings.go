@@ -2,6 +2,7 @@ package cltab
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -34,12 +35,16 @@ var settings = []struct {
 	{"fencetime", checkDuration},
 	{"hactl", nonEmpty},
 	{"hastat", nonEmpty},
+	// how long a renewal holds a node's right to run its HA groups
+	{"lease", positiveDuration},
 	{"log", nonEmpty},
 	{"nodes", positiveInt},
 	{"quorum", positiveInt},
 	{"respawnlimit", positiveInt},
 	{"respawnpause", checkDuration},
 	{"respawnwindow", respawnWindow},
+	// the raft voters, by node name: 1 to 5 of them
+	{"servers", nodeList},
 	{"socket", nonEmpty},
 	{"statedir", nonEmpty},
 	{"stomith", nonEmpty},
@@ -85,6 +90,26 @@ func positiveDuration(v string) error {
 		return errors.New("must be more than 0")
 	}
 	return err
+}
+
+// nodeList: comma-separated node names, each by the name rule, 1 to 5
+// (more voters slow every commit and buy nothing a sysadmin's cluster
+// needs).
+func nodeList(v string) error {
+	n := 0
+	for _, name := range strings.Split(v, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if err := CheckName(name); err != nil {
+			return fmt.Errorf("node %q: %w", name, err)
+		}
+		n++
+	}
+	if n < 1 || n > 5 {
+		return fmt.Errorf("names %d nodes; want 1 to 5 voters", n)
+	}
+	return nil
 }
 
 // respawnWindow: a window of 0 makes no exit rapid, so the throttle

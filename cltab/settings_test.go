@@ -2,6 +2,7 @@ package cltab
 
 import (
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,11 +75,32 @@ func TestDurationAndInt(t *testing.T) {
 
 func TestKnownSettings(t *testing.T) {
 	got := KnownSettings()
-	if !sort.StringsAreSorted(got) || len(got) != 15 {
-		t.Errorf("KnownSettings() = %q, want 15 sorted names", got)
+	if !sort.StringsAreSorted(got) || len(got) != 17 {
+		t.Errorf("KnownSettings() = %q, want 17 sorted names", got)
 	}
 	got[0] = "clobbered" // callers get their own copy
 	if KnownSettings()[0] == "clobbered" {
 		t.Error("KnownSettings shares its slice")
+	}
+}
+
+func TestServersAndLease(t *testing.T) {
+	for text, want := range map[string]string{
+		":::servers:a,b,c\n":       "",
+		":::servers:a, b ,c,\n":    "",
+		":::servers:a,b,c,d,e,f\n": "names 6 nodes; want 1 to 5 voters",
+		":::servers:,\n":           "names 0 nodes",
+		":::servers:a,b c\n":       `node "b c"`,
+		":::lease:3s\n":            "",
+		":::lease:0\n":             "must be more than 0",
+		":::lease:soon\n":          "want a duration",
+	} {
+		_, err := Parse("cltab", []byte(text))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", text, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want %q", text, err, want)
+		}
 	}
 }
