@@ -41,7 +41,6 @@ type Cluster struct {
 	ml     *memberlist.Memberlist                // nil on a single node; set before run starts
 	mlRef  atomic.Pointer[memberlist.Memberlist] // ml, for memberlist's own goroutines during Create
 	tr     *heardTransport                       // ml's transport, which notes who was heard from
-	delay  gossipDelay                           // how old statuses arrive; the loop's
 	queue  *memberlist.TransmitLimitedQueue
 	secure bool   // a key is set
 	meta   []byte // this node's memberlist metadata (nodeMeta)
@@ -615,18 +614,6 @@ func (c *Cluster) broadcast(node string, msg []byte) {
 	}
 }
 
-// sendTo sends msg to the member at addr over TCP, without blocking the
-// loop.
-func (c *Cluster) sendTo(addr string, msg []byte) {
-	for name, m := range c.view.members {
-		if m.addr == addr && name != c.cfg.Node {
-			if n := c.member(name); n != nil {
-				c.sendNode(n, msg)
-			}
-		}
-	}
-}
-
 // sendAll sends msg to every other live member over TCP, without
 // blocking the loop. The addresses come from the view, not from
 // memberlist's node records, which it rewrites while it runs.
@@ -750,14 +737,8 @@ func (c *Cluster) onMessage(b []byte) {
 		if !c.goodStatus(s) {
 			return
 		}
-		_, had := c.view.statuses[s.Node]
 		if c.onStatus(s) {
 			c.broadcast(s.Node, b) // spread it: memberlist only sends our own queue
-			if had && s.Node != c.cfg.Node {
-				// A first status may be any age (a member that joins
-				// re-announces its own); a newer one is news.
-				c.delay.sample(s.Version, time.Now())
-			}
 		}
 	default:
 		c.log.Warn("unknown message kind", zap.Int("kind", int(kind)))

@@ -38,6 +38,12 @@ const (
 	TCPTimeout              = 2 * time.Second
 )
 
+// AwarenessMaxMultiplier bounds how far memberlist slows its probes on a
+// node that misses acks (a node cut off from the others misses them all):
+// its default, 8, would stretch eightfold the time a member takes to
+// see a cut-off one dead.
+const AwarenessMaxMultiplier = 2
+
 // Config is what a cluster member needs.
 type Config struct {
 	Node      string   // unique node name

@@ -376,15 +376,6 @@ func (c *Cluster) followCommits() {
 // commitGap merges the commits of a burst.
 const commitGap = 10 * time.Millisecond
 
-// commandsOf is for tests and logs: the ops of a list of commands.
-func commandsOf(cmds []store.Command) []string {
-	out := make([]string, len(cmds))
-	for i, c := range cmds {
-		out[i] = c.Op + " " + c.Group + " " + c.Node
-	}
-	return out
-}
-
 // hastatNow is the collated view with what the cluster decided: the
 // committed assignments and their epochs, the leader, this node's lease,
 // and why each group that runs nowhere does.

@@ -53,19 +53,3 @@ func (c *Cluster) goodStatus(s nodeStatus) bool {
 	}
 	return true
 }
-
-// goodNames reports whether the node names a file message carries (its
-// origin, the asker) are good, logging why not. An empty name is let
-// through: the handlers have their own rule for it.
-func (c *Cluster) goodNames(what string, names ...string) bool {
-	for _, n := range names {
-		if n == "" {
-			continue
-		}
-		if err := cltab.CheckName(n); err != nil {
-			c.log.Warn(what+" with a bad node name: ignored", zap.String("name", n), zap.Error(err))
-			return false
-		}
-	}
-	return true
-}
