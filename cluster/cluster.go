@@ -54,6 +54,7 @@ type Cluster struct {
 	voterList   atomic.Pointer[[]string]
 	voterByID   atomic.Pointer[map[string]string]
 	planKick    chan struct{}
+	renewKick   chan struct{} // a renewal now, please
 	gate        atomic.Pointer[gate] // MayStart's; written by the loop
 	fence       *fencer
 	keeper      keeperState
@@ -133,6 +134,7 @@ func Start(cfg Config) (*Cluster, error) {
 		watchers: map[chan api.Event]bool{},
 	}
 	c.planKick = make(chan struct{}, 1)
+	c.renewKick = make(chan struct{}, 1)
 	c.fence = newFencer()
 	c.self = nodeStatus{Node: cfg.Node, CPUs: numCPU(), Load: loadAvg()}
 	c.bump()
@@ -740,6 +742,8 @@ func (c *Cluster) onMessage(b []byte) {
 		if c.onStatus(s) {
 			c.broadcast(s.Node, b) // spread it: memberlist only sends our own queue
 		}
+	case msgCommit:
+		c.kickRenewal()
 	default:
 		c.log.Warn("unknown message kind", zap.Int("kind", int(kind)))
 	}

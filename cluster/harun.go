@@ -345,11 +345,19 @@ func (c *Cluster) renew() {
 		<-c.stop
 		cancel()
 	}()
-	r := &raftnode.Renewer{Node: c.cfg.Node, Client: c.leaseClient, Lease: c.ha.plan.lease, Log: c.log,
+	r := &raftnode.Renewer{Node: c.cfg.Node, Client: c.leaseClient, Lease: c.ha.plan.lease, Log: c.log, Kick: c.renewKick,
 		OnLease: func(l raftnode.Lease) {
 			c.call(ctx, func() { c.onLease(l) })
 		}}
 	r.Run(ctx)
+}
+
+// kickRenewal asks for a renewal now; it never blocks.
+func (c *Cluster) kickRenewal() {
+	select {
+	case c.renewKick <- struct{}{}:
+	default:
+	}
 }
 
 // followCommits hands every change of the state applied by this voter

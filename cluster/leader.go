@@ -130,6 +130,21 @@ func (c *Cluster) planOnce() time.Time {
 		}
 		c.log.Info("HA assignment", zap.String("group", cmd.Group), zap.String("node", cmd.Node), zap.Bool("stop", cmd.Stop), zap.String("why", cmd.Why), zap.Uint64("version", r.Version))
 	}
+	// Every member renews now, for its grant to name what it was just
+	// given (or no longer has); this node too.
+	var last uint64
+	for _, r := range res {
+		last = max(last, r.Version)
+	}
+	c.call(ctx, func() {
+		// By TCP to each member in a cluster this small; a bigger one
+		// waits for its next renewal (a quarter lease) rather than take
+		// a hundred connections at every plan.
+		if c.ml != nil && c.ml.NumMembers() <= directLimit {
+			c.sendAll(encode(msgCommit, commitHint{Index: last}))
+		}
+	})
+	c.kickRenewal()
 	// What was committed may allow the next step at once.
 	return time.Now()
 }

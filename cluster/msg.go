@@ -17,7 +17,16 @@ import (
 // Message kinds: the first byte of every user message and broadcast.
 const (
 	msgStatus byte = 's' // a nodeStatus
+	msgCommit byte = 'c' // a commitHint: the leader committed changes
 )
+
+// commitHint tells the members that the leader committed a change (new
+// assignments): each renews its lease at once, for its grant to name its
+// new groups without waiting for the next renewal. It decides nothing:
+// a forged one costs a renewal.
+type commitHint struct {
+	Index uint64 `json:"i"`
+}
 
 // maxGossip is the largest message sent by UDP gossip; a larger one (a
 // node with very many groups) goes by TCP to every member.

@@ -41,6 +41,9 @@ type Renewer struct {
 	// OnLease receives each renewal's lease, from Run's goroutine; it
 	// must not block for long.
 	OnLease func(Lease)
+	// Kick, when not nil, asks for a renewal now (the state changed: a
+	// grant may name a new group); a kick while one runs is one more.
+	Kick <-chan struct{}
 }
 
 // Run renews until ctx ends.
@@ -78,6 +81,8 @@ func (r *Renewer) Run(ctx context.Context) {
 		t := time.NewTimer(time.Until(next))
 		select {
 		case <-t.C:
+		case <-r.Kick:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			return
