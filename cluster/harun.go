@@ -39,6 +39,7 @@ type haState struct {
 	dirty   bool            // decide again
 	handoff bool            // shutting down: give every HA group up
 	kept    map[string]bool // groups the keeper holds
+	started time.Time       // when this daemon started
 }
 
 // Defaults of the HA rules.
@@ -60,7 +61,7 @@ const (
 func newHAState(t *cltab.Tab) *haState {
 	tm := time.NewTimer(time.Hour)
 	tm.Stop()
-	h := &haState{mem: newNodeMemory(), why: map[string]string{}, timer: tm, kept: map[string]bool{}}
+	h := &haState{mem: newNodeMemory(), why: map[string]string{}, timer: tm, kept: map[string]bool{}, started: time.Now()}
 	h.configure(t)
 	return h
 }
@@ -201,6 +202,16 @@ func (c *Cluster) decideHA() {
 		return
 	}
 	now := time.Now()
+	if c.ha.lease.Until.IsZero() && !c.ha.handoff {
+		// A daemon restarted on its state may have adopted an HA group's
+		// processes, still covered by its keeper's deadline: it waits up
+		// to a lease for its first renewal before it decides anything,
+		// rather than stop them for want of a lease it is about to get.
+		if wait := c.ha.started.Add(c.ha.plan.lease); now.Before(wait) {
+			c.ha.timer.Reset(time.Until(wait))
+			return
+		}
+	}
 	local := make(map[string]groupState, len(c.self.Groups))
 	for _, gs := range c.self.Groups {
 		local[gs.Group] = gs

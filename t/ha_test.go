@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clinit/clinit/cluster/raftnode"
 )
 
 // haCltab: web claims at plan, tests a per-node file at test (present
@@ -253,5 +255,39 @@ func TestHAFencing(t *testing.T) {
 	}
 	if !back.logHas("HA group not restored") {
 		t.Fatalf("%s restored web from its state", first)
+	}
+}
+
+// The owner's daemon is SIGKILLed (its services and its keeper left
+// running) and started again at once, within its lease: it finds its
+// keeper, adopts the services, renews, and web goes on running there,
+// the same process, never started anywhere else.
+func TestHADaemonRestartWithinLease(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, haCltab)
+	shared := sharedDir(nodes)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	nodes[0].clinit("--ha", "web", "start")
+	first := waitOwner(t, nodes, "start")
+	before := lines(filepath.Join(shared, "events"))
+	old := byName(nodes, first)
+	old.forced = true // its services are meant to outlive it
+	old.cmd.Process.Kill()
+	<-old.done
+	back := &node{daemon: launch(t, old.dir, old.flags...), name: first, flags: old.flags}
+	back.waitReady()
+	nodes = append(without(nodes, first), back)
+	// Past the lease the killed daemon held: had anything stopped web (or
+	// started it again, or elsewhere), the events would show it.
+	time.Sleep(2 * time.Duration(float64(raftnode.DefaultLease)*(1+raftnode.Drift)))
+	if o := waitOwner(t, nodes, "start"); o != first {
+		t.Fatalf("web moved from %s to %s over a daemon restart within the lease", first, o)
+	}
+	after := lines(filepath.Join(shared, "events"))
+	if len(after) != len(before) {
+		t.Fatalf("web was stopped or started over the restart:\nbefore %q\nafter %q", before, after)
+	}
+	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
+		t.Fatalf("services running after the restart: %v", r)
 	}
 }
