@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"sort"
+	"time"
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cluster"
@@ -19,6 +20,9 @@ var (
 	famMembers     = promtext.Family{Name: "clinit_members", Help: "Cluster members by state, as this node sees them.", Type: promtext.Gauge, Labels: []string{"state"}}
 	famHA          = promtext.Family{Name: "clinit_ha_group_running", Help: "1 when an HA group runs on some node, by where.", Type: promtext.Gauge, Labels: []string{"group", "node"}}
 	famGossip      = promtext.Family{Name: "clinit_gossip_bytes_total", Help: "Bytes memberlist sent and received.", Type: promtext.Counter, Labels: []string{"direction", "proto"}}
+	famLeader      = promtext.Family{Name: "clinit_ha_leader", Help: "1 for the raft leader that last renewed this node's lease.", Type: promtext.Gauge, Labels: []string{"node"}}
+	famLease       = promtext.Family{Name: "clinit_ha_lease_remaining_seconds", Help: "How long this node's lease still holds (0: none).", Type: promtext.Gauge}
+	famEpoch       = promtext.Family{Name: "clinit_ha_assignment_epoch", Help: "The committed assignment of each HA group: its node and epoch.", Type: promtext.Gauge, Labels: []string{"group", "node"}}
 	famFence       = promtext.Family{Name: "clinit_fencing_runs_total", Help: "Runs of the stomith command, by result.", Type: promtext.Counter, Labels: []string{"result"}}
 )
 
@@ -69,6 +73,17 @@ func writeMetrics(w *promtext.Writer, v StatusView, cl *cluster.Cluster) {
 		ha = append(ha, promtext.With(b2f(g.Node != "-"), g.Group, g.Node))
 	}
 	w.Write(famHA, ha...)
+	var epochs []promtext.Sample
+	for _, g := range v.Hastat.Groups {
+		if g.Assigned != "" {
+			epochs = append(epochs, promtext.With(float64(g.Epoch), g.Group, g.Assigned))
+		}
+	}
+	w.Write(famEpoch, epochs...)
+	if v.Hastat.Leader != "" {
+		w.Write(famLeader, promtext.With(1, v.Hastat.Leader))
+	}
+	w.Write(famLease, promtext.One(max(0, time.Until(v.Hastat.LeaseUntil).Seconds())))
 	if g := v.Hastat.Gossip; g != nil {
 		w.Write(famGossip,
 			promtext.With(float64(g.UDPSentBytes), "sent", "udp"),

@@ -49,6 +49,7 @@ web:chk:1:test:true
 		`clinit_entry_throttled{group="web",tag="srv"} 0`,
 		`clinit_members{state="alive"} 1`,
 		`clinit_fencing_runs_total{result="ok"} 0`,
+		`clinit_ha_lease_remaining_seconds 0`, // a single node holds no lease
 		`process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(m, want) {
