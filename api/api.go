@@ -225,8 +225,8 @@ func (h Hastat) Explained() string {
 }
 
 // Event is one change seen by a node, in the stream of clinit --watch: a
-// group of Node entering Level/State, or (Group empty) Node entering the
-// member state NodeState.
+// group of Node entering Level/State, (Group empty) Node entering the
+// member state NodeState, or (Epoch set) an HA assignment committed.
 type Event struct {
 	Time      time.Time `json:"time"`
 	Node      string    `json:"node"`
@@ -234,4 +234,10 @@ type Event struct {
 	Level     string    `json:"level,omitempty"`
 	State     string    `json:"state,omitempty"`
 	NodeState string    `json:"node_state,omitempty"`
+	// An HA decision committed in the log: Group assigned to Assigned
+	// (empty: to nobody) at Epoch, asked to stop when Stop, and why.
+	Assigned string `json:"assigned,omitempty"`
+	Epoch    uint64 `json:"epoch,omitempty"`
+	Stop     bool   `json:"stop,omitempty"`
+	Why      string `json:"why,omitempty"`
 }

@@ -54,7 +54,7 @@ type Cluster struct {
 	voterList   atomic.Pointer[[]string]
 	voterByID   atomic.Pointer[map[string]string]
 	planKick    chan struct{}
-	renewKick   chan struct{} // a renewal now, please
+	renewKick   chan struct{}        // a renewal now, please
 	gate        atomic.Pointer[gate] // MayStart's; written by the loop
 	fence       *fencer
 	keeper      keeperState

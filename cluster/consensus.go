@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster/raftnode"
 	"github.com/clinit/clinit/cluster/store"
@@ -203,7 +204,9 @@ func (c *Cluster) onCommitted(st *store.State) {
 	if c.committed != nil && st.Index <= c.committed.Index {
 		return
 	}
+	prev := c.committed
 	c.committed = st
+	c.emitAssignments(prev, st)
 	for _, r := range c.files {
 		f, ok := st.Files[r.Kind]
 		if !ok || f.Version == r.version {
@@ -213,6 +216,25 @@ func (c *Cluster) onCommitted(st *store.State) {
 	}
 	c.ha.dirty = true
 	c.dirtyView = true
+}
+
+// emitAssignments tells the watchers of every assignment that changed.
+func (c *Cluster) emitAssignments(prev, st *store.State) {
+	if len(c.watchers) == 0 {
+		return
+	}
+	var groups []string
+	for g, a := range st.Assign {
+		if prev == nil || prev.Assign[g] != a {
+			groups = append(groups, g)
+		}
+	}
+	sort.Strings(groups)
+	now := time.Now().UTC()
+	for _, g := range groups {
+		a := st.Assign[g]
+		c.emit(api.Event{Time: now, Node: c.cfg.Node, Group: g, Assigned: a.Node, Epoch: a.Epoch, Stop: a.Stop, Why: a.Why})
+	}
 }
 
 // writeCommitted writes a committed version of a file over this node's

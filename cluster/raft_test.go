@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster/store"
@@ -170,4 +171,30 @@ func TestVoterRestartKeepsState(t *testing.T) {
 		data, _ := os.ReadFile(again.path("hactl"))
 		return string(data) == "web start\n"
 	})
+}
+
+// A committed assignment reaches every watcher (clinit --watch).
+func TestWatchShowsAssignments(t *testing.T) {
+	nodes := raftCluster(t, 3, voters3)
+	eventually(t, "3 alive", allAlive(nodes))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := nodes[2].Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "an assignment commits", func() bool {
+		r, err := nodes[0].propose(ctx, store.Command{Op: store.OpAssign, Group: "web", Node: "n1", Why: "a test"})
+		return err == nil && r.Err == nil
+	})
+	for {
+		select {
+		case ev := <-events:
+			if ev.Group == "web" && ev.Assigned == "n1" && ev.Epoch == 1 && ev.Why == "a test" {
+				return
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no assignment event in 20 s")
+		}
+	}
 }
