@@ -61,13 +61,14 @@ type cluster struct {
 // cnode is one node of a cluster; d is its current daemon (a restart
 // replaces it).
 type cnode struct {
-	c    *cluster
-	i    int
-	name string // n1, n2, ...
-	dir  string
-	addr string // 127.0.0.1:PORT
-	uid  int    // -1: the bench's own
-	d    *daemon
+	c        *cluster
+	i        int
+	name     string // n1, n2, ...
+	dir      string
+	addr     string // 127.0.0.1:PORT, memberlist's
+	raftAddr string // 127.0.0.1:PORT, its raft port
+	uid      int    // -1: the bench's own
+	d        *daemon
 }
 
 func (nd *cnode) path(name string) string { return filepath.Join(nd.dir, name) }
@@ -106,19 +107,21 @@ func (b *bench) newCluster(name string, n, seeds int, tabText string) (*cluster,
 	if err != nil {
 		return nil, fmt.Errorf("clinit --keygen: %w", err)
 	}
-	ports := make([]int, n)
+	// Two ports a node: memberlist's, and its raft port.
+	ports := make([]int, 2*n)
 	if c.ns != nil {
 		for i := range ports {
 			ports[i] = 7001 + i
 		}
-	} else if ports, err = freePorts(n); err != nil {
+	} else if ports, err = freePorts(2 * n); err != nil {
 		return nil, err
 	}
 	text := strings.NewReplacer("{shared}", c.shared, "{stamp}", b.stamp).Replace(tabText)
 	for i := 0; i < n; i++ {
 		nd := &cnode{c: c, i: i, name: fmt.Sprintf("n%d", i+1), uid: -1}
 		nd.dir = filepath.Join(c.dir, nd.name)
-		nd.addr = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		nd.addr = fmt.Sprintf("127.0.0.1:%d", ports[2*i])
+		nd.raftAddr = fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
 		if root {
 			nd.uid = nodeUIDBase + i + 1
 		}
@@ -243,7 +246,7 @@ func (nd *cnode) start() error {
 
 	d.cmd = exec.Command(b.bin, "-d", "-c", d.cltab, "-s", d.sock, "--clstat", d.clstat,
 		"--hastat", nd.path("hastat"), "--hactl", nd.path("hactl"), "--state-dir", nd.path("state"),
-		"--node", nd.name, "--bind", nd.addr, "--join", strings.Join(nd.c.seeds, ","),
+		"--node", nd.name, "--bind", nd.addr, "--raft-bind", nd.raftAddr, "--join", strings.Join(nd.c.seeds, ","),
 		"--keyfile", nd.path("key"))
 	d.cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+notifyPath, benchEnv+"="+nd.dir)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf

@@ -209,7 +209,9 @@ func (c *Cluster) onCommitted(st *store.State) {
 	c.emitAssignments(prev, st)
 	for _, r := range c.files {
 		f, ok := st.Files[r.Kind]
-		if !ok || f.Version == r.version {
+		if !ok || f.Version <= r.version {
+			// Not newer: an older state can arrive after this node's own
+			// commit was recorded (proposeFile), and must not undo it.
 			continue
 		}
 		c.writeCommitted(r, f)

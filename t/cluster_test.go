@@ -61,7 +61,10 @@ func startCluster(t *testing.T, n int, cltabText string) []*node {
 	nodes := make([]*node, n)
 	for i := range nodes {
 		name := fmt.Sprintf("n%d", i+1)
-		flags := []string{"--node", name, "--bind", seeds[i], "--join", strings.Join(seeds, ","), "--keyfile", key}
+		// The raft port is chosen too: memberlist's port + 1 may be
+		// another test's.
+		flags := []string{"--node", name, "--bind", seeds[i], "--raft-bind", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+			"--join", strings.Join(seeds, ","), "--keyfile", key}
 		dir := newCaseDir(t)
 		writeFile(t, filepath.Join(dir, "cltab"), expand(keyDir, cltabText))
 		nodes[i] = &node{daemon: launch(t, dir, flags...), name: name, flags: flags}
