@@ -155,3 +155,19 @@ func TestAssignSameNodeKeepsEpoch(t *testing.T) {
 		t.Error("a stop naming no node accepted")
 	}
 }
+
+// Versions are raft indexes, not numbers a proposer chooses: a key
+// holder's edit "based on" version 2^64-1 is refused as stale, and the
+// next edits number on from the log (the overflow that made every later
+// edit version 0 cannot happen).
+func TestVersionsAreLogIndexes(t *testing.T) {
+	s := New()
+	s.Apply(1, Command{Op: OpSetFile, Kind: KindCltab, Text: "a\n"})
+	if r := s.Apply(2, Command{Op: OpSetFile, Kind: KindCltab, Text: "evil\n", Base: 1<<64 - 1}); r.Err == nil {
+		t.Fatal("an edit based on version 2^64-1 was accepted")
+	}
+	r := s.Apply(3, Command{Op: OpSetFile, Kind: KindCltab, Text: "b\n", Base: 1})
+	if r.Err != nil || r.Version != 3 || s.Files[KindCltab].Version != 3 || s.Files[KindCltab].Text != "b\n" {
+		t.Fatalf("next edit: %+v, file %+v", r, s.Files[KindCltab])
+	}
+}
