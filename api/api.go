@@ -140,6 +140,9 @@ type Hastat struct {
 	// lease; LeaseUntil, when that lease ends ("" and zero: none held).
 	Leader     string    `json:"leader,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// Versions are the committed versions (raft indexes) of the
+	// replicated files this node's copies are: "cltab", "hactl".
+	Versions map[string]uint64 `json:"versions,omitempty"`
 }
 
 // GossipStats counts the bytes memberlist sent and received since Since

@@ -432,6 +432,14 @@ func (c *Cluster) hastatNow() api.Hastat {
 	if held {
 		h.Leader, h.LeaseUntil = c.ha.lease.Grant.Leader, c.ha.lease.Until.UTC()
 	}
+	for _, r := range c.files {
+		if r.version > 0 {
+			if h.Versions == nil {
+				h.Versions = map[string]uint64{}
+			}
+			h.Versions[r.Kind] = r.version
+		}
+	}
 	return h
 }
 

@@ -76,8 +76,9 @@ func startCluster(t *testing.T, n int, cltabText string) []*node {
 }
 
 type jHastat struct {
-	Groups []struct{ Group, Level, State, Node string }
-	Nodes  []struct {
+	Versions map[string]uint64
+	Groups   []struct{ Group, Level, State, Node string }
+	Nodes    []struct {
 		Node, State string
 		Groups      []struct{ Group, Level, State string }
 	}
@@ -195,6 +196,10 @@ func TestClusterReplicatesEdits(t *testing.T) {
 	// Replication goes through the consensus log: the cltab names voters.
 	nodes := startCluster(t, 3, ":::nodes:3\n"+webCltab)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	// An edit is based on the committed version the copy is: wait for
+	// the first one (the cltab every node started with) everywhere. One
+	// made before is refused, and kept aside (below).
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Versions["cltab"] > 0 }), "the first cltab committed on every node")
 
 	// A cltab edit on n3 reaches every node, and every daemon uses it.
 	tab := string(must(os.ReadFile(nodes[2].cltab))) + "cache:mc:run:respawn:exec sleep 1000\n"
