@@ -171,3 +171,28 @@ func TestNodeStopsAGroupNotGranted(t *testing.T) {
 		t.Errorf("a group running without a grant: %q", w.level("web"))
 	}
 }
+
+// The engine's gate: an HA group's processes start only within the
+// lease, but its stop entries always run, and other groups never wait.
+func TestGate(t *testing.T) {
+	var c Cluster
+	if !c.MayStart("web", "start") {
+		t.Error("no gate yet (HA off) closed a group")
+	}
+	now := time.Now()
+	c.gate.Store(&gate{ha: map[string]bool{"web": true, "db": true}, until: map[string]time.Time{"web": now.Add(time.Hour), "db": now.Add(-time.Millisecond)}})
+	for _, tc := range []struct {
+		group, level string
+		want         bool
+	}{
+		{"web", "start", true},        // within its lease
+		{"db", "start", false},        // past it
+		{"db", LevelPlan, false},      // every level but stop
+		{"db", cltab.LevelStop, true}, // stop entries undo: always
+		{"cache", "1", true},          // not an HA group
+	} {
+		if got := c.MayStart(tc.group, tc.level); got != tc.want {
+			t.Errorf("MayStart(%s, %s) = %v, want %v", tc.group, tc.level, got, tc.want)
+		}
+	}
+}

@@ -450,12 +450,14 @@ type gate struct {
 	until map[string]time.Time
 }
 
-// MayStart reports whether a process of group g may start now: any
-// group that is not HA, and an HA group only while this node's lease
-// (less the margin of stopAhead) holds it. It never blocks.
-func (c *Cluster) MayStart(g string) bool {
+// MayStart reports whether a process of group g may start now at level:
+// any group that is not HA, any group's stop entries (they undo what
+// the group did: an address released), and an HA group at another level
+// only while this node's lease (less the margin of stopAhead) holds it.
+// It never blocks.
+func (c *Cluster) MayStart(g, level string) bool {
 	gt := c.gate.Load()
-	if gt == nil || !gt.ha[g] {
+	if gt == nil || !gt.ha[g] || level == LevelStop {
 		return true
 	}
 	until, ok := gt.until[g]

@@ -66,7 +66,7 @@ func Run(cfg Config, socket string) error {
 	var cl *cluster.Cluster
 	cfg.OnStatus = func(st api.Status) { cl.SetStatus(st) }
 	cfg.Handoff = func(ctx context.Context) { cl.Handoff(ctx) }
-	cfg.MayStart = func(g string) bool { return cl == nil || cl.MayStart(g) }
+	cfg.MayStart = func(g, l string) bool { return cl == nil || cl.MayStart(g, l) }
 	eng, err := NewEngine(cfg)
 	if err != nil {
 		ln.Close()

@@ -51,13 +51,13 @@ type Config struct {
 	// Handoff is called when a shutdown begins, before anything stops:
 	// the cluster moves this node's HA groups away first.
 	Handoff func(ctx context.Context)
-	// MayStart is asked before every start of a process of group (nil:
-	// always yes): the cluster's gate, which holds an HA group's
-	// processes to this node's lease, so that not even a respawn runs
-	// one when the lease has ended (a daemon thawed after a freeze
+	// MayStart is asked before every start of a process of group at
+	// level (nil: always yes): the cluster's gate, which holds an HA
+	// group's processes to this node's lease, so that not even a respawn
+	// runs one when the lease has ended (a daemon thawed after a freeze
 	// finds its services killed by the keeper, and must not restart
 	// them). It must not block.
-	MayStart func(group string) bool
+	MayStart func(group, level string) bool
 }
 
 // timing holds the settings that a reread may change.

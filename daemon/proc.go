@@ -81,7 +81,7 @@ func (p *proc) status() api.EntryStatus {
 // start runs p's command in a process group of its own.
 func (e *Engine) start(p *proc) {
 	g := p.g
-	if e.cfg.MayStart != nil && !e.cfg.MayStart(g.name) {
+	if e.cfg.MayStart != nil && !e.cfg.MayStart(g.name, g.level) {
 		e.log.Warn("not started: this node's lease does not hold the HA group", zap.String("group", g.name), zap.String("tag", p.entry.Tag))
 		p.exit, p.exited = 126, true
 		e.dirty = true

@@ -63,7 +63,7 @@ func detectMax(n int) time.Duration {
 
 // electionBound: a leader lost, the next one is elected and has made
 // its term ready (raft's timings are half a second a step).
-const electionBound = 3 * time.Second
+const electionBound = 5 * time.Second
 
 // failoverBound without stomith: the old owner's lease runs out (counted
 // from its last renewal, or from a new leader's election when the owner

@@ -19,11 +19,11 @@ import (
 // so for a node that has not renewed with it, it counts from its own
 // election.
 const (
-	// DefaultLease is well over an election (one to two seconds on a
-	// LAN with the timings of node.go), so that a leader's death does
-	// not lapse the leases of nodes that renew every Lease/4: the last
-	// renewal answered before the death holds at least 3.75 s more.
-	DefaultLease = 5 * time.Second
+	// DefaultLease is well over an election (up to about four seconds
+	// with the timings of node.go), so that a leader's death does not
+	// lapse the leases of nodes that renew every Lease/4: the last
+	// renewal answered before the death holds at least 6 s more.
+	DefaultLease = 8 * time.Second
 	// Drift bounds how much faster or slower two machines' monotonic
 	// clocks run: 1 % is far beyond what NTP-disciplined or even free
 	// running crystals do.

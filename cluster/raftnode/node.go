@@ -28,15 +28,18 @@ import (
 	"github.com/clinit/clinit/cluster/store"
 )
 
-// Timing of raft on a LAN: hashicorp/raft's defaults. An election
-// settles within about two seconds of a leader's loss; a lease
-// (lease.go) must outlast that, or a leader's death would lapse every
-// node's lease. Shorter timings (half of these) lost the leader under
-// 20 % packet loss, where TCP's retransmissions take 200 ms and more.
+// Timing of raft. hashicorp/raft's defaults (1 s, 1 s, 0.5 s) lost the
+// leader under 20 % packet loss: a lost segment waits for TCP's
+// retransmission, 200 ms and more, and a leader that has not reached a
+// quorum within its leader lease steps down. Twice those, as Consul
+// scales them: an election settles within about four seconds of a
+// leader's loss, and a lease (lease.go) outlasts that. The leader lease
+// stays half the heartbeat timeout: a deposed leader steps down before a
+// quorum may elect another.
 const (
-	HeartbeatTimeout   = time.Second
-	ElectionTimeout    = time.Second
-	LeaderLeaseTimeout = 500 * time.Millisecond
+	HeartbeatTimeout   = 2 * time.Second
+	ElectionTimeout    = 2 * time.Second
+	LeaderLeaseTimeout = time.Second
 	CommitTimeout      = 20 * time.Millisecond
 	applyTimeout       = 5 * time.Second
 )
