@@ -11,9 +11,9 @@ import (
 )
 
 const (
-	simStormMin   = 5 * time.Second
-	simStormMax   = 15 * time.Second
-	simFaultEvery = time.Second // on average, during a storm
+	simStormMin   = 8 * time.Second
+	simStormMax   = 25 * time.Second
+	simFaultEvery = 2 * time.Second // on average, during a storm
 )
 
 // schedule queues the storms and calms of a run and returns its length.
@@ -88,18 +88,45 @@ func (s *sim) later(d time.Duration, fn func()) {
 	})
 }
 
-// fault injects one random fault.
+// impaired counts the nodes down, or with a dead or frozen daemon.
+func (s *sim) impaired() int {
+	k := 0
+	for _, n := range s.nodes {
+		if !n.running() {
+			k++
+		}
+	}
+	return k
+}
+
+// fault injects one random fault, healed after a while. Node faults are
+// mostly kept to a minority of the voters at a time, so that the rest
+// of the cluster has a quorum and moves groups: a storm that stops every
+// node only shows that nothing moves.
 func (s *sim) fault() {
 	n := s.nodes[s.rng.Intn(len(s.nodes))]
-	switch k := s.rng.Intn(11); k {
+	k := s.rng.Intn(9)
+	if k == 8 && !s.cfg.stomith {
+		k = s.rng.Intn(3)
+	}
+	if k < 3 && (!n.running() || s.impaired() >= s.cfg.voters-s.majority()) && s.rng.Intn(4) != 0 {
+		k = 3 + s.rng.Intn(5) // a network fault instead
+	}
+	heal := func(what string, fn func()) {
+		s.later(500*time.Millisecond+s.rand(15*time.Second), func() {
+			s.logf("%s healed: %s", n.name, what)
+			fn()
+		})
+	}
+	switch k {
 	case 0: // the machine dies, processes and keeper with it
 		s.machineDown(n, "dies")
-		s.later(time.Second+s.rand(15*time.Second), func() { s.machineUp(n) })
+		heal("restarted", func() { s.machineUp(n) })
 	case 1: // the daemon is SIGKILLed, its services left running
 		if n.up && n.daemon {
 			s.logf("%s daemon killed", n.name)
 			s.stopDaemon(n)
-			s.later(500*time.Millisecond+s.rand(10*time.Second), func() {
+			heal("daemon restarted", func() {
 				if n.up && !n.daemon {
 					s.startDaemon(n)
 				}
@@ -109,10 +136,7 @@ func (s *sim) fault() {
 		if n.running() {
 			s.logf("%s daemon frozen", n.name)
 			s.freeze(n)
-			s.later(500*time.Millisecond+s.rand(15*time.Second), func() {
-				s.logf("%s daemon thawed", n.name)
-				s.thaw(n)
-			})
+			heal("thawed", func() { s.thaw(n) })
 		}
 	case 3, 4: // a partition: 1|rest, 2|rest, ...; both ways, or one
 		side, k := map[int]bool{}, 1+s.rng.Intn(len(s.nodes)/2)
@@ -131,38 +155,33 @@ func (s *sim) fault() {
 			}
 		}
 		s.logf("partition %s (direction %d)", fmt.Sprint(side), dir)
+		heal("partition", s.healLinks)
 	case 5: // a node's messages delayed far beyond normal
 		d := time.Second + s.rand(simSlowMax)
-		for j := range s.nodes {
-			s.links[n.i][j].slow, s.links[j][n.i].slow = d, d
-		}
+		s.setLinks(n, simLink{slow: d})
 		s.logf("%s slow: %v", n.name, d)
+		heal("slow", func() { s.setLinks(n, simLink{}) })
 	case 6: // a node's messages lost at random
 		p := 0.2 + 0.7*s.rng.Float64()
-		for j := range s.nodes {
-			s.links[n.i][j].loss, s.links[j][n.i].loss = p, p
-		}
+		s.setLinks(n, simLink{loss: p})
 		s.logf("%s loses %.0f%%", n.name, 100*p)
-	case 7:
-		s.logf("links healed")
-		s.healLinks()
-	case 8: // a group's test fails on a node
+		heal("loss", func() { s.setLinks(n, simLink{}) })
+	case 7: // a group's test fails on a node
 		g := s.hactl[s.rng.Intn(len(s.hactl))].Group
 		n.broken[g] = true
 		s.logf("%s fails %s's test", n.name, g)
-	case 9:
-		if s.cfg.stomith {
-			s.stomithBroken = !s.stomithBroken
-			s.logf("stomith broken: %v", s.stomithBroken)
-		}
-	case 10: // something down comes back
-		switch {
-		case !n.up:
-			s.machineUp(n)
-		case !n.daemon:
-			s.startDaemon(n)
-		case n.frozen:
-			s.thaw(n)
+	case 8:
+		s.stomithBroken = true
+		s.logf("stomith broken")
+		heal("stomith", func() { s.stomithBroken = false })
+	}
+}
+
+// setLinks sets every link to and from n.
+func (s *sim) setLinks(n *simNode, l simLink) {
+	for j := range s.nodes {
+		if j != n.i {
+			s.links[n.i][j], s.links[j][n.i] = l, l
 		}
 	}
 }

@@ -73,6 +73,9 @@ const (
 	simFailBackoff = 20 * time.Second
 )
 
+// simMaxEvents stops a run that loops (a run takes about 20,000).
+const simMaxEvents = 2_000_000
+
 var simBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // simEvent is one thing that happens at a time.
@@ -123,9 +126,10 @@ type sim struct {
 	hactl  []*cltab.HAGroup
 	// The replicated log, applied in order: every voter that applies it
 	// holds this state (the model does not replicate it entry by entry).
-	state   *store.State
-	index   uint64
-	inDoubt []*simEntry // proposed by a leader that lost its term
+	state    *store.State
+	index    uint64
+	inDoubt  []*simEntry // proposed by a leader that lost its term
+	lastTerm uint64      // the term last elected
 
 	calm          bool // no fault is active
 	stomithBroken bool
@@ -240,6 +244,9 @@ func (s *sim) run(d time.Duration) {
 		}
 		s.now = e.at
 		s.events++
+		if s.events > simMaxEvents {
+			s.chk.fail(fmt.Sprintf("more than %d events: the model runs away", simMaxEvents))
+		}
 		e.fn()
 		s.check()
 	}
@@ -402,8 +409,11 @@ func (s *sim) thaw(n *simNode) {
 }
 
 // resetTimer is the HA loop's one timer (c.ha.timer.Reset): the latest
-// reset wins.
+// reset wins, and it fires a millisecond ahead at the soonest.
 func (s *sim) resetTimer(n *simNode, t time.Time) {
+	if soon := n.nowT().Add(time.Millisecond); t.Before(soon) {
+		t = soon
+	}
 	n.timerGen++
 	gen := n.timerGen
 	s.daemonAtLocal(n, t, func() {

@@ -50,6 +50,11 @@ type simEntry struct {
 	cmds     []store.Command
 	commitAt time.Duration
 	done     func([]store.Result, error)
+	term     uint64
+	// holders: the other voters that took it into their logs (those
+	// that followed its term and heard its leader when it was proposed,
+	// and took the entry before it: logs match by prefix).
+	holders map[*simNode]bool
 }
 
 type simFence struct {
@@ -172,23 +177,27 @@ func (s *sim) campaign(v *simNode) {
 	}
 	term++
 	s.logf("%s leads term %d", v.name, term)
-	// What earlier leaders proposed and did not commit: this quorum may
-	// hold any prefix of it, which the new term commits.
+	// What earlier leaders proposed and did not commit: the new leader
+	// commits what its log holds, a prefix of the previous term's
+	// entries; the rest, and entries of older terms (proposed by a
+	// deposed leader that had not noticed), are overwritten.
 	for _, l := range s.nodes[:s.cfg.voters] {
 		if l.raft.leader {
 			s.inDoubt = append(s.inDoubt, l.raft.pending...)
 			l.raft.pending = nil
 		}
 	}
-	k := s.rng.Intn(len(s.inDoubt) + 1)
-	for i, e := range s.inDoubt {
-		if i < k {
-			s.logf("an entry of an earlier term is committed")
+	keep := true
+	for _, e := range s.inDoubt {
+		keep = keep && e.term == s.lastTerm && e.holders[v]
+		if keep {
+			s.logf("an entry of term %d is committed in term %d", e.term, term)
 			s.apply(e.cmds)
 		}
 		e.done(nil, errSimLost)
 	}
 	s.inDoubt = nil
+	s.lastTerm = term
 	for _, w := range grants {
 		w.raft.term, w.raft.lastHeard = term, s.now
 	}
@@ -243,7 +252,16 @@ func (s *sim) propose(l *simNode, cmds []store.Command, done func([]store.Result
 		done(nil, errSimNotLeader)
 		return
 	}
-	e := &simEntry{cmds: cmds, commitAt: s.now + 500*time.Microsecond + 2*s.rand(simNetMax), done: done}
+	e := &simEntry{cmds: cmds, commitAt: s.now + 500*time.Microsecond + 2*s.rand(simNetMax), done: done, term: l.raft.term, holders: map[*simNode]bool{}}
+	var prev map[*simNode]bool
+	if k := len(l.raft.pending); k > 0 {
+		prev = l.raft.pending[k-1].holders
+	}
+	for _, v := range s.nodes[:s.cfg.voters] {
+		if v != l && v.raft.term == l.raft.term && s.reachable(l, v) && (prev == nil || prev[v]) {
+			e.holders[v] = true
+		}
+	}
 	l.raft.pending = append(l.raft.pending, e)
 	s.at(e.commitAt, func() { s.tryCommit(l) })
 }
@@ -358,7 +376,11 @@ func (s *sim) kick(l *simNode) {
 	})
 }
 
+// planAt is planLoop's timer: a millisecond ahead at the soonest.
 func (s *sim) planAt(l *simNode, t time.Time) {
+	if soon := l.nowT().Add(time.Millisecond); t.Before(soon) {
+		t = soon
+	}
 	l.raft.planTimer++
 	gen := l.raft.planTimer
 	s.daemonAtLocal(l, t, func() {
