@@ -13,6 +13,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/clinit/clinit/api"
@@ -416,6 +417,11 @@ func (s *sim) planOnce(l *simNode) {
 	}
 	out := plan(planInput{now: now, cfg: planConfig{fenceTime: simFenceTime, stomith: s.cfg.stomith, lease: simLease}, state: s.state, hactl: s.hactl,
 		members: members, expiry: func(x string) (time.Time, bool) { return s.expiry(l, x) }, fencing: busy})
+	// leader.go checks its leadership before it fences.
+	if len(out.fence) > 0 && !s.quorumOK(l) {
+		s.planAt(l, now.Add(100*time.Millisecond))
+		return
+	}
 	for _, x := range out.fence {
 		s.startFence(l, x)
 	}
@@ -454,6 +460,11 @@ func (s *sim) startFence(l *simNode, x string) {
 	}
 	f.running = true
 	s.logf("%s fences %s", l.name, x)
+	if !s.quorumOK(l) {
+		// Fencing is the leader's, run once (SPEC 7): a deposed leader's
+		// fence powers off nodes the cluster still counts on.
+		s.chk.fail(fmt.Sprintf("%s fences %s without a quorum that follows it", l.name, x))
+	}
 	inc := l.inc
 	s.at(s.now+s.rand(simStomithMax), func() {
 		ok := !s.stomithBroken
