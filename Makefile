@@ -4,7 +4,7 @@ BIN      ?= bin/clinit
 PREFIX   ?= /usr/local
 FUZZTIME ?= 20s
 
-.PHONY: build test fuzz demo install clean bench man
+.PHONY: build test fuzz soak demo install clean bench man
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
@@ -30,6 +30,13 @@ fuzz:
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The HA simulation (cluster/sim_test.go) over SIM_SEEDS random seeds
+# (1000 by default): prints the seed of any failure. SIM_SEED=N replays
+# one seed in every scenario, with its trace.
+SIM_SEEDS ?= 1000
+soak:
+	SIM_SEEDS=$(if $(SIM_SEED),,$(SIM_SEEDS)) SIM_SEED=$(SIM_SEED) $(GO) test -count=1 -timeout 0 -run '^TestHASimSoak$$' -v ./cluster/
 
 # The example cltab on a daemon of your own, no root needed.
 demo: build

@@ -204,6 +204,10 @@ func (n *Node) Leader() (id, addr string) {
 // IsLeader reports whether this node leads now (as far as it knows).
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
+// VerifyLeader checks with a quorum that this node still leads: a
+// leader frozen, then thawed, believes it leads until it hears better.
+func (n *Node) VerifyLeader() error { return n.raft.VerifyLeader().Error() }
+
 // Stats is raft's own description of its state, for hastat and metrics.
 func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 
