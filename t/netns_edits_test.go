@@ -93,6 +93,12 @@ func TestNetnsSimultaneousEdits(t *testing.T) {
 			case strings.Contains(e.errOut, "refused"):
 				refused++
 				line = append(line, fmt.Sprintf("%s refused (status %d: %s)", e.host, e.code, strings.TrimSpace(e.errOut)))
+				// Not lost either: the refused text is kept aside.
+				h := b.Host(e.host)
+				aside, err := os.ReadFile(h.Path("hactl.rejected"))
+				if ha, perr := cltab.ParseHactl(h.Path("hactl.rejected"), aside); err != nil || perr != nil || ha.Group(e.group) == nil || ha.Group(e.group).Level != e.level {
+					t.Errorf("round %d: %s's refused edit (%s %s) is not kept in hactl.rejected: %v %v", r, e.host, e.group, e.level, err, perr)
+				}
 			default:
 				t.Errorf("round %d: %s: clinit --ha %s %s: status %d without saying it was refused: %s %s", r, e.host, e.group, e.level, e.code, e.out, e.errOut)
 			}
