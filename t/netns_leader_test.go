@@ -167,7 +167,9 @@ func TestNetnsCutIntoPlacement(t *testing.T) {
 			if on := runningOn(t, b); len(on) != 1 || on[0] != next.Name {
 				t.Errorf("web services run on %v, want only %s", on, next.Name)
 			}
-			verdict(t, b, committed, nil, failoverBound(n))
+			r := verdict(t, b, committed, nil, failoverBound(n))
+			t.Logf("sweep %v, cut %s (leader: %v): longest double run %v, longest time running nowhere %v (bound %v), %d moves",
+				d, target.Name, cutLeader, r.Overlap, r.Gap.Round(time.Millisecond), failoverBound(n), r.Moves)
 			b.Heal(target)
 		})
 	}
