@@ -1,6 +1,7 @@
 package t
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/t/netbed"
 )
 
@@ -114,6 +116,7 @@ func TestNetnsLeaderKilledMass(t *testing.T) {
 	committed := time.Now()
 	leader.Kill9()
 	killed := time.Now()
+	held := assignedTo(t, witness, leader.Name)
 	t.Logf("%d groups put at start on %s; committed (on %s) after %v; the leader %s killed %v after that",
 		massGroups, editor.Name, witness.Name, committed.Sub(edited).Round(time.Millisecond), leader.Name, killed.Sub(committed).Round(time.Millisecond))
 
@@ -143,6 +146,26 @@ func TestNetnsLeaderKilledMass(t *testing.T) {
 			t.Errorf("%s: %d services running, want 1", g, open)
 		}
 	}
-	t.Logf("mass placement with the leader killed: %d groups started on the leader before the kill; %d moves in all; running now %v; longest time a group ran nowhere %v (bound %v)",
-		onLeader, moves, perHost, worstGap.Round(time.Millisecond), failoverBound(n))
+	t.Logf("mass placement with the leader killed: %d groups assigned to the leader in %s's committed state just after the kill, %d started there before it; %d moves in all; running now %v; longest time a group ran nowhere %v (bound %v)",
+		held, witness.Name, onLeader, moves, perHost, worstGap.Round(time.Millisecond), failoverBound(n))
+}
+
+// assignedTo counts the HA groups h's committed state assigns to node.
+func assignedTo(t *testing.T, h *netbed.Host, node string) int {
+	t.Helper()
+	out, errOut, code, err := h.Clinit("--hastat", "--json")
+	if err != nil || code != 0 {
+		t.Fatalf("%s: clinit --hastat --json: %d %v %s", h.Name, code, err, errOut)
+	}
+	var hs api.Hastat
+	if err := json.Unmarshal([]byte(out), &hs); err != nil {
+		t.Fatalf("%s: clinit --hastat --json: %v", h.Name, err)
+	}
+	k := 0
+	for _, g := range hs.Groups {
+		if g.Assigned == node {
+			k++
+		}
+	}
+	return k
 }
