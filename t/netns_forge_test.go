@@ -24,7 +24,9 @@ import (
 // joins memberlist with the key under the name it is given (one of its
 // own, or the victim's), and sends every
 // member, again and again, a status in the victim's name saying that it
-// runs nothing, is leaving, and has ruled itself out of web (cluster's
+// runs nothing, is leaving, and has ruled itself out of web, or that it
+// stopped web; and one in another member's name (the claimer's) saying
+// that it runs web (cluster's
 // status message: kind 's', then the JSON of cluster/view.go's
 // nodeStatus, field names as on the wire).
 const forgerEnv = "CLT_FORGER"
@@ -37,6 +39,7 @@ type forgerArgs struct {
 	Port    int
 	Join    []string
 	Victim  string        // the member whose name the forged status bears
+	Claimer string        // the member said to run web
 	For     time.Duration // how long to keep sending
 	Version uint64        // the first forged status version
 }
@@ -93,10 +96,13 @@ func forgerMain() {
 		v++
 		s := forgedStatus{Node: a.Victim, Version: v, CPUs: 1, Leaving: true,
 			Bad: map[string]int64{"web": time.Now().Add(time.Hour).UnixMilli()}}
-		if i%2 == 1 {
-			// The other lie: it has stopped web.
+		switch i % 3 {
+		case 1: // the victim has stopped web
 			s.Leaving, s.Bad = false, nil
 			s.Groups = []forgedGroup{{Group: "web", Level: "stop", State: "DONE"}}
+		case 2: // the claimer runs web
+			s = forgedStatus{Node: a.Claimer, Version: v, CPUs: 1,
+				Groups: []forgedGroup{{Group: "web", Level: "start", State: "DONE"}}}
 		}
 		body, _ := json.Marshal(s)
 		msg := append([]byte{'s'}, body...)
@@ -118,16 +124,16 @@ func forgerMain() {
 	os.Exit(0)
 }
 
-// forge runs the forger, named name, in host in's namespace for d, in
-// victim's name.
+// forge runs the forger, named name, in host in's namespace for d: it
+// lies in victim's name, and says claimer runs web.
 // It runs on a goroutine of its own: it reports, rather than fails.
-func forge(t *testing.T, b *netbed.Bed, name string, in, victim *netbed.Host, d time.Duration) (members, sent int, err error) {
+func forge(t *testing.T, b *netbed.Bed, name string, in, victim, claimer *netbed.Host, d time.Duration) (members, sent int, err error) {
 	var seeds []string
 	for _, h := range b.Hosts {
 		seeds = append(seeds, fmt.Sprintf("%s:%d", h.Addr, netbed.Port))
 	}
 	args, _ := json.Marshal(forgerArgs{Key: b.Key, Name: name, Bind: in.Addr, Port: netbed.Port + 10, Join: seeds,
-		Victim: victim.Name, For: d, Version: uint64(time.Now().UnixNano()) * 4})
+		Victim: victim.Name, Claimer: claimer.Name, For: d, Version: uint64(time.Now().UnixNano()) * 4})
 	ctx, cancel := context.WithTimeout(context.Background(), d+hang)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", in.NS, os.Args[0])
@@ -147,17 +153,18 @@ func forge(t *testing.T, b *netbed.Bed, name string, in, victim *netbed.Host, d 
 	return members, sent, nil
 }
 
-// A key holder forges web's owner's status, 8 s as a member of its own
-// and then 8 s joined under the owner's very name: the owner runs
-// nothing, is leaving, ruled itself out of web; or it stopped web.
-// Statuses inform, only the log decides: web stays where it runs, never
-// runs twice, and never stops.
+// A key holder forges statuses, 8 s as a member of its own and then 8 s
+// joined under web's owner's very name: the owner runs nothing, is
+// leaving, ruled itself out of web; or it stopped web; and another host
+// runs web. Statuses inform, only the log decides: web stays where it
+// runs, never runs twice, and never stops.
 func TestNetnsForgedStatus(t *testing.T) {
 	t.Parallel()
 	const n = 3
 	b := netns(t, n)
 	owner, from := placeWeb(t, b)
-	in := without2(b.Hosts, owner)[0]
+	others := without2(b.Hosts, owner)
+	in, claimer := others[0], others[1]
 
 	for _, name := range []string{"intruder", owner.Name} {
 		forged := time.Now()
@@ -168,7 +175,7 @@ func TestNetnsForgedStatus(t *testing.T) {
 		}
 		done := make(chan result)
 		go func() {
-			m, s, err := forge(t, b, name, in, owner, 8*time.Second)
+			m, s, err := forge(t, b, name, in, owner, claimer, 8*time.Second)
 			done <- result{m, s, err}
 		}()
 		// What the hosts' views say meanwhile: a lie may show there,
