@@ -196,8 +196,8 @@ func TestNetnsForgedStatus(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("forger %q in %s's namespace: %d statuses in %s's name sent to %d members over %v; hastat showed web elsewhere than %s in %d of %d samples",
-			name, in.Name, res.sent, owner.Name, res.members, time.Since(forged).Round(time.Millisecond), owner.Name, wrong, samples)
+		t.Logf("forger %q in %s's namespace: %d statuses in %s's name (and %s's, running web) sent to %d members over %v; hastat showed web elsewhere than %s in %d of %d samples",
+			name, in.Name, res.sent, owner.Name, claimer.Name, res.members, time.Since(forged).Round(time.Millisecond), owner.Name, wrong, samples)
 		if res.err != nil {
 			t.Fatal(res.err)
 		}
