@@ -256,15 +256,10 @@ func (c *Cluster) SetStatus(st api.Status) {
 // file is read by the loop, the only writer of versions from elsewhere,
 // so an edit is never judged on content that replication has replaced.
 func (c *Cluster) FileChanged(ctx context.Context, kind string) error {
-	r := c.fileCopy(kind)
-	if r == nil {
+	if c.fileCopy(kind) == nil {
 		return fmt.Errorf("not a replicated file: %s", kind)
 	}
-	data, err := os.ReadFile(r.Path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("cannot read %s: %w", kind, err)
-	}
-	_, err = c.proposeFile(ctx, kind, data)
+	_, err := c.proposeFile(ctx, kind, readCopy)
 	if errors.Is(err, ErrNotReplicated) {
 		// A local file, as on a single node: its hactl is what it shows.
 		if kind == KindHactl {
@@ -282,27 +277,16 @@ func (c *Cluster) FileChanged(ctx context.Context, kind string) error {
 // and returns once it is committed, with its version. A nil prefer
 // keeps the preferred nodes.
 func (c *Cluster) EditHactl(ctx context.Context, group, level string, prefer []string) (uint64, error) {
-	var text string
-	var path string
-	if err := c.call(ctx, func() {
-		if r := c.fileCopy(KindHactl); r != nil {
-			text, path = r.text, r.Path
-		}
-	}); err != nil {
-		return 0, err
-	}
-	if path == "" {
+	if c.fileCopy(KindHactl) == nil {
 		return 0, errors.New("no hactl is configured")
 	}
-	data := cltab.SetHactl([]byte(text), group, level, prefer)
-	v, err := c.proposeFile(ctx, KindHactl, data)
-	if err != nil {
-		return 0, err
-	}
-	if err := atomicfile.Write(path, data, 0o644); err != nil {
-		return v, fmt.Errorf("committed as version %d, but writing the local copy: %w", v, err)
-	}
-	return v, nil
+	// From the copy as it is when the base is taken (proposeFile).
+	return c.proposeFile(ctx, KindHactl, func(r *fileCopy) ([]byte, error) {
+		if r.Path == "" {
+			return nil, errors.New("no hactl is configured")
+		}
+		return cltab.SetHactl([]byte(r.text), group, level, prefer), nil
+	})
 }
 
 // Hastat returns the collated view.

@@ -337,20 +337,36 @@ func (r *refusal) Is(target error) bool { return target == ErrRefused }
 // ErrNotReplicated: the cltab names no voters, so an edit stays local.
 var ErrNotReplicated = errors.New("not replicated: the cltab names no voters (:::nodes: or :::servers:) or the node runs alone")
 
-// proposeFile proposes this node's copy of a file, as edited on disk,
-// based on the committed version it was edited from. It returns the
-// committed version ("" and 0 when the copy is the committed text).
-func (c *Cluster) proposeFile(ctx context.Context, kind string, data []byte) (uint64, error) {
+// proposeFile proposes the next text of a file, which edit makes from
+// this node's copy, based on the committed version of that copy. It
+// returns the committed version ("" and 0 when the text is the
+// committed one).
+//
+// edit runs on the loop, with the base taken in the same step: a text
+// read (from disk, or from the copy) before a newer version is written
+// here, and proposed on that newer version's base, would be committed
+// over it and undo it without a word. That happened on three daemons
+// whose planner committed often: a file change read the old text, the
+// loop then wrote the newer version, and the old text was proposed on
+// the newer base.
+func (c *Cluster) proposeFile(ctx context.Context, kind string, edit func(r *fileCopy) ([]byte, error)) (uint64, error) {
 	var r *fileCopy
 	var base uint64
 	var same bool
+	var data []byte
+	var editErr error
 	if err := c.call(ctx, func() {
 		r = c.fileCopy(kind)
 		if r != nil {
-			base, same = r.version, string(data) == r.text
+			base = r.version
+			data, editErr = edit(r)
+			same = string(data) == r.text
 		}
 	}); err != nil {
 		return 0, err
+	}
+	if editErr != nil {
+		return 0, editErr
 	}
 	if r == nil {
 		return 0, fmt.Errorf("not a replicated file: %s", kind)
@@ -373,11 +389,17 @@ func (c *Cluster) proposeFile(ctx context.Context, kind string, data []byte) (ui
 		return 0, &refusal{fmt.Sprintf("%v; your text is kept in %s.rejected", res.Err, r.Path)}
 	}
 	c.log.Info("edit committed", zap.String("file", kind), zap.Uint64("version", res.Version))
-	// The commit reaches this node's state before long; write it now so
-	// that the caller's next read sees it.
+	// The commit reaches this node's state before long; record it now so
+	// that the caller's next read sees it. The copy on disk is written
+	// here too, on the loop, unless a newer version came first: written
+	// after that one, the older text would be read back as an edit.
+	var werr error
 	c.call(ctx, func() {
 		if r.version < res.Version {
 			r.version, r.text = res.Version, string(data)
+			if local, err := os.ReadFile(r.Path); err != nil || string(local) != r.text {
+				werr = atomicfile.Write(r.Path, data, 0o644)
+			}
 			c.saveVersions()
 			if kind == KindHactl {
 				c.parseHactl()
@@ -385,7 +407,19 @@ func (c *Cluster) proposeFile(ctx context.Context, kind string, data []byte) (ui
 			}
 		}
 	})
+	if werr != nil {
+		return res.Version, fmt.Errorf("committed as version %d, but writing the local copy: %w", res.Version, werr)
+	}
 	return res.Version, nil
+}
+
+// readCopy is the edit of a file changed on disk: its text there.
+func readCopy(r *fileCopy) ([]byte, error) {
+	data, err := os.ReadFile(r.Path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cannot read %s: %w", r.Kind, err)
+	}
+	return data, nil
 }
 
 // waitCommitted returns once the committed state here has reached index.
@@ -486,13 +520,12 @@ func (c *Cluster) startRaft(mc *memberlist.Config, tr *heardTransport) error {
 // proposeEditedWhileDown proposes a copy edited while the daemon was
 // down, once the cluster has a leader; a refusal keeps it aside.
 func (c *Cluster) proposeEditedWhileDown(r *fileCopy) {
-	data, err := os.ReadFile(r.Path)
-	if err != nil {
+	if _, err := os.Stat(r.Path); err != nil {
 		return
 	}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		v, err := c.proposeFile(ctx, r.Kind, data)
+		v, err := c.proposeFile(ctx, r.Kind, readCopy)
 		cancel()
 		switch {
 		case err == nil:

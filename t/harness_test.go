@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(pid1Env) != "" {
 		pid1Exec() // the first process of a PID namespace: becomes a daemon
 	}
+	if os.Getenv(forgerEnv) != "" {
+		forgerMain() // a lying member in a host's namespace (netns_forge_test.go)
+	}
 	os.Exit(runTests(m))
 }
 

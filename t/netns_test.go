@@ -129,13 +129,13 @@ func waitOwnerAmong(t *testing.T, b *netbed.Bed, seenBy []*netbed.Host, among []
 	return o
 }
 
-// placeWeb sets web to start and waits until it runs on one host, seen
-// by all; it returns that host and when the check of the scenario
-// begins.
-func placeWeb(t *testing.T, b *netbed.Bed) (*netbed.Host, time.Time) {
+// placeWeb sets web to start (more: further flags of clinit --ha, such
+// as --prefer) and waits until it runs on one host, seen by all; it
+// returns that host and when the check of the scenario begins.
+func placeWeb(t *testing.T, b *netbed.Bed, more ...string) (*netbed.Host, time.Time) {
 	t.Helper()
-	if out, errOut, code, err := b.Hosts[0].Clinit("--ha", "web", "start"); err != nil || code != 0 {
-		t.Fatalf("clinit --ha web start: %d %v %s %s", code, err, out, errOut)
+	if out, errOut, code, err := b.Hosts[0].Clinit(append([]string{"--ha", "web", "start"}, more...)...); err != nil || code != 0 {
+		t.Fatalf("clinit --ha web start %v: %d %v %s %s", more, code, err, out, errOut)
 	}
 	o := waitOwnerAmong(t, b, b.Hosts, b.Hosts, 30*time.Second)
 	evs := events(t, b)
@@ -194,21 +194,26 @@ func firstAfter(evs []netbed.Event, kind, host string, t0 time.Time) (netbed.Eve
 // the case on a double run or a gap over bound.
 func verdict(t *testing.T, b *netbed.Bed, from time.Time, excused []netbed.Window, bound time.Duration) netbed.Report {
 	t.Helper()
-	evs := events(t, b)
+	return verdictOf(t, "web", events(t, b), from, excused, bound)
+}
+
+// verdictOf is verdict for the events evs of one group.
+func verdictOf(t *testing.T, group string, evs []netbed.Event, from time.Time, excused []netbed.Window, bound time.Duration) netbed.Report {
+	t.Helper()
 	r := netbed.Check(evs, netbed.Window{From: from, To: time.Now()}, excused)
-	t.Logf("checker: %s", r)
-	t.Logf("checker: longest double run %v; longest time running nowhere with a quorate host %v (bound %v)",
-		r.Overlap.Round(time.Millisecond), r.Gap.Round(time.Millisecond), bound)
+	t.Logf("checker %s: %s", group, r)
+	t.Logf("checker %s: longest double run %v; longest time running nowhere with a quorate host %v (bound %v)",
+		group, r.Overlap.Round(time.Millisecond), r.Gap.Round(time.Millisecond), bound)
 	for _, s := range r.Gaps {
-		t.Logf("checker: ran nowhere %s", s)
+		t.Logf("checker %s: ran nowhere %s", group, s)
 	}
 	if r.Overlap > 0 || len(r.Overlaps) > 0 {
 		for _, s := range r.Overlaps {
-			t.Errorf("web ran on two hosts at once: %s", s)
+			t.Errorf("%s ran on two hosts at once: %s", group, s)
 		}
 	}
 	if r.Gap > bound {
-		t.Errorf("web ran nowhere for %v with a quorate eligible host, over the bound %v", r.Gap.Round(time.Millisecond), bound)
+		t.Errorf("%s ran nowhere for %v with a quorate eligible host, over the bound %v", group, r.Gap.Round(time.Millisecond), bound)
 	}
 	if t.Failed() {
 		var sb strings.Builder

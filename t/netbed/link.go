@@ -130,12 +130,8 @@ func (b *Bed) Loss(pct int) (string, error) {
 				return "", err
 			}
 		}
-		// ld rand (a random 32-bit number); if below pct% of 2^32, the
-		// packet matches and goes to 1:2; otherwise no match (1:1).
-		threshold := uint64(pct) << 32 / 100
-		prog := fmt.Sprintf("4,32 0 0 %d,53 1 0 %d,6 0 0 4294967295,6 0 0 0", uint32(0xfffff000+56), threshold)
-		if err := b.tc("filter", "add", "dev", h.Port, "parent", "1:", "prio", prioLoss, "bpf", "bytecode", prog, "classid", "1:2"); err != nil {
-			return "", fmt.Errorf("no netem (sch_netem) and no bpf classifier: %v", err)
+		if err := b.randomDrop(h, pct); err != nil {
+			return "", err
 		}
 		how = "bpf random drop"
 	}
@@ -180,4 +176,17 @@ func (b *Bed) Drops() map[string]string {
 		}
 	}
 	return out
+}
+
+// randomDrop adds the filter that sends pct percent of the packets out
+// of h's switch port, chosen at random, to the class that drops them.
+func (b *Bed) randomDrop(h *Host, pct int) error {
+	// ld rand (a random 32-bit number); if below pct% of 2^32, the
+	// packet matches and goes to 1:2; otherwise no match (1:1).
+	threshold := uint64(pct) << 32 / 100
+	prog := fmt.Sprintf("4,32 0 0 %d,53 1 0 %d,6 0 0 4294967295,6 0 0 0", uint32(0xfffff000+56), threshold)
+	if err := b.tc("filter", "add", "dev", h.Port, "parent", "1:", "prio", prioLoss, "bpf", "bytecode", prog, "classid", "1:2"); err != nil {
+		return fmt.Errorf("no netem (sch_netem) and no bpf classifier: %v", err)
+	}
+	return nil
 }

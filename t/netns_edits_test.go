@@ -1,0 +1,135 @@
+package t
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/t/netbed"
+)
+
+// editRounds: simultaneous `clinit --ha` edits, one on each of two hosts.
+const editRounds = 20
+
+// editCltab: two HA groups, e1 and e2, with an entry at each level l0 to
+// l19, so that every round can set each to a level of its own.
+func editCltab() string {
+	var levels []string
+	for r := 0; r < editRounds; r++ {
+		levels = append(levels, fmt.Sprintf("l%d", r))
+	}
+	lv := strings.Join(levels, ",") + ","
+	return netnsCltab + fmt.Sprintf("e1:e1x:%s:once:true\ne2:e2x:%s:once:true\n", lv, lv)
+}
+
+// edit is one `clinit --ha` command's outcome.
+type edit struct {
+	host, group, level string
+	out, errOut        string
+	code               int
+	err                error
+}
+
+// hactlLevels is the level of each group in h's copy of the hactl.
+func hactlLevels(t *testing.T, h *netbed.Host) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(h.Path("hactl"))
+	if err != nil {
+		return nil
+	}
+	ha, err := cltab.ParseHactl(h.Path("hactl"), data)
+	if err != nil {
+		t.Fatalf("%s's hactl: %v", h.Name, err)
+	}
+	m := map[string]string{}
+	for _, g := range ha.Groups {
+		m[g.Group] = g.Level
+	}
+	return m
+}
+
+// Two hosts edit the hactl with `clinit --ha` at the same moment, 20
+// rounds: h1 sets e1 to lR, h2 sets e2 to lR. Each command either exits
+// 0, and its edit is then in the committed hactl (every host's copy), or
+// exits non-zero saying it was refused; never 0 with its edit lost.
+func TestNetnsSimultaneousEdits(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
+		Cltab: strings.ReplaceAll(editCltab(), "{nodes}", fmt.Sprint(n))})
+	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
+	_, from := placeWeb(t, b)
+
+	committed, refused := 0, 0
+	for r := 0; r < editRounds; r++ {
+		level := fmt.Sprintf("l%d", r)
+		eds := []*edit{{host: "h1", group: "e1", level: level}, {host: "h2", group: "e2", level: level}}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, e := range eds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				e.out, e.errOut, e.code, e.err = b.Host(e.host).Clinit("--ha", e.group, e.level)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var want []*edit
+		var line []string
+		for _, e := range eds {
+			switch {
+			case e.err != nil:
+				t.Fatalf("round %d: %s: clinit --ha %s %s: %v", r, e.host, e.group, e.level, e.err)
+			case e.code == 0:
+				committed++
+				want = append(want, e)
+				line = append(line, fmt.Sprintf("%s committed (%s)", e.host, strings.TrimSpace(e.out)))
+			case strings.Contains(e.errOut, "refused"):
+				refused++
+				line = append(line, fmt.Sprintf("%s refused (status %d: %s)", e.host, e.code, strings.TrimSpace(e.errOut)))
+				// Not lost either: the refused text is kept aside.
+				h := b.Host(e.host)
+				aside, err := os.ReadFile(h.Path("hactl.rejected"))
+				if ha, perr := cltab.ParseHactl(h.Path("hactl.rejected"), aside); err != nil || perr != nil || ha.Group(e.group) == nil || ha.Group(e.group).Level != e.level {
+					t.Errorf("round %d: %s's refused edit (%s %s) is not kept in hactl.rejected: %v %v", r, e.host, e.group, e.level, err, perr)
+				}
+			default:
+				t.Errorf("round %d: %s: clinit --ha %s %s: status %d without saying it was refused: %s %s", r, e.host, e.group, e.level, e.code, e.out, e.errOut)
+			}
+		}
+		t.Logf("round %d: %s", r, strings.Join(line, "; "))
+		if len(want) == 0 {
+			t.Errorf("round %d: neither edit committed: one of two edits of the same base must be", r)
+		}
+		// What exited 0 is committed: every copy has it, before long.
+		have := func() bool {
+			for _, h := range b.Hosts {
+				lv := hactlLevels(t, h)
+				for _, e := range want {
+					if lv[e.group] != e.level {
+						return false
+					}
+				}
+			}
+			return true
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !have() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !have() {
+			for _, h := range b.Hosts {
+				t.Logf("%s's hactl: %v", h.Name, hactlLevels(t, h))
+			}
+			t.Fatalf("round %d: an edit that exited 0 is not in the committed hactl", r)
+		}
+	}
+	t.Logf("%d rounds of two simultaneous edits: %d committed, %d refused, none lost", editRounds, committed, refused)
+	verdict(t, b, from, nil, failoverBound(n))
+}
