@@ -7,8 +7,9 @@ bin=${1:-bin/clinit}
 run=demo-run/cluster
 rm -rf "$run"
 mkdir -p "$run"
-ports="27941 27942 27943"
-seeds=127.0.0.1:27941,127.0.0.1:27942,127.0.0.1:27943
+# Two ports apart: each voter's raft port is its memberlist port + 1.
+ports="27941 27943 27945"
+seeds=127.0.0.1:27941,127.0.0.1:27943,127.0.0.1:27945
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 hastat() { printf -- '--- %s/n1/hastat ---\n' "$run"; cat "$run/n1/hastat" 2>/dev/null || true; }
@@ -55,9 +56,10 @@ pid=$(cat "$run/$owner/pid")
 say "kill -9 $pid and its services    # $owner, where web runs, dies"
 kids=$(ps -o pid= --ppid "$pid" || true)
 kill -9 "$pid"
-for k in $kids; do kill -9 -- "-$k" 2>/dev/null || true; done
+# /bin/kill: the shell's own kill (dash's) does not take a process group.
+for k in $kids; do /bin/kill -9 -- "-$k" 2>/dev/null || true; done
 start=$(date +%s)
-echo "waiting for the others to see $owner dead, then the safe wait (no stomith in this example: about 13 s)..."
+echo "waiting for the others to see $owner dead, then for its lease and the fence time to pass (no stomith in this example: about 14 s)..."
 await "node $owner dead" "$watcher"
 await "^web start DONE n[123]\$" "$watcher"
 new=$(sed -n 's/^web start DONE \(n[123]\)$/\1/p' "$run/$watcher/hastat")

@@ -159,3 +159,26 @@ func TestPeerCredentials(t *testing.T) {
 		t.Errorf("the daemon's connection after a refused peer: %v", err)
 	}
 }
+
+// A keeper whose daemon went away for good, holding a group, exits once
+// the lease has lapsed and its SIGKILL round has run: nothing is left to
+// enforce, and a keeper living for ever would outlive every test bed and
+// demo.
+func TestIdleExitAfterLapse(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	k, c := startKeeper(t, "n1", "--idle", idle.String())
+	ctx := ctxT(t)
+	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), 100*time.Millisecond))
+	must(t, c.Hold(ctx, "web"))
+	must(t, c.Lease(ctx, BoottimeNow()+int64(200*time.Millisecond), 100*time.Millisecond))
+	c.Close()
+	select {
+	case err := <-k.exit:
+		k.exit <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("keeper after the lapse: %v, want exit status 0", err)
+		}
+	case <-time.After(200*time.Millisecond + 100*time.Millisecond + idle + bound):
+		t.Fatal("the keeper still runs after its lapse, its SIGKILL round and the idle period")
+	}
+}

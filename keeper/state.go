@@ -174,7 +174,20 @@ func (k *keeper) state() *State {
 }
 
 // idle reports whether the keeper has nothing to enforce.
-func (k *keeper) idle() bool { return len(k.held) == 0 && len(k.pending) == 0 }
+// idle: nothing left to enforce. Either nothing is held, or the lease
+// of what is held has lapsed and its SIGKILL round has run: the daemon
+// that held it is gone (no daemon is connected when this is asked), its
+// groups' processes are dead, and a keeper left holding them would
+// live for ever. A daemon that comes back starts a new one.
+func (k *keeper) idle() bool {
+	if len(k.pending) > 0 {
+		return false
+	}
+	if len(k.held) == 0 {
+		return true
+	}
+	return k.last != nil && k.last.Done && k.last.Deadline == k.deadline
+}
 
 func plural(n int, one, many string) string {
 	if n == 1 {
