@@ -598,25 +598,10 @@ func waitUntil(t *testing.T, timeout time.Duration, cond func() bool, what strin
 // the log no longer gives it web.
 func TestNetnsOwnerDaemonFrozen(t *testing.T) {
 	t.Parallel()
-	const n = 3
-	b := netns(t, n)
-	owner, from := placeWeb(t, b)
-	rest := without2(b.Hosts, owner)
-
-	frozen := time.Now()
-	owner.Freeze()
-	next := waitOwnerAmong(t, b, rest, rest, failoverBound(n)+noise)
-	evs := events(t, b)
-	stop, _ := firstAfter(evs, "stop", owner.Name, frozen)
-	start, _ := firstAfter(evs, "start", next.Name, frozen)
-	t.Logf("%s's daemon frozen: its keeper stopped web after %v; %s started it after %v",
-		owner.Name, stop.Time.Sub(frozen).Round(time.Millisecond), next.Name, start.Time.Sub(frozen).Round(time.Millisecond))
-	if stop.Time.IsZero() || stop.Time.Sub(frozen) > time.Duration(float64(raftnode.DefaultLease)*(1+raftnode.Drift))+stopTimeout+noise {
-		t.Errorf("the keeper did not stop the frozen owner's web within the lease and the stop timeout")
-	}
-	time.Sleep(time.Until(frozen.Add(30 * time.Second)))
+	b, owner, next, from, at := daemonLost(t, "frozen", (*netbed.Host).Freeze)
+	time.Sleep(time.Until(at.Add(30 * time.Second)))
 	owner.Thaw()
-	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the thaw", n)
+	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, len(b.Hosts)) }, "every host to see all alive after the thaw")
 	staysOn(t, b, next, from, "the thaw")
 }
 
@@ -627,24 +612,33 @@ func TestNetnsOwnerDaemonFrozen(t *testing.T) {
 // it moved.
 func TestNetnsOwnerDaemonKilled(t *testing.T) {
 	t.Parallel()
-	const n = 3
-	b := netns(t, n)
-	owner, from := placeWeb(t, b)
-	rest := without2(b.Hosts, owner)
-
-	killed := time.Now()
-	owner.KillDaemon()
-	next := waitOwnerAmong(t, b, rest, rest, failoverBound(n)+noise)
-	evs := events(t, b)
-	stop, _ := firstAfter(evs, "stop", owner.Name, killed)
-	start, _ := firstAfter(evs, "start", next.Name, killed)
-	t.Logf("%s's daemon killed: its keeper stopped web after %v; %s started it after %v",
-		owner.Name, stop.Time.Sub(killed).Round(time.Millisecond), next.Name, start.Time.Sub(killed).Round(time.Millisecond))
-	if stop.Time.IsZero() {
-		t.Errorf("nothing stopped the dead daemon's web")
-	}
+	b, owner, next, from, _ := daemonLost(t, "killed", (*netbed.Host).KillDaemon)
 	time.Sleep(5 * time.Second)
 	owner.Start()
-	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the restart", n)
+	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, len(b.Hosts)) }, "every host to see all alive after the restart")
 	staysOn(t, b, next, from, "the restart")
+}
+
+// daemonLost places web on a bed of 3, does lose to its owner's daemon
+// alone (its services and keeper run on), waits for web to run on
+// another host, and checks that the owner's keeper stopped it within
+// the lease and the stop timeout.
+func daemonLost(t *testing.T, what string, lose func(*netbed.Host)) (b *netbed.Bed, owner, next *netbed.Host, from, at time.Time) {
+	t.Helper()
+	const n = 3
+	b = netns(t, n)
+	owner, from = placeWeb(t, b)
+	rest := without2(b.Hosts, owner)
+	at = time.Now()
+	lose(owner)
+	next = waitOwnerAmong(t, b, rest, rest, failoverBound(n)+noise)
+	evs := events(t, b)
+	stop, _ := firstAfter(evs, "stop", owner.Name, at)
+	start, _ := firstAfter(evs, "start", next.Name, at)
+	t.Logf("%s's daemon %s: its keeper stopped web after %v; %s started it after %v",
+		owner.Name, what, stop.Time.Sub(at).Round(time.Millisecond), next.Name, start.Time.Sub(at).Round(time.Millisecond))
+	if stop.Time.IsZero() || stop.Time.Sub(at) > time.Duration(float64(raftnode.DefaultLease)*(1+raftnode.Drift))+stopTimeout+noise {
+		t.Errorf("the keeper did not stop the %s owner's web within the lease and the stop timeout", what)
+	}
+	return b, owner, next, from, at
 }
