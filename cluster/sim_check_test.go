@@ -37,7 +37,8 @@ func (c *simChecker) init() {
 
 // bound is I5's: once a calm begins (or the group goes down in one),
 //
-//	election          simElectionMax + 2 ticks + barrier: a leader ready;
+//	election          2 simElectionMax + 2 ticks + barrier: a leader ready
+//	                  (a split vote costs a second election timeout);
 //	+ old copy gone   lease·(1+drift) + fencetime after the new leader's
 //	                  election or the old owner's last renewal; with
 //	                  stomith, lease·(1+drift) (a lapse, or dead and
@@ -52,7 +53,7 @@ func (c *simChecker) init() {
 //	+ the lifecycle   a level stopping (stoptimeout), the release entry,
 //	                  plan, test, start, and 50 ms of messages and commits.
 func (s *sim) bound() time.Duration {
-	election := simElectionMax + 2*simTick + simBarrierMax
+	election := 2*simElectionMax + 2*simTick + simBarrierMax
 	gone := time.Duration(float64(simLease)*(1+raftnode.Drift)) + simFenceTime
 	if s.cfg.stomith {
 		gone = time.Duration(float64(simLease)*(1+raftnode.Drift)) + simStomithMax + simBackoffMax + simTick

@@ -39,9 +39,9 @@ type simConfig struct {
 	storms  int // storm and calm cycles per run
 }
 
-// The model's timings.
+// The model's timings: the shipped ones where the product has them.
 const (
-	simLease       = 4 * time.Second
+	simLease       = raftnode.DefaultLease
 	simFenceTime   = 3 * time.Second
 	simStopTimeout = 2 * time.Second // below fencetime, as the README asks
 	// Clock rates differ from 1 by up to this: two nodes' rates then
@@ -53,11 +53,12 @@ const (
 	simTestMax  = 500 * time.Millisecond
 	simStartMax = 300 * time.Millisecond
 	simStopMax  = 200 * time.Millisecond // the stop level's release entry
-	// Raft, as node.go configures hashicorp/raft on a LAN.
+	// Raft, as node.go configures hashicorp/raft: a follower stands after
+	// one to two heartbeat timeouts without a leader.
 	simTick        = 20 * time.Millisecond // heartbeats, memberlist probes
-	simElectionMin = time.Second
-	simElectionMax = 2 * time.Second
-	simLeaderLease = 500 * time.Millisecond // a leader without quorum steps down
+	simElectionMin = raftnode.HeartbeatTimeout
+	simElectionMax = 2 * raftnode.HeartbeatTimeout
+	simLeaderLease = raftnode.LeaderLeaseTimeout // a leader without quorum steps down
 	simBarrierMax  = 20 * time.Millisecond
 	// Memberlist: a member unreachable this long is suspect, then dead.
 	simSuspect = 500 * time.Millisecond
