@@ -178,7 +178,7 @@ func (s *sim) startEntry(n *simNode, gr *simGroup, gen, k int) {
 		return
 	}
 	gr.state = api.StateStarting
-	if !s.mayStart(n, gr.name) {
+	if !s.mayStart(n, gr.name, gr.level) {
 		s.logf("%s %s %s not started: no lease", n.name, gr.name, gr.level)
 		gr.state = api.StateFailed
 		return

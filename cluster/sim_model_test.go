@@ -431,9 +431,9 @@ func (s *sim) updateGate(n *simNode) {
 }
 
 // mayStart is Cluster.MayStart with the node's clock for time.Now.
-func (s *sim) mayStart(n *simNode, g string) bool {
+func (s *sim) mayStart(n *simNode, g, level string) bool {
 	gt := n.cl.gate.Load()
-	if gt == nil || !gt.ha[g] {
+	if gt == nil || !gt.ha[g] || level == LevelStop {
 		return true
 	}
 	until, ok := gt.until[g]
