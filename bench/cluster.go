@@ -206,7 +206,7 @@ func (nd *cnode) chown(path string) error {
 func (nd *cnode) start() error {
 	b := nd.c.b
 	d := &daemon{b: b, name: nd.name, dir: nd.dir, done: make(chan struct{}),
-		cltab: nd.path("cltab"), sock: nd.path("sock"), clstat: nd.path("clstat"), logPath: nd.path("log")}
+		cltab: nd.path("cltab"), sock: nd.path("sock"), clstat: nd.path("clstat"), logPath: nd.path("log"), uid: nd.uid}
 	for _, f := range []string{"state", "hastat", "clstat", "notify", "sock"} {
 		if err := os.RemoveAll(nd.path(f)); err != nil {
 			return err
@@ -271,6 +271,7 @@ func (nd *cnode) start() error {
 		close(d.done)
 	}()
 	d.cl = client.New(d.sock)
+	d.cl.TrustUID = nd.uid
 	nd.d = d
 
 	select {
@@ -367,7 +368,7 @@ func (c *cluster) kill() {
 func (nd *cnode) clinit(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, nd.c.b.bin, append([]string{"-s", nd.path("sock")}, args...)...).CombinedOutput()
+	out, err := nd.d.command(ctx, args...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("clinit -s %s %s: %v: %s", nd.path("sock"), strings.Join(args, " "), err, out)
 	}

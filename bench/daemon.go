@@ -41,6 +41,18 @@ type daemon struct {
 	done    chan struct{} // closed once the process is reaped
 	cl      *client.Client
 	stopped bool
+	uid     int // the user it runs as; -1: the bench's own
+}
+
+// command is a clinit client command to this daemon (the binary, -s, then
+// args), run as the daemon's user: a client talks only to root's daemon
+// or its own user's.
+func (d *daemon) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, d.b.bin, append([]string{"-s", d.sock}, args...)...)
+	if d.uid >= 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.uid), Gid: uint32(d.uid)}}
+	}
+	return cmd
 }
 
 // startDaemon writes cltabText ({dir} is the daemon's directory, {stamp}
@@ -48,7 +60,7 @@ type daemon struct {
 // directory. It returns once the daemon has sent READY=1 (sd_notify) and
 // answers on its socket.
 func (b *bench) startDaemon(name, cltabText string) (*daemon, error) {
-	d := &daemon{b: b, name: name, dir: filepath.Join(b.tmp, name), done: make(chan struct{})}
+	d := &daemon{b: b, name: name, dir: filepath.Join(b.tmp, name), done: make(chan struct{}), uid: -1}
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -144,7 +156,7 @@ func (d *daemon) stop() error {
 	defer d.kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, d.b.bin, "-s", d.sock, "-k").CombinedOutput()
+	out, err := d.command(ctx, "-k").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("clinit -k on %s: %v: %s", d.name, err, out)
 	}

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -401,7 +401,7 @@ func benchHandoff(b *bench) error {
 		}
 		fencedBefore := len(readLines(fencedPath))
 		w.drain()
-		k := exec.Command(b.bin, "-s", owner.d.sock, "-k")
+		k := owner.d.command(context.Background(), "-k")
 		owner.d.stopped = true
 		t0 := monotonic()
 		if err := k.Start(); err != nil {

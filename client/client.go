@@ -28,11 +28,15 @@ var ErrNoDaemon = errors.New("no clinit daemon")
 // client's own user (peer.go).
 type Client struct {
 	Socket string
+	// TrustUID, when not negative, is one more user whose daemon this
+	// client talks to (a test bed running each node as a user of its
+	// own). New sets it to -1.
+	TrustUID int
 }
 
 // New returns a client of the daemon listening on socket.
 func New(socket string) *Client {
-	return &Client{Socket: socket}
+	return &Client{Socket: socket, TrustUID: -1}
 }
 
 // APIError is an error the daemon answered with.

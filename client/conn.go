@@ -26,7 +26,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, onConn func(n
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPeer(conn, c.Socket); err != nil {
+	if err := checkPeer(conn, c.Socket, c.TrustUID); err != nil {
 		conn.Close()
 		return nil, err
 	}
