@@ -36,7 +36,7 @@ var settings = []struct {
 	{"hactl", nonEmpty},
 	{"hastat", nonEmpty},
 	// how long a renewal holds a node's right to run its HA groups
-	{"lease", positiveDuration},
+	{"lease", leaseDuration},
 	{"log", nonEmpty},
 	{"nodes", positiveInt},
 	{"quorum", positiveInt},
@@ -88,6 +88,19 @@ func positiveDuration(v string) error {
 	d, err := ParseDuration(v)
 	if err == nil && d <= 0 {
 		return errors.New("must be more than 0")
+	}
+	return err
+}
+
+// MinLease is the shortest lease: raft's heartbeat is a quarter of it
+// (cluster/raftnode), and below 250 ms an election does not settle
+// within a lease on a loaded machine.
+const MinLease = time.Second
+
+func leaseDuration(v string) error {
+	d, err := ParseDuration(v)
+	if err == nil && d < MinLease {
+		return fmt.Errorf("must be at least %v", MinLease)
 	}
 	return err
 }

@@ -92,7 +92,9 @@ func TestServersAndLease(t *testing.T) {
 		":::servers:,\n":           "names 0 nodes",
 		":::servers:a,b c\n":       `node "b c"`,
 		":::lease:3s\n":            "",
-		":::lease:0\n":             "must be more than 0",
+		":::lease:0\n":             "must be at least 1s",
+		":::lease:900ms\n":         "must be at least 1s",
+		":::lease:1s\n":            "",
 		":::lease:soon\n":          "want a duration",
 	} {
 		_, err := Parse("cltab", []byte(text))

@@ -54,6 +54,7 @@ type Cluster struct {
 	voterList   atomic.Pointer[[]string]
 	voterByID   atomic.Pointer[map[string]string]
 	planKick    chan struct{}
+	probe       *prober              // pings of silent nodes (probe.go)
 	renewKick   chan struct{}        // a renewal now, please
 	gate        atomic.Pointer[gate] // MayStart's; written by the loop
 	fence       *fencer
@@ -136,6 +137,7 @@ func Start(cfg Config) (*Cluster, error) {
 	c.planKick = make(chan struct{}, 1)
 	c.renewKick = make(chan struct{}, 1)
 	c.fence = newFencer()
+	c.probe = newProber()
 	c.self = nodeStatus{Node: cfg.Node, CPUs: numCPU(), Load: loadAvg()}
 	c.bump()
 	saved := loadVersions(cfg.StateDir)

@@ -506,7 +506,8 @@ func (c *Cluster) startRaft(mc *memberlist.Config, tr *heardTransport) error {
 		}
 		bind = net.JoinHostPort(bip.String(), p)
 		if c.rn, err = raftnode.Open(raftnode.Config{Node: c.cfg.Node, Dir: filepath.Join(c.cfg.StateDir, "raft"), Bind: bind, Advertise: adv,
-			Key: c.cfg.Key, Log: c.cfg.Log, Lease: c.ha.plan.lease, Resolve: c.resolveVoter}); err != nil {
+			Key: c.cfg.Key, Log: c.cfg.Log, Lease: c.ha.plan.lease, Resolve: c.resolveVoter,
+			OnSilent: c.probeSilent}); err != nil {
 			return err
 		}
 		c.bootstrapped = c.rn.Bootstrapped()

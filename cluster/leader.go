@@ -8,7 +8,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/raftnode"
 	"github.com/clinit/clinit/cluster/store"
 )
 
@@ -85,7 +87,7 @@ func (c *Cluster) planOnce() time.Time {
 		return time.Now().Add(100 * time.Millisecond)
 	}
 	now := time.Now()
-	in := planInput{now: now, expiry: c.rn.Expiry, fencing: c.fence.busy(now), members: map[string]planMember{}}
+	in := planInput{now: now, expiry: c.rn.Expiry, fencing: c.fence.busy(now), members: map[string]planMember{}, leader: c.cfg.Node}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	on := false
@@ -98,6 +100,15 @@ func (c *Cluster) planOnce() time.Time {
 		}
 	}); err != nil || !on {
 		return time.Time{}
+	}
+	// A member that memberlist still holds alive, silent to this leader
+	// and unanswering to its pings since (probe.go), is suspect.
+	for name, m := range in.members {
+		if exp, ok := in.expiry(name); ok && m.state == api.NodeAlive &&
+			c.probe.since(name, exp.Add(-time.Duration(float64(in.cfg.lease)*(1+raftnode.Drift)))) {
+			m.state = api.NodeSuspect
+			in.members[name] = m
+		}
 	}
 	st, _ := c.rn.State()
 	in.state = st

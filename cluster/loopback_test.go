@@ -95,3 +95,36 @@ func TestBindNameIsResolved(t *testing.T) {
 		t.Fatalf("--bind localhost: member address %s, want loopback", c.Addr())
 	}
 }
+
+// A silent node is pinged before it is fenced (probe.go): one that
+// answers stays alive to the planner, one that is gone is suspect at
+// once, well before memberlist declares it dead.
+func TestProbeOfASilentNode(t *testing.T) {
+	a := start(t, "a", Config{Key: testKey, Bind: "127.0.0.1:0"})
+	b := start(t, "b", Config{Key: testKey, Bind: "127.0.0.1:0", Join: []string{a.Addr()}})
+	eventually(t, "2 alive", allAlive([]*testNode{a, b}))
+	probed := func() bool {
+		a.probe.mu.Lock()
+		defer a.probe.mu.Unlock()
+		return !a.probe.running["b"]
+	}
+	before := time.Now()
+	a.probeSilent("b")
+	eventually(t, "the probe of b ends", probed)
+	if a.probe.since("b", before) {
+		t.Fatal("b, alive, counted unreachable")
+	}
+	b.Close()
+	before = time.Now()
+	a.probeSilent("b")
+	eventually(t, "b unreachable", func() bool { return a.probe.since("b", before) })
+	if st := stateOf(t, a, "b"); st != api.NodeAlive {
+		t.Logf("memberlist already held b %s", st)
+	}
+	if took := time.Since(before); took > 2*time.Second {
+		t.Errorf("the probe took %v", took)
+	}
+	if a.probe.since("b", time.Now()) {
+		t.Error("a probe that began before counts as after")
+	}
+}

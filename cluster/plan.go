@@ -26,6 +26,9 @@ type planConfig struct {
 	lease     time.Duration
 }
 
+// fenceSilence is raftnode.FenceSilence of the lease.
+func (c planConfig) fenceSilence() time.Duration { return raftnode.FenceSilence(c.lease) }
+
 // planMember is one member as the planner sees it.
 type planMember struct {
 	state     string // api.NodeAlive, ...
@@ -45,6 +48,9 @@ type planInput struct {
 	expiry func(node string) (time.Time, bool)
 	// fencing: nodes whose fencing runs now.
 	fencing map[string]bool
+	// leader is the node that plans; it ranks as one load level busier
+	// than it is (below).
+	leader string
 }
 
 // planOut is what the leader is to do.
@@ -54,6 +60,10 @@ type planOut struct {
 	why   map[string]string // group -> why it runs nowhere ("" when it runs)
 	wake  time.Time         // plan again then, if nothing happens first
 }
+
+// silentLook is how soon the planner looks again at a node that has
+// been silent for the fence silence while memberlist holds it alive.
+const silentLook = 100 * time.Millisecond
 
 // Why texts that hastat shows.
 const (
@@ -117,11 +127,19 @@ func plan(in planInput) planOut {
 	}
 
 	// The pool of candidates, ranked per group below: live, renewing
-	// members with a status, not leaving.
+	// members with a status, not leaving. The leader counts as one load
+	// level busier: where loads are alike, groups go to the others, and a
+	// machine that dies then takes either the leader or an owner, not
+	// both at once (an owner that leads is failed over only after an
+	// election, seconds more).
 	var pool []candidate
 	for name, m := range in.members {
 		if m.state == api.NodeAlive && m.hasStatus && !m.status.Leaving && renewing(name) {
-			pool = append(pool, candidate{name, loadLevel(m.status), nil})
+			level := loadLevel(m.status)
+			if name == in.leader {
+				level++
+			}
+			pool = append(pool, candidate{name, level, nil})
 		}
 	}
 	sort.Slice(pool, func(i, j int) bool { return pool[i].node < pool[j].node })
@@ -141,10 +159,10 @@ func plan(in planInput) planOut {
 			x := a.Node
 			isGone, at := gone(x, a.Version)
 			m := in.members[x]
-			// Dead to memberlist and silent to the leader for half a
-			// lease: a false death under load, while the node still
-			// renews, moves nothing and fences nobody.
-			deadish := m.state != api.NodeAlive && m.state != api.NodeSuspect && silent(x, in.cfg.lease/2)
+			// Suspect or dead to memberlist, and silent to the leader for
+			// the fence silence: a false death under load, while the node
+			// still renews, moves nothing and fences nobody.
+			deadish := m.state != api.NodeAlive && silent(x, in.cfg.fenceSilence())
 			switch {
 			case h.Level == cltab.LevelStop && !a.Stop:
 				assign(x, true, "hactl says stop")
@@ -152,10 +170,17 @@ func plan(in planInput) planOut {
 				continue
 			case !isGone && !a.Stop && !deadish && renewing(x):
 				out.why[g] = "" // runs there: stickiness
-				// Look again when it would count as dead, or lapse.
+				// Look again when it would count as dead, or lapse. The
+				// leader's silence timers (raftnode) plan when a node
+				// turns silent; while it is silent and memberlist still
+				// holds it alive, only a look again soon sees it die.
 				exp, _ := in.expiry(x)
-				if m.state != api.NodeAlive && m.state != api.NodeSuspect {
-					wake(exp.Add(-time.Duration(float64(in.cfg.lease)*(1+raftnode.Drift)) + in.cfg.lease/2))
+				switch {
+				case !in.cfg.stomith:
+				case m.state != api.NodeAlive:
+					wake(exp.Add(-time.Duration(float64(in.cfg.lease)*(1+raftnode.Drift)) + in.cfg.fenceSilence()))
+				case silent(x, in.cfg.fenceSilence()):
+					wake(in.now.Add(silentLook))
 				}
 				wake(exp)
 				continue
@@ -196,10 +221,11 @@ func plan(in planInput) planOut {
 				case !at.IsZero():
 					wake(at)
 				case ok && in.cfg.stomith && !in.fencing[x]:
-					// It is fenced once silent for half a lease (when
-					// memberlist holds it dead) or past its lease.
+					// It is fenced once silent for the fence silence
+					// (when memberlist no longer holds it alive) or past
+					// its lease.
 					heard := exp.Add(-time.Duration(float64(in.cfg.lease) * (1 + raftnode.Drift)))
-					if t := heard.Add(in.cfg.lease / 2); t.After(in.now) && m.state != api.NodeAlive && m.state != api.NodeSuspect {
+					if t := heard.Add(in.cfg.fenceSilence()); t.After(in.now) && m.state != api.NodeAlive {
 						wake(t)
 					} else {
 						wake(exp)

@@ -27,6 +27,7 @@ type planWorld struct {
 	members map[string]planMember
 	heard   map[string]time.Time
 	fencing map[string]bool
+	leader  string
 }
 
 func newWorld(t *testing.T, hactl string, nodes ...string) *planWorld {
@@ -53,7 +54,7 @@ func (w *planWorld) expiry(n string) (time.Time, bool) {
 }
 
 func (w *planWorld) plan() planOut {
-	return plan(planInput{now: w.now, cfg: w.cfg, state: w.state, hactl: w.hactl, members: w.members, expiry: w.expiry, fencing: w.fencing})
+	return plan(planInput{now: w.now, cfg: w.cfg, state: w.state, hactl: w.hactl, members: w.members, expiry: w.expiry, fencing: w.fencing, leader: w.leader})
 }
 
 // commit applies a plan's commands as the log would.
@@ -105,20 +106,48 @@ func TestPlanPlacesOnPreferredAndSticks(t *testing.T) {
 	}
 }
 
+// The leader ranks as one load level busier: groups go to the others
+// where loads are alike, to the leader where the others are busier, and
+// a preferred leader still comes first.
+func TestPlanLeaderRanksBusier(t *testing.T) {
+	w := newWorld(t, "a start\nb start\nc start\nd start\ne start\nf start\np start n0\n", "n0", "n1", "n2")
+	w.leader = "n0"
+	w.step(t)
+	for _, g := range []string{"a", "b", "c", "d", "e", "f"} {
+		if o := w.owner(g); o == "n0" || o == "" {
+			t.Errorf("%s on %q: the leader (n0) took it, or nobody, while n1 and n2 are as loaded", g, o)
+		}
+	}
+	if o := w.owner("p"); o != "n0" {
+		t.Errorf("p on %q, want its preferred node n0, the leader", o)
+	}
+	w = newWorld(t, "a start\n", "n0", "n1", "n2")
+	w.leader = "n0"
+	for _, n := range []string{"n1", "n2"} {
+		w.members[n] = planMember{state: api.NodeAlive, status: nodeStatus{Node: n, CPUs: 2, Load: 8}, hasStatus: true}
+	}
+	w.step(t)
+	if o := w.owner("a"); o != "n0" {
+		t.Errorf("a on %q, want n0: the others are two load levels busier than the leader", o)
+	}
+}
+
 // A false memberlist death under load moves nothing while the node
 // renews; and with stomith it fences nobody.
 func TestPlanFalseDeathMovesNothing(t *testing.T) {
 	for _, stomith := range []bool{false, true} {
-		w := newWorld(t, "web start n1\n", "n0", "n1", "n2")
-		w.cfg.stomith = stomith
-		w.step(t)
-		for i := 0; i < 20; i++ {
-			w.now = w.now.Add(500 * time.Millisecond)
-			w.renew("n0", "n1", "n2")
-			w.members["n1"] = planMember{state: api.NodeDead, status: w.members["n1"].status, hasStatus: true}
-			p := w.step(t)
-			if len(p.cmds) != 0 || len(p.fence) != 0 {
-				t.Fatalf("stomith %v: a renewing node held dead by memberlist: %+v", stomith, p)
+		for _, state := range []string{api.NodeDead, api.NodeSuspect} {
+			w := newWorld(t, "web start n1\n", "n0", "n1", "n2")
+			w.cfg.stomith = stomith
+			w.step(t)
+			for i := 0; i < 20; i++ {
+				w.now = w.now.Add(500 * time.Millisecond)
+				w.renew("n0", "n1", "n2")
+				w.members["n1"] = planMember{state: state, status: w.members["n1"].status, hasStatus: true}
+				p := w.step(t)
+				if len(p.cmds) != 0 || len(p.fence) != 0 {
+					t.Fatalf("stomith %v: a renewing node held %s: %+v", stomith, state, p)
+				}
 			}
 		}
 	}
@@ -168,15 +197,16 @@ func TestPlanFencesOnceThenMoves(t *testing.T) {
 	w := newWorld(t, "web start n1\ndb start n1\n", "n0", "n1", "n2")
 	w.cfg.stomith = true
 	w.step(t)
-	w.members["n1"] = planMember{state: api.NodeDead, hasStatus: true}
-	// Dead to memberlist, but heard 1 s ago: wait for half a lease.
+	// Suspect (its pings unanswered, probe.go), but heard 1 s ago: wait
+	// for the fence silence.
+	w.members["n1"] = planMember{state: api.NodeSuspect, hasStatus: true}
 	w.now = w.now.Add(time.Second)
 	w.renew("n0", "n2")
 	p := w.step(t)
-	if len(p.fence) != 0 || !p.wake.Equal(pt0.Add(testLease/2)) {
+	if len(p.fence) != 0 || !p.wake.Equal(pt0.Add(w.cfg.fenceSilence())) {
 		t.Fatalf("fenced a node heard 1 s ago, or wakes at %v: %+v", p.wake.Sub(pt0), p)
 	}
-	w.now = pt0.Add(testLease / 2)
+	w.now = pt0.Add(w.cfg.fenceSilence())
 	p = w.step(t)
 	if len(p.fence) != 1 || p.fence[0] != "n1" || len(p.cmds) != 0 {
 		t.Fatalf("want one fencing of n1 for its two groups, no move: %+v", p)

@@ -41,15 +41,15 @@ func (c *simChecker) init() {
 //	                  (a split vote costs a second election timeout);
 //	+ old copy gone   lease·(1+drift) + fencetime after the new leader's
 //	                  election or the old owner's last renewal; with
-//	                  stomith, lease·(1+drift) (a lapse, or dead and
-//	                  silent half a lease) + the stomith + its backoff
+//	                  stomith, lease·(1+drift) (a lapse, or not alive
+//	                  and silent the fence silence) + the stomith + its backoff
 //	                  (at most 30 s, leader.go), for a fence that failed
 //	                  in the storm;
 //	+ a report        a release or a failure report lost in the storm:
 //	                  its 10 s timeout and the retry a second later;
 //	+ a renewal       lease: the new owner hears its grant at its next
-//	                  renewal (lease/4), or after a lost one (lease/2 +
-//	                  lease/16 + lease/4);
+//	                  renewal (RenewEvery), or after a lost one
+//	                  (RenewTimeout + RenewEvery/4 + RenewEvery);
 //	+ the lifecycle   a level stopping (stoptimeout), the release entry,
 //	                  plan, test, start, and 50 ms of messages and commits.
 func (s *sim) bound() time.Duration {

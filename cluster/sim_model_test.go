@@ -515,8 +515,8 @@ func (s *sim) haTell(n *simNode, a haAction, hold bool) {
 }
 
 // renew is one round of raftnode.Renewer.Run: a renewal sent at s, held
-// until s + lease when answered within lease/2; the next at s + lease/4,
-// or soon after a failure.
+// until s + lease when answered within its timeout; the next at
+// s + RenewEvery, or soon after a failure.
 func (s *sim) renew(n *simNode) {
 	n.renewGen++
 	gen := n.renewGen
@@ -527,15 +527,15 @@ func (s *sim) renew(n *simNode) {
 			return
 		}
 		done = true
-		next := sent.Add(simLease / 4)
+		next := sent.Add(raftnode.RenewEvery(simLease))
 		if l != nil {
 			s.onLease(n, *l)
 		} else {
-			next = n.nowT().Add(simLease / 16)
+			next = n.nowT().Add(raftnode.RenewEvery(simLease) / 4)
 		}
 		s.daemonAtLocal(n, next, func() { s.renew(n) })
 	}
-	s.daemonAtLocal(n, sent.Add(simLease/2), func() { finish(nil) })
+	s.daemonAtLocal(n, sent.Add(raftnode.RenewTimeout(simLease)), func() { finish(nil) })
 	to := s.leaderFor(n)
 	if to == nil {
 		s.daemonAt(n, s.now+10*time.Millisecond, func() { finish(nil) })

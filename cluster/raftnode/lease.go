@@ -21,14 +21,38 @@ import (
 const (
 	// DefaultLease is well over an election (up to about four seconds
 	// with the timings of node.go), so that a leader's death does not
-	// lapse the leases of nodes that renew every Lease/4: the last
-	// renewal answered before the death holds at least 6 s more.
+	// lapse the leases of nodes that renew every RenewEvery: the last
+	// renewal answered before the death holds at least 7.5 s more.
 	DefaultLease = 8 * time.Second
 	// Drift bounds how much faster or slower two machines' monotonic
 	// clocks run: 1 % is far beyond what NTP-disciplined or even free
 	// running crystals do.
 	Drift = 0.01
 )
+
+// RenewEvery is how often a node renews a lease: a quarter of it, and at
+// least every 500 ms, so that a leader hears a live node often enough to
+// tell it from a dead one within a second or two (the planner's fence
+// silence), whatever the lease.
+func RenewEvery(lease time.Duration) time.Duration {
+	return min(lease/4, 500*time.Millisecond)
+}
+
+// FenceSilence is how long a leader must not have heard a renewal of a
+// node before it may fence it (with memberlist no longer holding it
+// alive, cluster/plan.go): three renewals missed, at most half a lease.
+// Fencing needs no wait for safety (its exit 0 is the proof); the wait
+// only keeps a node that is merely slow from being fenced.
+func FenceSilence(lease time.Duration) time.Duration {
+	return min(lease/2, 3*RenewEvery(lease))
+}
+
+// RenewTimeout is how long a renewal may take before it counts as
+// failed and is tried again (against the leader it names, or another
+// voter): four renewals' time, at most half the lease.
+func RenewTimeout(lease time.Duration) time.Duration {
+	return min(lease/2, 4*RenewEvery(lease))
+}
 
 // Grant is a leader's answer to a renewal: the node's assignments as of
 // the leader's applied index, which a leader reaches (by a barrier)
@@ -57,6 +81,11 @@ type granter struct {
 	term      uint64               // the term heard and electedAt belong to; 0: none
 	electedAt time.Time            // when this node knew it led term
 	heard     map[string]time.Time // node -> when its last answered renewal arrived
+	// silent fires onSilent(node) once node has not renewed for
+	// FenceSilence: the planner hears of a silence when it begins, with
+	// no polling.
+	silent   map[string]*time.Timer
+	onSilent func(node string)
 }
 
 type renewal struct {
@@ -71,7 +100,7 @@ type renewResult struct {
 }
 
 func newGranter(n *Node, lease time.Duration) *granter {
-	return &granter{n: n, lease: lease, reqs: make(chan renewal, 256), heard: map[string]time.Time{}}
+	return &granter{n: n, lease: lease, reqs: make(chan renewal, 256), heard: map[string]time.Time{}, silent: map[string]*time.Timer{}}
 }
 
 // renew queues a renewal that arrived at g and waits for its answer.
@@ -138,6 +167,7 @@ func (gr *granter) answer(batch []renewal) {
 	for _, r := range batch {
 		if r.at.After(gr.heard[r.node]) {
 			gr.heard[r.node] = r.at
+			gr.armSilence(r.node, r.at)
 		}
 	}
 	gr.mu.Unlock()
@@ -193,8 +223,36 @@ func (gr *granter) ready() (uint64, error) {
 	}
 	gr.mu.Lock()
 	gr.term, gr.electedAt, gr.heard = term, elected, map[string]time.Time{}
+	gr.stopSilence()
 	gr.mu.Unlock()
 	return term, nil
+}
+
+// armSilence (gr.mu held) restarts node's silence timer from at, when
+// its renewal arrived.
+func (gr *granter) armSilence(node string, at time.Time) {
+	if gr.onSilent == nil {
+		return
+	}
+	select {
+	case <-gr.n.closed:
+		return
+	default:
+	}
+	d := time.Until(at.Add(FenceSilence(gr.lease)))
+	if t, ok := gr.silent[node]; ok {
+		t.Reset(d)
+		return
+	}
+	gr.silent[node] = time.AfterFunc(d, func() { gr.onSilent(node) })
+}
+
+// stopSilence (gr.mu held) stops every silence timer.
+func (gr *granter) stopSilence() {
+	for node, t := range gr.silent {
+		t.Stop()
+		delete(gr.silent, node)
+	}
 }
 
 // Expiry is when, on the leader's clock, the lease of node has surely

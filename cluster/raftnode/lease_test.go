@@ -2,6 +2,8 @@ package raftnode
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,6 +163,73 @@ func TestRenewerHoldsAndLapses(t *testing.T) {
 			}
 		case <-timeout:
 			return
+		}
+	}
+}
+
+// The leader reports a node that stopped renewing once it has been
+// silent for FenceSilence, not before, and never one that renews.
+func TestLeaderReportsSilence(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := fmt.Sprintf("n%d", tc.leader())
+	var last sync.Map // node -> time.Time of its last answered renewal's send
+	run := func(ctx context.Context, node string) {
+		r := &Renewer{Node: node, Client: tc.client(), Lease: DefaultLease, OnLease: func(l Lease) {
+			last.Store(node, l.Until.Add(-DefaultLease))
+		}}
+		r.Run(ctx)
+	}
+	keep, stopKeep := context.WithCancel(context.Background())
+	defer stopKeep()
+	quit, stopQuit := context.WithCancel(context.Background())
+	go run(keep, "n7")
+	go run(quit, "n8")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, ok7 := last.Load("n7")
+		_, ok8 := last.Load("n8")
+		if ok7 && ok8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no renewal answered in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	stopQuit()
+	stopped := time.Now()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-tc.silent:
+			if s == "n7@"+leader {
+				t.Fatalf("n7, which renews, reported silent")
+			}
+			if s != "n8@"+leader {
+				continue
+			}
+			v, _ := last.Load("n8")
+			if d := time.Since(v.(time.Time)); d < FenceSilence(DefaultLease) {
+				t.Errorf("n8 reported silent %v after its last renewal was sent, before the fence silence %v", d, FenceSilence(DefaultLease))
+			}
+			if d := time.Since(stopped); d > FenceSilence(DefaultLease)+2*time.Second {
+				t.Errorf("n8 reported silent only %v after it stopped renewing", d)
+			}
+			// n7 keeps renewing: no report of it for two fence silences.
+			quiet := time.After(2 * FenceSilence(DefaultLease))
+			for {
+				select {
+				case s := <-tc.silent:
+					if s == "n7@"+leader {
+						t.Fatal("n7, which renews, reported silent")
+					}
+				case <-quiet:
+					return
+				}
+			}
+		case <-timeout:
+			t.Fatal("n8 not reported silent 10 s after it stopped renewing")
 		}
 	}
 }

@@ -31,18 +31,25 @@ import (
 // Timing of raft. hashicorp/raft's defaults (1 s, 1 s, 0.5 s) lost the
 // leader under 20 % packet loss: a lost segment waits for TCP's
 // retransmission, 200 ms and more, and a leader that has not reached a
-// quorum within its leader lease steps down. Twice those, as Consul
-// scales them: an election settles within about four seconds of a
-// leader's loss, and a lease (lease.go) outlasts that. The leader lease
-// stays half the heartbeat timeout: a deposed leader steps down before a
-// quorum may elect another.
+// quorum within its leader lease steps down. The heartbeat and election
+// timeouts are a quarter of the lease (Heartbeat): with the default
+// lease twice raft's defaults, as Consul scales them, and an election
+// settles within about half a lease of a leader's loss, which the
+// leases of the nodes outlast (lease.go). The leader lease stays half
+// the heartbeat timeout: a deposed leader steps down before a quorum may
+// elect another.
 const (
-	HeartbeatTimeout   = 2 * time.Second
-	ElectionTimeout    = 2 * time.Second
-	LeaderLeaseTimeout = time.Second
+	HeartbeatTimeout   = DefaultLease / 4 // Heartbeat(DefaultLease)
+	LeaderLeaseTimeout = HeartbeatTimeout / 2
 	CommitTimeout      = 20 * time.Millisecond
 	applyTimeout       = 5 * time.Second
 )
+
+// Heartbeat is raft's heartbeat and election timeout for a lease: a
+// quarter of it, never under 250 ms.
+func Heartbeat(lease time.Duration) time.Duration {
+	return max(lease/4, 250*time.Millisecond)
+}
 
 // Config is what a voter needs.
 type Config struct {
@@ -54,6 +61,10 @@ type Config struct {
 	Log       *zap.Logger
 	// Lease is how long a renewal holds (lease.go); 0 is DefaultLease.
 	Lease time.Duration
+	// OnSilent, when not nil, is called (from a timer's goroutine) when,
+	// on the leader, a node that renewed has not renewed for
+	// FenceSilence(Lease).
+	OnSilent func(node string)
 	// Resolve gives a voter's current raft address by its ID (from
 	// memberlist's metadata), so a voter whose port changed across a
 	// restart is still reached; nil or "" uses the configured address.
@@ -152,9 +163,10 @@ func Open(cfg Config) (*Node, error) {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Node)
-	rc.HeartbeatTimeout = HeartbeatTimeout
-	rc.ElectionTimeout = ElectionTimeout
-	rc.LeaderLeaseTimeout = LeaderLeaseTimeout
+	hb := Heartbeat(cfg.Lease)
+	rc.HeartbeatTimeout = hb
+	rc.ElectionTimeout = hb
+	rc.LeaderLeaseTimeout = hb / 2
 	rc.CommitTimeout = CommitTimeout
 	rc.SnapshotThreshold = 1024
 	rc.TrailingLogs = 1024
@@ -163,6 +175,7 @@ func Open(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("raft: %w", err))
 	}
 	n.grant = newGranter(n, cfg.Lease)
+	n.grant.onSilent = cfg.OnSilent
 	go n.grant.run()
 	return n, nil
 }
@@ -244,6 +257,11 @@ func (n *Node) Propose(ctx context.Context, c store.Command) (store.Result, erro
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closed)
+		if n.grant != nil {
+			n.grant.mu.Lock()
+			n.grant.stopSilence()
+			n.grant.mu.Unlock()
+		}
 		if n.raft != nil {
 			if err := n.raft.Shutdown().Error(); err != nil {
 				n.log.Warn("raft shutdown", zap.Error(err))
@@ -326,6 +344,6 @@ func (n *Node) TransferLeadership() {
 	go func() { f.Error(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(2 * ElectionTimeout):
+	case <-time.After(2 * Heartbeat(n.cfg.Lease)):
 	}
 }

@@ -38,12 +38,14 @@ type testCluster struct {
 	dirs  []string
 	addrs []string
 	nodes []*Node
+	// silent receives "node@leader" of every OnSilent call.
+	silent chan string
 }
 
 // startCluster starts n voters on loopback and bootstraps them.
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, key: newKey(t)}
+	tc := &testCluster{t: t, key: newKey(t), silent: make(chan string, 1000)}
 	var servers []Server
 	for i := 0; i < n; i++ {
 		tc.dirs = append(tc.dirs, t.TempDir())
@@ -70,7 +72,14 @@ func startCluster(t *testing.T, n int) *testCluster {
 
 func (tc *testCluster) open(i int) *Node {
 	tc.t.Helper()
-	nd, err := Open(Config{Node: fmt.Sprintf("n%d", i), Dir: tc.dirs[i], Bind: tc.addrs[i], Key: tc.key, Log: zaptest.NewLogger(tc.t).Named(fmt.Sprintf("n%d", i))})
+	name := fmt.Sprintf("n%d", i)
+	nd, err := Open(Config{Node: name, Dir: tc.dirs[i], Bind: tc.addrs[i], Key: tc.key, Log: zaptest.NewLogger(tc.t).Named(name),
+		OnSilent: func(node string) {
+			select {
+			case tc.silent <- node + "@" + name:
+			default:
+			}
+		}})
 	if err != nil {
 		tc.t.Fatal(err)
 	}

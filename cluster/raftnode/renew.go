@@ -29,7 +29,7 @@ func Boottime() int64 {
 	return ts.Nano()
 }
 
-// Renewer keeps this node's lease: a renewal every Lease/4, each sent at
+// Renewer keeps this node's lease: a renewal every RenewEvery, each sent at
 // s and, when answered, held until s + Lease (a late answer only
 // shortens what is held). It never extends a lease on its own: a node
 // that cannot renew sees its lease run out at Until.
@@ -48,7 +48,7 @@ type Renewer struct {
 
 // Run renews until ctx ends.
 func (r *Renewer) Run(ctx context.Context) {
-	every := r.Lease / 4
+	every := RenewEvery(r.Lease)
 	log := r.Log
 	if log == nil {
 		log = zap.NewNop()
@@ -56,7 +56,7 @@ func (r *Renewer) Run(ctx context.Context) {
 	failing := false
 	for {
 		s, sb := time.Now(), Boottime()
-		cctx, cancel := context.WithTimeout(ctx, r.Lease/2)
+		cctx, cancel := context.WithTimeout(ctx, RenewTimeout(r.Lease))
 		g, err := r.Client.Renew(cctx, r.Node)
 		cancel()
 		if ctx.Err() != nil {
