@@ -17,7 +17,7 @@
 //
 // Usage (from the module root, after `make build`):
 //
-//	go run ./bench [--quick] [--idle 30s] [--json FILE] [--only tell,respawn,scale,failover,handoff,nodes]
+//	go run ./bench [--quick] [--idle 30s] [--json FILE] [--only tell,respawn,scale,failover,failover-nostomith,handoff,nodes]
 //	               [--nodes 3,30,100] [--groups 1000] [--bin bin/clinit] [--dir /tmp]
 //	go run ./bench --plot [--json FILE]
 //
@@ -49,12 +49,13 @@ type figureGroup struct {
 
 // figureGroups are run in this order.
 var figureGroups = []figureGroup{
-	{"tell", benchTell},         // latency.go: a tell to a once entry's first instruction
-	{"respawn", benchRespawn},   // latency.go: SIGKILL to the replacement's first instruction
-	{"scale", benchScale},       // scale.go: N respawn entries up and down, RSS, idle CPU
-	{"failover", benchFailover}, // failover.go: an HA group's owner SIGKILLed to the group running elsewhere, 3 nodes
-	{"handoff", benchHandoff},   // failover.go: clinit -k on the owner to the group running elsewhere, 3 nodes
-	{"nodes", benchNodes},       // scale_nodes.go: 3, 30, 100 nodes placing 1,000 HA groups; gossip bytes
+	{"tell", benchTell},                            // latency.go: a tell to a once entry's first instruction
+	{"respawn", benchRespawn},                      // latency.go: SIGKILL to the replacement's first instruction
+	{"scale", benchScale},                          // scale.go: N respawn entries up and down, RSS, idle CPU
+	{"failover", benchFailover},                    // failover.go: an HA group's owner SIGKILLed to the group running elsewhere, 3 nodes
+	{"failover-nostomith", benchFailoverNoStomith}, // failover.go: the same without stomith, 3 and 30 nodes
+	{"handoff", benchHandoff},                      // failover.go: clinit -k on the owner to the group running elsewhere, 3 nodes
+	{"nodes", benchNodes},                          // scale_nodes.go: 3, 30, 100 nodes placing 1,000 HA groups; gossip bytes
 }
 
 // bench is the state shared by the figure groups.

@@ -13,6 +13,9 @@ func (p *parser) crossCheck() {
 		p.errorf(quorum.Line, "quorum %s is more than nodes %s (line %d): no node could ever see a quorum, and HA groups would run nowhere",
 			quorum.Value, nodes.Value, nodes.Line)
 	}
+	if w, ok := set["witness"]; ok {
+		p.checkWitness(w)
+	}
 	if !hasNodes && !hasQuorum {
 		return // HA is off: fencetime means nothing
 	}
@@ -32,4 +35,23 @@ func (p *parser) crossCheck() {
 	p.tab.Warnings = append(p.tab.Warnings, &Error{Path: p.path, Line: at, Msg: fmt.Sprintf(
 		"warning: stoptimeout %v is not below fencetime %v: a node that lost quorum may still be stopping its HA groups when another node starts them; set stoptimeout below fencetime",
 		stop, fence)})
+}
+
+// checkWitness: a witness must vote (be one of :::servers:, where that
+// is set), and cannot be every voter: someone must run the groups.
+func (p *parser) checkWitness(w Setting) {
+	witness := SplitNames(w.Value)
+	servers, ok := p.tab.Settings["servers"]
+	if !ok {
+		return
+	}
+	voters := map[string]bool{}
+	for _, n := range SplitNames(servers.Value) {
+		voters[n] = true
+	}
+	for _, n := range witness {
+		if !voters[n] {
+			p.errorf(w.Line, "witness %s is not one of the servers (line %d): a witness is a voter that holds no HA group", n, servers.Line)
+		}
+	}
 }

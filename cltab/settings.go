@@ -51,6 +51,8 @@ var settings = []struct {
 	// see DefaultStomithTimeout; 0 would kill every fencing command at once
 	{"stomithtimeout", positiveDuration},
 	{"stoptimeout", checkDuration},
+	// voters that hold no HA group: a tie-breaker for two machines
+	{"witness", nodeList},
 }
 
 // settingCheck is the check of the setting name; false for an unknown one.
@@ -103,6 +105,18 @@ func leaseDuration(v string) error {
 		return fmt.Errorf("must be at least %v", MinLease)
 	}
 	return err
+}
+
+// SplitNames is the names of a node list setting (servers, witness):
+// comma-separated, blanks around them and empty ones dropped.
+func SplitNames(v string) []string {
+	var names []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // nodeList: comma-separated node names, each by the name rule, 1 to 5

@@ -86,16 +86,20 @@ func TestKnownSettings(t *testing.T) {
 
 func TestServersAndLease(t *testing.T) {
 	for text, want := range map[string]string{
-		":::servers:a,b,c\n":       "",
-		":::servers:a, b ,c,\n":    "",
-		":::servers:a,b,c,d,e,f\n": "names 6 nodes; want 1 to 5 voters",
-		":::servers:,\n":           "names 0 nodes",
-		":::servers:a,b c\n":       `node "b c"`,
-		":::lease:3s\n":            "",
-		":::lease:0\n":             "must be at least 1s",
-		":::lease:900ms\n":         "must be at least 1s",
-		":::lease:1s\n":            "",
-		":::lease:soon\n":          "want a duration",
+		":::servers:a,b,c\n":               "",
+		":::servers:a, b ,c,\n":            "",
+		":::servers:a,b,c,d,e,f\n":         "names 6 nodes; want 1 to 5 voters",
+		":::servers:,\n":                   "names 0 nodes",
+		":::servers:a,b c\n":               `node "b c"`,
+		":::lease:3s\n":                    "",
+		":::lease:0\n":                     "must be at least 1s",
+		":::lease:900ms\n":                 "must be at least 1s",
+		":::lease:1s\n":                    "",
+		":::lease:soon\n":                  "want a duration",
+		":::servers:a,b,w\n:::witness:w\n": "",
+		":::nodes:3\n:::witness:w\n":       "",
+		":::servers:a,b,c\n:::witness:w\n": "witness w is not one of the servers (line 1)",
+		":::witness:\n":                    "names 0 nodes",
 	} {
 		_, err := Parse("cltab", []byte(text))
 		switch {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -46,12 +45,7 @@ func votersOf(t *cltab.Tab) (voters, bool, error) {
 		return voters{}, false, nil
 	}
 	if v, ok := t.Setting("servers"); ok {
-		var names []string
-		for _, n := range strings.Split(v, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				names = append(names, n)
-			}
-		}
+		names := cltab.SplitNames(v)
 		sort.Strings(names)
 		if len(names) == 0 || len(names) > MaxVoters {
 			return voters{}, false, fmt.Errorf(":::servers: names %d voters; want 1 to %d", len(names), MaxVoters)

@@ -79,6 +79,12 @@ func (h *haState) configure(t *cltab.Tab) {
 	h.plan.fenceTime = t.Duration("fencetime", DefaultFenceTime)
 	h.plan.lease = t.Duration("lease", raftnode.DefaultLease)
 	_, h.plan.stomith = t.Setting("stomith")
+	if v, ok := t.Setting("witness"); ok {
+		h.plan.witness = map[string]bool{}
+		for _, n := range cltab.SplitNames(v) {
+			h.plan.witness[n] = true
+		}
+	}
 	h.stop = t.Duration("stoptimeout", cltab.DefaultStopTimeout)
 }
 

@@ -24,6 +24,7 @@ type planConfig struct {
 	fenceTime time.Duration
 	stomith   bool // a fencing command is configured
 	lease     time.Duration
+	witness   map[string]bool // voters that hold no group (:::witness:)
 }
 
 // fenceSilence is raftnode.FenceSilence of the lease.
@@ -134,7 +135,7 @@ func plan(in planInput) planOut {
 	// election, seconds more).
 	var pool []candidate
 	for name, m := range in.members {
-		if m.state == api.NodeAlive && m.hasStatus && !m.status.Leaving && renewing(name) {
+		if m.state == api.NodeAlive && m.hasStatus && !m.status.Leaving && renewing(name) && !in.cfg.witness[name] {
 			level := loadLevel(m.status)
 			if name == in.leader {
 				level++

@@ -132,6 +132,33 @@ func TestPlanLeaderRanksBusier(t *testing.T) {
 	}
 }
 
+// A witness votes and holds nothing: not even a group that prefers it,
+// nor one whose only other candidate is gone.
+func TestPlanWitnessHoldsNothing(t *testing.T) {
+	w := newWorld(t, "web start w,n1\ndb start\n", "n1", "n2", "w")
+	w.cfg.witness = map[string]bool{"w": true}
+	w.step(t)
+	if o := w.owner("web"); o != "n1" {
+		t.Errorf("web on %q, want n1: the witness w ranks first but holds nothing", o)
+	}
+	if o := w.owner("db"); o == "w" || o == "" {
+		t.Errorf("db on %q", o)
+	}
+	for _, n := range []string{"n1", "n2"} {
+		w.members[n] = planMember{state: api.NodeDead, hasStatus: true}
+	}
+	w.now = w.now.Add(time.Hour)
+	w.renew("w")
+	for i := 0; i < 3; i++ {
+		w.step(t)
+	}
+	for _, g := range []string{"web", "db"} {
+		if o := w.owner(g); o == "w" {
+			t.Errorf("%s on the witness", g)
+		}
+	}
+}
+
 // A false memberlist death under load moves nothing while the node
 // renews; and with stomith it fences nobody.
 func TestPlanFalseDeathMovesNothing(t *testing.T) {

@@ -172,10 +172,12 @@ func TestHAHandoffPreferAndTests(t *testing.T) {
 	shared := sharedDir(nodes)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
 
-	// The test fails on n1 and n2: web runs on n3.
+	// The test fails on n1 and n2: web runs on n3. Preferred n1 then n3,
+	// so that n1 is tried first and ruled out, and n2, never tried, is
+	// not ruled out for the preference below (a rule-out lasts a minute).
 	writeFile(t, filepath.Join(shared, "fail.n1"), "")
 	writeFile(t, filepath.Join(shared, "fail.n2"), "")
-	nodes[0].clinit("--ha", "web", "start")
+	nodes[0].clinit("--ha", "web", "start", "--prefer", "n1,n3")
 	if o := waitOwner(t, nodes, "start"); o != "n3" {
 		t.Fatalf("web on %s, want n3 (the only node whose test passes)", o)
 	}
@@ -289,5 +291,41 @@ func TestHADaemonRestartWithinLease(t *testing.T) {
 	}
 	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
 		t.Fatalf("services running after the restart: %v", r)
+	}
+}
+
+// Two machines and a witness (:::witness:), as corosync-qnetd gives a
+// pair: the witness votes and holds no HA group. web runs on n1 or n2,
+// never on the witness n3, even when it prefers n3; when its owner dies
+// the pair's survivor and the witness are a quorum, and web moves to
+// the survivor. Without the witness, the survivor alone would run
+// nothing (TestHAPlacementAndFailover's last step).
+func TestHAWitness(t *testing.T) {
+	t.Parallel()
+	tab := strings.Replace(haCltab, ":::nodes:3", ":::servers:n1,n2,n3\n:::witness:n3", 1)
+	nodes := startCluster(t, 3, tab)
+	shared := sharedDir(nodes)
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	if out, errOut, code := nodes[2].clinit("--ha", "web", "start", "--prefer", "n3"); code != 0 {
+		t.Fatalf("--ha web start --prefer n3: %s %s", out, errOut)
+	}
+	first := waitOwner(t, nodes, "start")
+	if first == "n3" {
+		t.Fatal("web placed on the witness")
+	}
+	settle()
+	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
+		t.Fatalf("web services running: %v, want one on %s", r, first)
+	}
+	killed := time.Now()
+	byName(nodes, first).kill9()
+	rest := without(nodes, first)
+	second := waitOwnerWithin(t, 40*time.Second, rest, "start")
+	t.Logf("owner %s killed; web running on %s after %v", first, second, time.Since(killed).Round(time.Millisecond))
+	if second == "n3" {
+		t.Fatal("web moved to the witness")
+	}
+	if r := running(t, shared); len(r) != 1 || r[second] != 1 {
+		t.Fatalf("after failover, services running: %v", r)
 	}
 }

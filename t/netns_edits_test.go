@@ -133,3 +133,106 @@ func TestNetnsSimultaneousEdits(t *testing.T) {
 	t.Logf("%d rounds of two simultaneous edits: %d committed, %d refused, none lost", editRounds, committed, refused)
 	verdict(t, b, from, nil, failoverBound(n))
 }
+
+// Two hosts edit their cltab on disk at the same moment, 20 rounds: h1
+// adds the line x1:rR, h2 the line x2:rR, each to its copy of the
+// committed cltab, written in place of it (a new file renamed over the
+// old, as editors and config managers do). Each edit ends either in the
+// committed cltab (every host's copy), or refused and kept aside in its
+// host's cltab.rejected, with the log saying so: never lost.
+func TestNetnsSimultaneousCltabEdits(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	b := netns(t, n)
+	_, from := placeWeb(t, b)
+	committed, refused := 0, 0
+	for r := 0; r < editRounds; r++ {
+		eds := map[string]string{"h1": fmt.Sprintf("x1:r%d:l0:off:true", r), "h2": fmt.Sprintf("x2:r%d:l0:off:true", r)}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for host, line := range eds {
+			h := b.Host(host)
+			old, err := os.ReadFile(h.Path("cltab"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				tmp := h.Path("cltab.edit")
+				if err := os.WriteFile(tmp, append(old, line+"\n"...), 0o644); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := os.Rename(tmp, h.Path("cltab")); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		// Settled: every copy the same, and each edit in it or kept aside.
+		var fate map[string]string
+		settled := func() bool {
+			first, err := os.ReadFile(b.Hosts[0].Path("cltab"))
+			if err != nil {
+				return false
+			}
+			for _, h := range b.Hosts[1:] {
+				if data, err := os.ReadFile(h.Path("cltab")); err != nil || string(data) != string(first) {
+					return false
+				}
+			}
+			fate = map[string]string{}
+			for host, line := range eds {
+				aside, _ := os.ReadFile(b.Host(host).Path("cltab.rejected"))
+				switch {
+				case strings.Contains(string(first), "\n"+line+"\n"):
+					fate[host] = "committed"
+				case strings.Contains(string(aside), "\n"+line+"\n"):
+					fate[host] = "refused"
+				default:
+					return false
+				}
+			}
+			return true
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for !settled() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !settled() {
+			for _, h := range b.Hosts {
+				data, _ := os.ReadFile(h.Path("cltab"))
+				aside, _ := os.ReadFile(h.Path("cltab.rejected"))
+				t.Logf("%s's cltab ends %q; cltab.rejected ends %q", h.Name, tail(string(data), 80), tail(string(aside), 80))
+			}
+			t.Fatalf("round %d: an edit is neither in the committed cltab nor kept aside (%v)", r, eds)
+		}
+		for host, f := range fate {
+			if f == "committed" {
+				committed++
+			} else {
+				refused++
+				if !strings.Contains(b.Host(host).Log(), "rejected") {
+					t.Errorf("round %d: %s's edit was kept aside without a word in its log", r, host)
+				}
+			}
+		}
+		if fate["h1"] == "refused" && fate["h2"] == "refused" {
+			t.Errorf("round %d: both edits refused: one of two edits of the same base must commit", r)
+		}
+		t.Logf("round %d: h1 %s, h2 %s", r, fate["h1"], fate["h2"])
+	}
+	t.Logf("%d rounds of two simultaneous cltab edits: %d committed, %d refused, none lost", editRounds, committed, refused)
+	verdict(t, b, from, nil, failoverBound(n))
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

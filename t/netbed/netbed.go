@@ -58,7 +58,9 @@ type Config struct {
 	Hosts int    // how many hosts (h1...hN)
 	Bin   string // the clinit binary
 	// Cltab is the cltab every host starts with; {dir} in it is the
-	// shared directory (Bed.Shared), the same for every host.
+	// shared directory (Bed.Shared), the same for every host, and {ns}
+	// what the name of every host's namespace begins with: host h2's is
+	// {ns}-h2 (a fencing command can kill what runs in it).
 	Cltab string
 	// Start: the daemons are started (and ready) when New returns.
 	Start bool
@@ -154,7 +156,7 @@ func New(t testing.TB, cfg Config) *Bed {
 		if err := os.MkdirAll(h.Dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(h.Path("cltab"), []byte(strings.ReplaceAll(cfg.Cltab, "{dir}", b.Shared)), 0o644); err != nil {
+		if err := os.WriteFile(h.Path("cltab"), []byte(strings.NewReplacer("{dir}", b.Shared, "{ns}", b.id).Replace(cfg.Cltab)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		b.addNS(h.NS)
