@@ -270,3 +270,27 @@ func TestStrangersAreRefused(t *testing.T) {
 		t.Errorf("after strangers: %+v %v", r, err)
 	}
 }
+
+// A state larger than the client's 64 KiB read buffer (a cltab of
+// thousands of entries) arrives whole, as many times as it is asked.
+func TestLargeStateOverRPC(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.leader()
+	var big strings.Builder
+	for i := 0; big.Len() < 300<<10; i++ {
+		fmt.Fprintf(&big, "g%05d:s%05d:start:respawn:exec sleep 100000 # a line of some length\n", i, i)
+	}
+	c := tc.client()
+	if _, err := c.Propose(ctx(t), store.Command{Op: store.OpSetFile, Kind: store.KindCltab, Text: big.String()}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		st, err := c.State(ctx(t))
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if got := st.Files[store.KindCltab].Text; got != big.String() {
+			t.Fatalf("read %d: a cltab of %d bytes, want the %d committed", i, len(got), big.Len())
+		}
+	}
+}

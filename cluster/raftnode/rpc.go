@@ -225,9 +225,11 @@ func (c *Client) roundTrip(b []byte) (rpcReply, error) {
 	}
 	line, err := c.rd.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		// a state larger than the buffer: read the rest of the line
+		// A state larger than the buffer: copy what was read before
+		// reading the rest of the line, which reuses the buffer.
+		line = append([]byte(nil), line...)
 		rest, err2 := c.rd.ReadBytes('\n')
-		line, err = append(append([]byte(nil), line...), rest...), err2
+		line, err = append(line, rest...), err2
 	}
 	if err != nil {
 		return rpcReply{}, err
