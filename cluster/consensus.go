@@ -192,6 +192,18 @@ func (c *Cluster) propose(ctx context.Context, cmd store.Command) (store.Result,
 	return c.rc.Propose(ctx, cmd)
 }
 
+// proposeAll commits commands through the leader in one round trip,
+// from any node; each result's Err is a refusal or a failure to commit.
+func (c *Cluster) proposeAll(ctx context.Context, cmds []store.Command) ([]store.Result, error) {
+	if c.rn != nil {
+		return c.rn.ProposeFrom(ctx, cmds)
+	}
+	if c.rc == nil {
+		return nil, errors.New("no consensus: the cltab names no voters (:::nodes: or :::servers:)")
+	}
+	return c.rc.ProposeAll(ctx, cmds)
+}
+
 // onCommitted takes a newer committed state: the replicated files are
 // written where they differ, and the HA rules run again.
 func (c *Cluster) onCommitted(st *store.State) {

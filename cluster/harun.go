@@ -40,6 +40,9 @@ type haState struct {
 	handoff bool            // shutting down: give every HA group up
 	kept    map[string]bool // groups the keeper holds
 	started time.Time       // when this daemon started
+	// reports waiting for the batch in flight (report), and whether one is
+	reports   []store.Command
+	reporting bool
 }
 
 // Defaults of the HA rules.
@@ -235,26 +238,7 @@ func (c *Cluster) decideHA() {
 	for _, a := range out.tells {
 		c.haTell(a, slices.Contains(out.hold, a.Group))
 	}
-	if len(out.cmds) > 0 {
-		cmds := out.cmds
-		go func() {
-			for _, cmd := range cmds {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				r, err := c.propose(ctx, cmd)
-				cancel()
-				if err == nil && r.Err != nil {
-					err = r.Err
-				}
-				if err != nil {
-					c.log.Warn("HA report not committed", zap.String("op", cmd.Op), zap.String("group", cmd.Group), zap.Error(err))
-					c.enqueue(func() {
-						delete(c.ha.mem.sent, cmd.Group) // try again
-						c.ha.timer.Reset(time.Second)
-					})
-				}
-			}
-		}()
-	}
+	c.report(out.cmds)
 	// The keeper forgets groups that stopped here and are no longer
 	// granted.
 	for g := range c.ha.kept {
@@ -269,6 +253,41 @@ func (c *Cluster) decideHA() {
 		c.ha.timer.Reset(max(time.Until(out.wake), time.Millisecond))
 	}
 	c.dirtyView = true
+}
+
+// report sends this node's reports (releases, failures) to the log.
+// One batch is in flight at a time, and what comes meanwhile goes in the
+// next: a node that stops hundreds of groups at once reports them in a
+// few round trips, not one each (each a commit of its own: 30 to 90 a
+// second, 20 s for 500 groups). A report not committed is made again a
+// second later.
+func (c *Cluster) report(cmds []store.Command) {
+	c.ha.reports = append(c.ha.reports, cmds...)
+	if c.ha.reporting || len(c.ha.reports) == 0 {
+		return
+	}
+	batch := c.ha.reports
+	c.ha.reports, c.ha.reporting = nil, true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := c.proposeAll(ctx, batch)
+		cancel()
+		c.enqueue(func() {
+			c.ha.reporting = false
+			for i, cmd := range batch {
+				e := err
+				if e == nil {
+					e = res[i].Err
+				}
+				if e != nil {
+					c.log.Warn("HA report not committed", zap.String("op", cmd.Op), zap.String("group", cmd.Group), zap.Error(e))
+					delete(c.ha.mem.sent, cmd.Group) // try again
+					c.ha.timer.Reset(time.Second)
+				}
+			}
+			c.report(nil)
+		})
+	}()
 }
 
 // haTell tells the engine, on a goroutine of its own: the engine may be

@@ -79,6 +79,7 @@ type Node struct {
 	fsm   *fsm
 	mux   *mux
 	dial  *Dialer
+	fwd   *Client // to the leader, for proposals of this node's
 	wal   *wal.WAL
 	meta  *metadb.BoltMetaDB
 	snaps *raft.FileSnapshotStore
@@ -123,6 +124,12 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	n := &Node{cfg: cfg, log: log, fsm: newFSM(), dial: d, closed: make(chan struct{})}
+	n.fwd = NewClient(d, func() []string {
+		if _, addr := n.Leader(); addr != "" {
+			return []string{addr}
+		}
+		return nil
+	})
 	n.mux = newMux(ln, adv, d.tls)
 	n.mux.onRPC = n.serveRPC
 	n.mux.onReject = func(remote string, err error) {
@@ -245,18 +252,14 @@ func (n *Node) Propose(ctx context.Context, c store.Command) (store.Result, erro
 	if n.IsLeader() {
 		return n.apply(c)
 	}
-	cl := NewClient(n.dial, func() []string {
-		_, addr := n.Leader()
-		return []string{addr}
-	})
-	defer cl.Close()
-	return cl.Propose(ctx, c)
+	return n.fwd.Propose(ctx, c)
 }
 
 // Close stops raft and the port. The log stays for the next start.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closed)
+		n.fwd.Close()
 		if n.grant != nil {
 			n.grant.mu.Lock()
 			n.grant.stopSilence()
@@ -310,26 +313,50 @@ func trimNL(p []byte) []byte {
 // is handed to raft before the first is waited for, so a thousand
 // assignments take a few round trips, not a thousand.
 func (n *Node) ProposeAll(cmds []store.Command) ([]store.Result, error) {
-	if !n.IsLeader() {
+	res, errs := n.proposeAll(cmds)
+	if res == nil {
 		return nil, ErrNotLeader
+	}
+	var first error
+	for i, err := range errs {
+		if err != nil {
+			res[i].Err = err
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return res, first
+}
+
+// proposeAll is ProposeAll with raft's errors (not committed) apart from
+// the state machine's refusals (res[i].Err); nil when not the leader.
+func (n *Node) proposeAll(cmds []store.Command) (res []store.Result, errs []error) {
+	if !n.IsLeader() {
+		return nil, nil
 	}
 	fs := make([]raft.ApplyFuture, len(cmds))
 	for i, c := range cmds {
 		fs[i] = n.raft.Apply(c.Encode(), applyTimeout)
 	}
-	out := make([]store.Result, len(cmds))
-	var first error
+	res, errs = make([]store.Result, len(cmds)), make([]error, len(cmds))
 	for i, f := range fs {
-		if err := f.Error(); err != nil {
-			if first == nil {
-				first = err
-			}
-			out[i] = store.Result{Err: err}
-			continue
+		if errs[i] = f.Error(); errs[i] == nil {
+			res[i], _ = f.Response().(store.Result)
 		}
-		out[i], _ = f.Response().(store.Result)
 	}
-	return out, first
+	return res, errs
+}
+
+// ProposeFrom commits commands from any node: on the leader at once,
+// elsewhere in one round trip to it through a connection kept for the
+// purpose. Each result's Err is a refusal or a failure to commit.
+func (n *Node) ProposeFrom(ctx context.Context, cmds []store.Command) ([]store.Result, error) {
+	if n.IsLeader() {
+		res, _ := n.ProposeAll(cmds)
+		return res, nil
+	}
+	return n.fwd.ProposeAll(ctx, cmds)
 }
 
 // Snapshot takes a snapshot of the state now (tests, and an operator's

@@ -294,3 +294,38 @@ func TestLargeStateOverRPC(t *testing.T) {
 		}
 	}
 }
+
+// Commands proposed together from a node that does not lead (and from a
+// client) commit in one round trip, each with its own result: a refused
+// one (a stale base) does not sink the others.
+func TestProposeFromFollower(t *testing.T) {
+	tc := startCluster(t, 3)
+	l := tc.leader()
+	follower := tc.nodes[(l+1)%3]
+	cmds := []store.Command{
+		{Op: store.OpSetFile, Kind: store.KindHactl, Text: "web start\n"},
+		{Op: store.OpSetFile, Kind: store.KindHactl, Text: "web stop\n", Base: 0}, // the first is committed: stale
+		{Op: store.OpAssign, Group: "db", Node: "n1"},
+	}
+	var last uint64 // the hactl's version
+	for _, from := range []string{"follower", "client"} {
+		var res []store.Result
+		var err error
+		if from == "follower" {
+			res, err = follower.ProposeFrom(ctx(t), cmds)
+		} else {
+			cmds[0].Text, cmds[0].Base, cmds[1].Base, cmds[2].Epoch = "web big\n", last, last, 1
+			res, err = tc.client().ProposeAll(ctx(t), cmds)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", from, err)
+		}
+		if len(res) != 3 || res[0].Err != nil || res[2].Err != nil || res[1].Err == nil || !strings.Contains(res[1].Err.Error(), "version") {
+			t.Fatalf("%s: results %+v: want the first and last committed, the second refused as stale", from, res)
+		}
+		if res[0].Version <= last || res[2].Version == 0 {
+			t.Errorf("%s: versions %d, %d after %d", from, res[0].Version, res[2].Version, last)
+		}
+		last = res[0].Version
+	}
+}

@@ -19,9 +19,10 @@ import (
 // as lines of JSON, in turn: edits forwarded to the leader, lease
 // renewals, and reads of the committed state by nodes that do not vote.
 const (
-	rpcPropose = "propose"
-	rpcRenew   = "renew"
-	rpcState   = "state"
+	rpcPropose    = "propose"
+	rpcProposeAll = "propose-all"
+	rpcRenew      = "renew"
+	rpcState      = "state"
 )
 
 // maxRPCLine bounds one request or reply: a state with the largest
@@ -32,6 +33,16 @@ type rpcRequest struct {
 	Op      string         `json:"op"`
 	Node    string         `json:"node,omitempty"`
 	Command *store.Command `json:"command,omitempty"`
+	// propose-all: commands applied in one pipelined round (a node's
+	// reports after it stopped hundreds of groups at once).
+	Commands []store.Command `json:"commands,omitempty"`
+}
+
+// rpcResult is one command's outcome in a propose-all reply.
+type rpcResult struct {
+	Version uint64 `json:"version,omitempty"`
+	Refused string `json:"refused,omitempty"` // the state machine's refusal
+	Error   string `json:"error,omitempty"`   // not committed
 }
 
 type rpcReply struct {
@@ -41,6 +52,7 @@ type rpcReply struct {
 	Refused string          `json:"refused,omitempty"` // propose: the state machine's refusal
 	Grant   *Grant          `json:"grant,omitempty"`
 	State   json.RawMessage `json:"state,omitempty"`
+	Results []rpcResult     `json:"results,omitempty"` // propose-all, one per command
 }
 
 // ErrNotLeader is a reply from a voter that does not lead.
@@ -88,6 +100,28 @@ func (n *Node) handle(req rpcRequest) rpcReply {
 		rep := rpcReply{Version: r.Version}
 		if r.Err != nil {
 			rep.Refused = r.Err.Error()
+		}
+		return rep
+	case rpcProposeAll:
+		if len(req.Commands) == 0 {
+			return rpcReply{Error: "propose-all without commands"}
+		}
+		if !n.IsLeader() {
+			return rpcReply{Error: ErrNotLeader.Error()}
+		}
+		res, errs := n.proposeAll(req.Commands)
+		if res == nil {
+			return rpcReply{Error: ErrNotLeader.Error()}
+		}
+		rep := rpcReply{Results: make([]rpcResult, len(res))}
+		for i, r := range res {
+			rep.Results[i].Version = r.Version
+			switch {
+			case errs[i] != nil:
+				rep.Results[i].Error = errs[i].Error()
+			case r.Err != nil:
+				rep.Results[i].Refused = r.Err.Error()
+			}
 		}
 		return rep
 	case rpcRenew:
@@ -252,6 +286,29 @@ func (c *Client) Propose(ctx context.Context, cmd store.Command) (store.Result, 
 		r.Err = errors.New(rep.Refused)
 	}
 	return r, nil
+}
+
+// ProposeAll commits commands through the leader in one round trip, and
+// returns each one's result (Err set for a refused or uncommitted one).
+func (c *Client) ProposeAll(ctx context.Context, cmds []store.Command) ([]store.Result, error) {
+	rep, err := c.call(ctx, rpcRequest{Op: rpcProposeAll, Commands: cmds})
+	if err != nil {
+		return nil, err
+	}
+	if len(rep.Results) != len(cmds) {
+		return nil, fmt.Errorf("%d results for %d commands", len(rep.Results), len(cmds))
+	}
+	out := make([]store.Result, len(cmds))
+	for i, r := range rep.Results {
+		out[i].Version = r.Version
+		switch {
+		case r.Refused != "":
+			out[i].Err = errors.New(r.Refused)
+		case r.Error != "":
+			out[i].Err = errors.New(r.Error)
+		}
+	}
+	return out, nil
 }
 
 // Renew asks the leader for a lease (lease.go).
