@@ -23,17 +23,22 @@ import (
 // seed gives no port.
 const DefaultPort = 7946
 
-// Failure detection timings for a LAN. memberlist's LAN defaults take
-// about 6 s to declare a dead node on three nodes (1 s probes, suspicion
-// 4 probe intervals at least); these take about 2 s, which leaves
-// room in the 3 s failover budget (SPEC 8) for fencing and the start.
-// The README has the measurements behind them.
+// Failure detection timings: memberlist's LAN defaults (1 s probes,
+// suspicion 4 probe intervals x max(1, log10(N)), 200 ms gossip) but
+// for the probe timeout. No failover waits for memberlist: a dead
+// owner's groups move after its lease (no stomith) or after the leader's
+// fence silence and pings (cluster/probe.go); memberlist's word on a
+// death only shows in hastat and confirms a fence. Faster probes (every
+// 400 ms) flooded memberlist's handler queue with 100 daemons on one
+// 2-core machine, and they never all saw each other alive. The probe
+// timeout stays 200 ms, a LAN's round trip many times over: the
+// leader's pings of a silent node wait that long.
 const (
-	ProbeInterval           = 400 * time.Millisecond
+	ProbeInterval           = time.Second
 	ProbeTimeout            = 200 * time.Millisecond
-	SuspicionMult           = 3 // suspect for 3 probe intervals x max(1, log10(N))
+	SuspicionMult           = 4 // suspect for 4 probe intervals x max(1, log10(N))
 	SuspicionMaxTimeoutMult = 4 // without confirmations, up to 4x that
-	GossipInterval          = 100 * time.Millisecond
+	GossipInterval          = 200 * time.Millisecond
 	PushPullInterval        = 15 * time.Second
 	TCPTimeout              = 2 * time.Second
 )

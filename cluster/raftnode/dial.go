@@ -40,7 +40,7 @@ func (d *Dialer) dial(addr string, typ byte, timeout time.Duration) (net.Conn, e
 			c.Close()
 			return nil, fmt.Errorf("TLS with %s: %w", addr, err)
 		}
-		c = tc
+		c = &tlsConn{Conn: tc, raw: c}
 	}
 	if _, err := c.Write([]byte{typ}); err != nil {
 		c.Close()
@@ -48,4 +48,23 @@ func (d *Dialer) dial(addr string, typ byte, timeout time.Duration) (net.Conn, e
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// tlsConn is a client's TLS connection with the TCP connection under it:
+// one given up after an error is closed under TLS (abort). tls.Conn's
+// Close would send its close_notify alert after whatever part of a
+// record a timed-out write had sent, and the other end would read the
+// two as one record that fails its check ("bad record MAC").
+type tlsConn struct {
+	net.Conn
+	raw net.Conn
+}
+
+// abort closes a connection given up after an error, without a word.
+func abort(c net.Conn) {
+	if tc, ok := c.(*tlsConn); ok {
+		tc.raw.Close()
+		return
+	}
+	c.Close()
 }

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clinit/clinit/cluster/store"
 )
@@ -40,12 +43,16 @@ type testCluster struct {
 	nodes []*Node
 	// silent receives "node@leader" of every OnSilent call.
 	silent chan string
+	// logs has every node's log entries too.
+	logs *observer.ObservedLogs
+	core zapcore.Core
 }
 
 // startCluster starts n voters on loopback and bootstraps them.
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, key: newKey(t), silent: make(chan string, 1000)}
+	tc.core, tc.logs = observer.New(zapcore.DebugLevel)
 	var servers []Server
 	for i := 0; i < n; i++ {
 		tc.dirs = append(tc.dirs, t.TempDir())
@@ -73,7 +80,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 func (tc *testCluster) open(i int) *Node {
 	tc.t.Helper()
 	name := fmt.Sprintf("n%d", i)
-	nd, err := Open(Config{Node: name, Dir: tc.dirs[i], Bind: tc.addrs[i], Key: tc.key, Log: zaptest.NewLogger(tc.t).Named(name),
+	nd, err := Open(Config{Node: name, Dir: tc.dirs[i], Bind: tc.addrs[i], Key: tc.key, Log: zap.New(zapcore.NewTee(zaptest.NewLogger(tc.t).Core(), tc.core)).Named(name),
 		OnSilent: func(node string) {
 			select {
 			case tc.silent <- node + "@" + name:

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -80,7 +82,11 @@ func (n *Node) serveRPC(c net.Conn) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		n.log.Warn("raft RPC connection", zap.String("remote", c.RemoteAddr().String()), zap.Error(err))
+		log := n.log.Warn
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			log = n.log.Debug // a client that gave up a call (abort in dial.go)
+		}
+		log("raft RPC connection", zap.String("remote", c.RemoteAddr().String()), zap.Error(err))
 	}
 }
 
@@ -182,6 +188,15 @@ func (c *Client) drop() {
 	}
 }
 
+// abandon drops a connection after an error: the request or reply on it
+// may be cut short.
+func (c *Client) abandon() {
+	if c.conn != nil {
+		abort(c.conn)
+		c.conn, c.rd = nil, nil
+	}
+}
+
 // callTimeout bounds one attempt when the context has no deadline.
 const callTimeout = 5 * time.Second
 
@@ -237,7 +252,7 @@ func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
 		rep, err := c.roundTrip(b)
 		if err != nil {
 			last, c.addr = err, ""
-			c.drop()
+			c.abandon()
 			continue
 		}
 		if rep.Error == ErrNotLeader.Error() {
