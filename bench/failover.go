@@ -280,10 +280,10 @@ func (c *cluster) stopHA(w *multiWatch) error {
 // process of that node carries in its environment, and kills each
 // process group), starting the clock just before the first kill. The
 // figure ends at the new service's own first clock reading. Included:
-// memberlist's failure detection (probes every 400 ms, suspicion), the
-// fencing (the stomith command, which must name the dead node), the
-// claim (plan, held 300 ms), the test, the start, and the helper's
-// start-up. Two more rows split it: when a survivor's hastat first showed
+// the leader's fence silence (no renewal for 1.5 s) and its pings of the
+// dead node, the fencing (the stomith command, which must name the dead
+// node), the commit of the new assignment, plan, test, start, and the
+// helper's start-up. Two more rows split it: when a survivor's hastat first showed
 // the owner dead (detection), and when both survivors' hastat showed web
 // DONE on the new node.
 //
