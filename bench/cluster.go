@@ -200,16 +200,29 @@ func (nd *cnode) chown(path string) error {
 }
 
 // start runs the node's daemon, the way README's "A cluster" does, after
-// removing its state directory (a restarted node adopts nothing) and its
-// old hastat and clstat. It returns once the daemon has sent READY=1 and
+// removing its state directory but for the raft log (a restarted node
+// adopts nothing) and its old hastat and clstat. It returns once the daemon has sent READY=1 and
 // answers on its socket.
 func (nd *cnode) start() error {
 	b := nd.c.b
 	d := &daemon{b: b, name: nd.name, dir: nd.dir, done: make(chan struct{}),
 		cltab: nd.path("cltab"), sock: nd.path("sock"), clstat: nd.path("clstat"), logPath: nd.path("log"), uid: nd.uid}
-	for _, f := range []string{"state", "hastat", "clstat", "notify", "sock"} {
+	for _, f := range []string{"hastat", "clstat", "notify", "sock"} {
 		if err := os.RemoveAll(nd.path(f)); err != nil {
 			return err
+		}
+	}
+	// The state directory goes too, but for the raft log: a machine that
+	// died and comes back has its disk. A voter started with none would
+	// have the leader send it the whole log, and until it caught up
+	// every commit would wait for it (the next failover's fence: 2.8 s).
+	if ents, err := os.ReadDir(nd.path("state")); err == nil {
+		for _, e := range ents {
+			if e.Name() != "raft" {
+				if err := os.RemoveAll(filepath.Join(nd.path("state"), e.Name())); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

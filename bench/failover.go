@@ -254,7 +254,41 @@ func (c *cluster) restart(w *multiWatch, nd, owner *cnode) error {
 	if got != owner {
 		return fmt.Errorf("web moved from %s to %s when %s came back", owner.name, got.name, nd.name)
 	}
-	return nil
+	return c.waitCaughtUp(nd, owner)
+}
+
+// waitCaughtUp waits until nd's committed state gives web to owner with
+// the epoch the owner's does: a voter that came back has the entries
+// made while it was away, and the next commit does not wait for the
+// leader to reach it again (raft backs off from a peer that failed, for
+// seconds after a death of a few). The cluster has its redundancy back;
+// a failure before that is a second failure, not the figure's.
+func (c *cluster) waitCaughtUp(nd, owner *cnode) error {
+	assigned := func(x *cnode) (string, uint64) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h, err := x.d.cl.Hastat(ctx)
+		if err != nil {
+			return "", 0
+		}
+		for _, g := range h.Groups {
+			if g.Group == "web" {
+				return g.Assigned, g.Epoch
+			}
+		}
+		return "", 0
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, want := assigned(owner)
+		if a, e := assigned(nd); a == owner.name && e == want && e != 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not catch up with the committed state within a minute", nd.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // stopHA stops the cluster at the end of a figure: web to stop (so that
