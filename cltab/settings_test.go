@@ -75,8 +75,8 @@ func TestDurationAndInt(t *testing.T) {
 
 func TestKnownSettings(t *testing.T) {
 	got := KnownSettings()
-	if !sort.StringsAreSorted(got) || len(got) != 17 {
-		t.Errorf("KnownSettings() = %q, want 17 sorted names", got)
+	if !sort.StringsAreSorted(got) || len(got) != 18 {
+		t.Errorf("KnownSettings() = %q, want 18 sorted names", got)
 	}
 	got[0] = "clobbered" // callers get their own copy
 	if KnownSettings()[0] == "clobbered" {
