@@ -131,17 +131,29 @@ func (c *Client) do(ctx context.Context, r Request) (Reply, error) {
 		c.fail(err)
 		return Reply{}, err
 	}
+	answer := func(rep Reply) (Reply, error) {
+		if rep.Error != "" {
+			return rep, fmt.Errorf("keeper: %s", rep.Error)
+		}
+		return rep, nil
+	}
 	for {
 		select {
 		case rep := <-c.replies:
 			if rep.ID != r.ID {
 				continue // not ours; read filters these out already
 			}
-			if rep.Error != "" {
-				return rep, fmt.Errorf("keeper: %s", rep.Error)
-			}
-			return rep, nil
+			return answer(rep)
 		case <-c.done:
+			// A keeper that answered and then closed: its answer counts
+			// (select picks at random among ready cases).
+			select {
+			case rep := <-c.replies:
+				if rep.ID == r.ID {
+					return answer(rep)
+				}
+			default:
+			}
 			return Reply{}, c.err
 		case <-ctx.Done():
 			err := fmt.Errorf("%w: keeper on %s did not answer %s: %v", ErrBroken, c.path, r.Op, ctx.Err())
