@@ -154,17 +154,31 @@ func groupAlive(pgid int) bool {
 }
 
 // groupMember returns a live member of process group pgid.
+//
+// A scan reads /proc's listing in batches, then each process's stat: a
+// member that forks a child and exits between the two hides the child,
+// which was not listed yet (a double-forking daemon's group looked empty
+// while its grandchild ran, and the entry was started again). So while
+// kill(-pgid, 0) says the group has members, a scan that finds none is
+// made again, a few times: what it then still misses are zombies, which
+// keep their group until they are reaped, and a group of zombies only
+// is empty.
 func groupMember(pgid int) (pid int, start uint64, ok bool) {
-	if pgid <= 0 || unix.Kill(-pgid, 0) != nil {
-		return 0, 0, false
-	}
-	liveProcs(func(p procInfo) bool {
-		if p.pgid == pgid {
-			pid, start, ok = p.pid, p.start, true
+	for range 3 {
+		if pgid <= 0 || unix.Kill(-pgid, 0) != nil {
+			return 0, 0, false
 		}
-		return !ok
-	})
-	return pid, start, ok
+		liveProcs(func(p procInfo) bool {
+			if p.pgid == pgid {
+				pid, start, ok = p.pid, p.start, true
+			}
+			return !ok
+		})
+		if ok {
+			return pid, start, true
+		}
+	}
+	return 0, 0, false
 }
 
 // entryEnv is what a process started for an entry, and its descendants
