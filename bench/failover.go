@@ -257,6 +257,15 @@ func (c *cluster) restart(w *multiWatch, nd, owner *cnode) error {
 	return c.waitCaughtUp(nd, owner)
 }
 
+// settle ends a run: web is held by next alone, and old, started again,
+// has caught up with it.
+func (c *cluster) settle(w *multiWatch, old, next *cnode) error {
+	if err := c.checkOne(next); err != nil {
+		return err
+	}
+	return c.restart(w, old, next)
+}
+
 // waitCaughtUp waits until nd's committed state gives web to owner with
 // the epoch the owner's does: a voter that came back has the entries
 // made while it was away, and the next commit does not wait for the
@@ -357,10 +366,7 @@ func benchFailover(b *bench) error {
 		b.logf("failover %d of %d: %s killed, web on %s after %.0f ms (dead in hastat after %.0f ms)",
 			run+1, runs, owner.name, t.next.name, ms(t.stamp-t0), ms(t.dead-t0))
 
-		if err := c.checkOne(t.next); err != nil {
-			return fmt.Errorf("run %d: %w", run+1, err)
-		}
-		if err := c.restart(w, owner, t.next); err != nil {
+		if err := c.settle(w, owner, t.next); err != nil {
 			return fmt.Errorf("run %d: %w", run+1, err)
 		}
 		// The fences of this death, counted once the node is back (the
@@ -485,10 +491,7 @@ func failoverNoStomithAt(b *bench, name string, n int, lease, fence time.Duratio
 		fail = append(fail, ms(t.stamp-t0))
 		b.logf("failover without stomith, %d nodes, lease %v, %d of %d: %s killed, web on %s after %.0f ms",
 			n, lease, run+1, runs, owner.name, t.next.name, ms(t.stamp-t0))
-		if err := c.checkOne(t.next); err != nil {
-			return fmt.Errorf("run %d: %w", run+1, err)
-		}
-		if err := c.restart(w, owner, t.next); err != nil {
+		if err := c.settle(w, owner, t.next); err != nil {
 			return fmt.Errorf("run %d: %w", run+1, err)
 		}
 		owner = t.next
@@ -560,10 +563,7 @@ func benchHandoff(b *bench) error {
 		if fenced := readLines(fencedPath); len(fenced) != fencedBefore {
 			return fmt.Errorf("run %d: %s was fenced after a graceful -k: %q", run+1, owner.name, fenced[fencedBefore:])
 		}
-		if err := c.checkOne(t.next); err != nil {
-			return fmt.Errorf("run %d: %w", run+1, err)
-		}
-		if err := c.restart(w, owner, t.next); err != nil {
+		if err := c.settle(w, owner, t.next); err != nil {
 			return fmt.Errorf("run %d: %w", run+1, err)
 		}
 		owner = t.next
