@@ -186,7 +186,12 @@ func (s *State) Apply(index uint64, c Command) Result {
 		if c.Stop && c.Node == "" {
 			return Result{Err: fmt.Errorf("a stop of %s names no node", c.Group)}
 		}
-		if c.Node == cur.Node && c.Stop == cur.Stop && cur.Epoch > 0 {
+		// The same assignment again changes nothing; but once its node was
+		// fenced, giving it the group afresh is a new assignment. Kept as
+		// it was, it would still read as fenced after it (gone), and be
+		// given elsewhere while the node, back from its fence, ran it (the
+		// HA simulation, 3 nodes with stomith, seed 448422323).
+		if f, fenced := s.Fences[c.Node]; c.Node == cur.Node && c.Stop == cur.Stop && cur.Epoch > 0 && !(fenced && f.Version > cur.Version) {
 			return Result{Version: cur.Version} // no change
 		}
 		s.Assign[c.Group] = Assignment{Node: c.Node, Stop: c.Stop, Epoch: cur.Epoch + 1, Version: index, Why: c.Why}

@@ -156,6 +156,25 @@ func TestAssignSameNodeKeepsEpoch(t *testing.T) {
 	}
 }
 
+// Giving a group again to a node fenced since its assignment is a new
+// assignment: a new epoch and version, after the fence. Kept as it was,
+// the assignment would still read as fenced after it, and the planner
+// would give the group elsewhere while the node ran it.
+func TestAssignAfterFenceIsNew(t *testing.T) {
+	s := New()
+	s.Apply(1, Command{Op: OpAssign, Group: "g", Node: "n"})
+	s.Apply(2, Command{Op: OpFenced, Node: "n", At: 1})
+	r := s.Apply(3, Command{Op: OpAssign, Group: "g", Node: "n", Epoch: 1})
+	a := s.Assign["g"]
+	if r.Err != nil || a.Epoch != 2 || a.Version != 3 || r.Version != 3 {
+		t.Fatalf("re-assigning a fenced node: %+v, %+v; want epoch 2, version 3", r, a)
+	}
+	// Once given afresh, the same assignment again changes nothing.
+	if r := s.Apply(4, Command{Op: OpAssign, Group: "g", Node: "n", Epoch: 2}); r.Err != nil || s.Assign["g"].Version != 3 {
+		t.Errorf("the same assignment after the fence's: %+v, %+v", r, s.Assign["g"])
+	}
+}
+
 // Versions are raft indexes, not numbers a proposer chooses: a key
 // holder's edit "based on" version 2^64-1 is refused as stale, and the
 // next edits number on from the log (the overflow that made every later
