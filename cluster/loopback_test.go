@@ -108,14 +108,20 @@ func TestProbeOfASilentNode(t *testing.T) {
 		defer a.probe.mu.Unlock()
 		return !a.probe.running["b"]
 	}
-	before := time.Now()
-	a.probeSilent("b")
-	eventually(t, "the probe of b ends", probed)
-	if a.probe.since("b", before) {
-		t.Fatal("b, alive, counted unreachable")
+	// Alive, b answers: on a machine loaded by other tests one probe's
+	// three pings may all miss their 200 ms, not three probes in a row.
+	answered := false
+	for i := 0; i < 3 && !answered; i++ {
+		before := time.Now()
+		a.probeSilent("b")
+		eventually(t, "the probe of b ends", probed)
+		answered = !a.probe.since("b", before)
+	}
+	if !answered {
+		t.Fatal("b, alive, counted unreachable by three probes in a row")
 	}
 	b.Close()
-	before = time.Now()
+	before := time.Now()
 	a.probeSilent("b")
 	eventually(t, "b unreachable", func() bool { return a.probe.since("b", before) })
 	if st := stateOf(t, a, "b"); st != api.NodeAlive {
