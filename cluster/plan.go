@@ -62,10 +62,6 @@ type planOut struct {
 	wake  time.Time         // plan again then, if nothing happens first
 }
 
-// silentLook is how soon the planner looks again at a node that has
-// been silent for the fence silence while memberlist holds it alive.
-const silentLook = 100 * time.Millisecond
-
 // Why texts that hastat shows.
 const (
 	whyStopped  = "stopped in hactl"
@@ -171,17 +167,12 @@ func plan(in planInput) planOut {
 				continue
 			case !isGone && !a.Stop && !deadish && renewing(x):
 				out.why[g] = "" // runs there: stickiness
-				// Look again when it would count as dead, or lapse. The
-				// leader's silence timers (raftnode) plan when a node
-				// turns silent; while it is silent and memberlist still
-				// holds it alive, only a look again soon sees it die.
+				// Look again when it would count as dead, or lapse. No
+				// polling while it is silent but held alive: its pings
+				// failing (probe.go) or memberlist's verdict plan again.
 				exp, _ := in.expiry(x)
-				switch {
-				case !in.cfg.stomith:
-				case m.state != api.NodeAlive:
+				if in.cfg.stomith && m.state != api.NodeAlive {
 					wake(exp.Add(-time.Duration(float64(in.cfg.lease)*(1+raftnode.Drift)) + in.cfg.fenceSilence()))
-				case silent(x, in.cfg.fenceSilence()):
-					wake(in.now.Add(silentLook))
 				}
 				wake(exp)
 				continue
