@@ -4,6 +4,7 @@ package api
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -184,18 +185,44 @@ type NodeStatus struct {
 // Printable: names are checked where they enter, and this is the second
 // line of defence of a file that scripts read line by line.
 func (h Hastat) Text() string {
-	var b strings.Builder
+	var b []byte
 	for _, g := range h.Groups {
-		fmt.Fprintf(&b, "%s %s %s %s\n", Printable(g.Group), Printable(g.Level), Printable(g.State), Printable(g.Node))
+		b = AppendHastatGroup(b, g.Group, g.Level, g.State, g.Node)
 	}
-	h.nodeLines(&b)
-	return b.String()
+	return string(h.appendNodes(b))
 }
 
-func (h Hastat) nodeLines(b *strings.Builder) {
+func (h Hastat) appendNodes(b []byte) []byte {
 	for _, n := range h.Nodes {
-		fmt.Fprintf(b, "node %s %s %.2f\n", Printable(n.Node), Printable(n.State), n.Load)
+		b = AppendHastatNode(b, n.Node, n.State, n.Load)
 	}
+	return b
+}
+
+// AppendHastatGroup appends one group line of hastat's text to b:
+// `GROUP LEVEL STATE NODE`. A node that rewrites its hastat for 1,000
+// groups several times a second builds the file with it, without an
+// Hastat in between.
+func AppendHastatGroup(b []byte, group, level, state, node string) []byte {
+	for i, f := range [4]string{group, level, state, node} {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, Printable(f)...)
+	}
+	return append(b, '\n')
+}
+
+// AppendHastatNode appends one node line of hastat's text to b:
+// `node NAME STATE LOAD`.
+func AppendHastatNode(b []byte, node, state string, load float64) []byte {
+	b = append(b, "node "...)
+	b = append(b, Printable(node)...)
+	b = append(b, ' ')
+	b = append(b, Printable(state)...)
+	b = append(b, ' ')
+	b = strconv.AppendFloat(b, load, 'f', 2, 64)
+	return append(b, '\n')
 }
 
 // Explained is Text with, after each HA group line, since when it has
@@ -217,7 +244,7 @@ func (h Hastat) Explained() string {
 		}
 		b.WriteString("\n")
 	}
-	h.nodeLines(&b)
+	b.Write(h.appendNodes(nil))
 	switch {
 	case h.Leader != "" && !h.LeaseUntil.IsZero():
 		fmt.Fprintf(&b, "leader %s; lease of %s held until %s\n", Printable(h.Leader), Printable(h.Node), h.LeaseUntil.Local().Format("15:04:05.000"))

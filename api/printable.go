@@ -33,6 +33,15 @@ func Printable(s string) string {
 }
 
 func isPrintable(s string) bool {
+	ascii := true
+	for i := 0; i < len(s) && ascii; i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			ascii = false
+		}
+	}
+	if ascii {
+		return true // the common case, without decoding runes
+	}
 	for _, r := range s {
 		if r == utf8.RuneError || !unicode.IsPrint(r) {
 			return false

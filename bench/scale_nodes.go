@@ -72,7 +72,7 @@ func nodesHactl(level string) []byte {
 }
 
 type nodesResult struct {
-	place, placed, unplace, gossipIdle, gossipPlaced, falseDead, falsePlacing, busiest, rss []float64
+	place, placed, unplace, gossipIdle, gossipPlaced, falseDead, falsePlacing, busiest, rss, cpu []float64
 }
 
 // benchNodes: 3, 30 and 100 daemons on this machine (SPEC 8 is about
@@ -113,6 +113,10 @@ type nodesResult struct {
 //     the placement), from the daemons' status.
 //   - RSS: every daemon's VmRSS once the cluster has converged, a sample
 //     per daemon.
+//   - CPU: the CPU time all the daemons used from the hactl's write to
+//     the end of the placement (user and system, without their
+//     children): what the placement costs the cluster, whatever the
+//     machine's load.
 func benchNodes(b *bench) error {
 	res := map[int]*nodesResult{}
 	defer func() { b.add(nodesRows(res)...) }()
@@ -176,6 +180,9 @@ func nodesRows(res map[int]*nodesResult) []Row {
 	each(func(n int, r *nodesResult) Row {
 		return newRow(fmt.Sprintf("daemon RSS, %d nodes, converged (a sample per daemon)", n), "MiB", r.rss, "", 0)
 	})
+	each(func(n int, r *nodesResult) Row {
+		return newRow(fmt.Sprintf("CPU of all %d daemons while %d groups are placed", n, haGroupCount), "s", r.cpu, "", 0)
+	})
 	return rows
 }
 
@@ -229,6 +236,7 @@ func nodesAt(b *bench, n int, r *nodesResult) error {
 	for run := 0; run < runs; run++ {
 		w.drain()
 		failed := c.countLogs(" as failed")
+		cpu0 := c.daemonsCPU()
 		t0 := monotonic()
 		if err := c.nodes[0].writeFile("hactl", nodesHactl("start"), 0o644); err != nil {
 			return err
@@ -236,6 +244,7 @@ func nodesAt(b *bench, n int, r *nodesResult) error {
 		self0, _ := procCPU(os.Getpid())
 		all, placed, err := c.waitPlaced(w, b.placeLimit())
 		self1, _ := procCPU(os.Getpid())
+		cpu := c.daemonsCPU() - cpu0
 		b.logf("nodes: %d nodes: the bench itself used %.2f s of CPU while it waited", n, self1-self0)
 		r.placed = append(r.placed, float64(placed))
 		r.falsePlacing = append(r.falsePlacing, float64(c.countLogs(" as failed")-failed)/(float64(monotonic()-t0)/60e9))
@@ -248,8 +257,9 @@ func nodesAt(b *bench, n int, r *nodesResult) error {
 		}
 		r.place = append(r.place, ms(all-t0))
 		r.busiest = append(r.busiest, float64(busiest))
-		b.logf("nodes: %d nodes, run %d of %d: %d groups placed after %.0f ms, at most %d on one node",
-			n, run+1, runs, haGroupCount, ms(all-t0), busiest)
+		r.cpu = append(r.cpu, cpu)
+		b.logf("nodes: %d nodes, run %d of %d: %d groups placed after %.0f ms, at most %d on one node; the daemons used %.2f s of CPU",
+			n, run+1, runs, haGroupCount, ms(all-t0), busiest, cpu)
 		if run == 0 {
 			windows := b.runs(2, 2)
 			if n == 100 {
@@ -398,6 +408,18 @@ func (c *cluster) waitPlaced(w *multiWatch, timeout time.Duration) (at int64, pl
 		}
 	}
 	return all, running(), nil
+}
+
+// daemonsCPU is the CPU time, in seconds, every daemon of the cluster
+// has used so far (a daemon that cannot be read counts nothing).
+func (c *cluster) daemonsCPU() float64 {
+	sum := 0.0
+	for _, nd := range c.nodes {
+		if s, err := procCPU(nd.d.pid); err == nil {
+			sum += s
+		}
+	}
+	return sum
 }
 
 // countLogs counts the lines of every node's log that contain s.

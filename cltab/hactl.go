@@ -25,10 +25,20 @@ type HAGroup struct {
 type Hactl struct {
 	Path   string
 	Groups []*HAGroup // in file order
+	// byName indexes Groups, as ParseHactl made them: the cluster looks
+	// groups up by name at every decision (1,000 groups on each node).
+	byName map[string]*HAGroup
 }
 
-// Group returns the line of group g, or nil when g is not listed.
+// Group returns the line of group g, or nil when g is not listed (or h
+// is nil).
 func (h *Hactl) Group(g string) *HAGroup {
+	if h == nil {
+		return nil
+	}
+	if h.byName != nil && len(h.byName) == len(h.Groups) {
+		return h.byName[g]
+	}
 	for _, x := range h.Groups {
 		if x.Group == g {
 			return x
@@ -125,6 +135,10 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 			seen[g.Group] = n
 			h.Groups = append(h.Groups, g)
 		}
+	}
+	h.byName = make(map[string]*HAGroup, len(h.Groups))
+	for _, g := range h.Groups {
+		h.byName[g.Group] = g
 	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })

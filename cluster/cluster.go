@@ -79,7 +79,8 @@ type Cluster struct {
 	bootstrapped bool         // this voter has raft state
 	fetching     bool         // a state read from the leader runs
 	hactl        *cltab.Hactl
-	hastatText   string
+	hastatText   string        // what hastat holds
+	hastatBuf    []byte        // the next text, built in place
 	seen         *seenStatuses // status messages handled lately
 	// dirtyHastat: the view changed since hastat was written, at
 	// hastatAt.
@@ -495,15 +496,16 @@ func (c *Cluster) writeHastat() {
 	if c.cfg.Hastat == "" {
 		return
 	}
-	text := c.hastatNow().Text()
-	if text == c.hastatText {
+	text := c.view.hastatText(c.hastatBuf[:0], c.hactl)
+	c.hastatBuf = text
+	if string(text) == c.hastatText {
 		return
 	}
-	if err := atomicfile.WriteStatus(c.cfg.Hastat, []byte(text), 0o644); err != nil {
+	if err := atomicfile.WriteStatus(c.cfg.Hastat, text, 0o644); err != nil {
 		c.log.Error("writing hastat", zap.String("path", c.cfg.Hastat), zap.Error(err))
 		return
 	}
-	c.hastatText = text
+	c.hastatText = string(text)
 }
 
 // rebuildLocal prepares what LocalState hands memberlist.

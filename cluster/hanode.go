@@ -28,7 +28,7 @@ type nodeInput struct {
 	now     time.Time
 	cfg     nodeConfig
 	lease   raftnode.Lease // zero: none yet
-	hactl   []*cltab.HAGroup
+	hactl   *cltab.Hactl
 	local   map[string]groupState // the engine's groups, by name
 	handoff bool                  // shutting down: give every group up
 }
@@ -65,12 +65,15 @@ func runNode(in nodeInput, mem *nodeMemory) nodeOut {
 	if held {
 		out.wake = in.lease.Until
 	}
-	levels := map[string]string{}
-	for _, h := range in.hactl {
-		levels[h.Group] = h.Level
+	levelOf := func(g string) (string, bool) {
+		if h := in.hactl.Group(g); h != nil {
+			return h.Level, true
+		}
+		return "", false
 	}
 	// Every group this node has to think about: in its grant, in its
-	// engine, or in the hactl.
+	// engine, or in its memory. A group of the hactl that is none of
+	// these asks nothing of this node (most of them, on a big cluster).
 	names := map[string]bool{}
 	for g := range in.lease.Grant.Groups {
 		names[g] = true
@@ -78,11 +81,16 @@ func runNode(in nodeInput, mem *nodeMemory) nodeOut {
 	for g := range in.lease.Grant.Release {
 		names[g] = true
 	}
-	for g := range levels {
+	for g := range mem.pending {
 		names[g] = true
 	}
+	for _, m := range []map[string]uint64{mem.giveUp, mem.sent} {
+		for g := range m {
+			names[g] = true
+		}
+	}
 	for g := range in.local {
-		if _, ha := levels[g]; ha || mem.pending[g] != "" {
+		if _, ha := levelOf(g); ha || mem.pending[g] != "" {
 			names[g] = true
 		}
 	}
@@ -134,7 +142,7 @@ func runNode(in nodeInput, mem *nodeMemory) nodeOut {
 		}
 
 		_, givingUp := mem.giveUp[g]
-		level, listed := levels[g]
+		level, listed := levelOf(g)
 		switch {
 		case !held || !granted || in.handoff || givingUp:
 			why := "not assigned here"

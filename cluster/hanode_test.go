@@ -28,7 +28,7 @@ func newNodeWorld(t *testing.T, hactl string) *nodeWorld {
 		t.Fatal(err)
 	}
 	return &nodeWorld{t: t, mem: newNodeMemory(), result: map[string]string{},
-		in: nodeInput{self: "n1", now: pt0, cfg: nodeConfig{testBackoff: time.Minute, failBackoff: 5 * time.Minute}, hactl: h.Groups, local: map[string]groupState{}}}
+		in: nodeInput{self: "n1", now: pt0, cfg: nodeConfig{testBackoff: time.Minute, failBackoff: 5 * time.Minute}, hactl: h, local: map[string]groupState{}}}
 }
 
 func (w *nodeWorld) grant(groups map[string]uint64, release map[string]uint64) {
@@ -180,7 +180,11 @@ func TestGate(t *testing.T) {
 		t.Error("no gate yet (HA off) closed a group")
 	}
 	now := time.Now()
-	c.gate.Store(&gate{ha: map[string]bool{"web": true, "db": true}, until: map[string]time.Time{"web": now.Add(time.Hour), "db": now.Add(-time.Millisecond)}})
+	h, err := cltab.ParseHactl("hactl", []byte("web start\ndb start\nmail start\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.gate.Store(&gate{hactl: h, until: map[string]time.Time{"web": now.Add(time.Hour), "db": now.Add(-time.Millisecond), "old": now.Add(time.Hour)}})
 	for _, tc := range []struct {
 		group, level string
 		want         bool
@@ -190,6 +194,8 @@ func TestGate(t *testing.T) {
 		{"db", LevelPlan, false},      // every level but stop
 		{"db", cltab.LevelStop, true}, // stop entries undo: always
 		{"cache", "1", true},          // not an HA group
+		{"mail", "start", false},      // listed, not granted
+		{"old", "start", true},        // granted, no longer listed
 	} {
 		if got := c.MayStart(tc.group, tc.level); got != tc.want {
 			t.Errorf("MayStart(%s, %s) = %v, want %v", tc.group, tc.level, got, tc.want)

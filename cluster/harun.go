@@ -233,7 +233,7 @@ func (c *Cluster) decideHA() {
 	if !lease.Until.IsZero() {
 		lease.Until = lease.Until.Add(-stopAhead(c.ha.plan.lease))
 	}
-	out := runNode(nodeInput{self: c.cfg.Node, now: now, cfg: c.ha.node, lease: lease, hactl: c.hactl.Groups, local: local, handoff: c.ha.handoff}, c.ha.mem)
+	out := runNode(nodeInput{self: c.cfg.Node, now: now, cfg: c.ha.node, lease: lease, hactl: c.hactl, local: local, handoff: c.ha.handoff}, c.ha.mem)
 	c.updateGate()
 	for _, a := range out.tells {
 		c.haTell(a, slices.Contains(out.hold, a.Group))
@@ -471,8 +471,15 @@ func (c *Cluster) hastatNow() api.Hastat {
 // gate is what MayStart reads: the HA groups, and until when this
 // node's lease lets each run here. Made by the loop, read by the engine.
 type gate struct {
-	ha    map[string]bool
-	until map[string]time.Time
+	hactl *cltab.Hactl         // the HA groups listed; never changed once parsed
+	until map[string]time.Time // the granted groups
+}
+
+// isHA: listed in the hactl, or granted (a group the hactl no longer
+// lists may still run here until it is stopped).
+func (gt *gate) isHA(g string) bool {
+	_, granted := gt.until[g]
+	return granted || gt.hactl.Group(g) != nil
 }
 
 // MayStart reports whether a process of group g may start now at level:
@@ -482,11 +489,11 @@ type gate struct {
 // It never blocks.
 func (c *Cluster) MayStart(g, level string) bool {
 	gt := c.gate.Load()
-	if gt == nil || !gt.ha[g] || level == LevelStop {
+	if gt == nil || !gt.isHA(g) || level == LevelStop {
 		return true
 	}
-	until, ok := gt.until[g]
-	return ok && time.Now().Before(until)
+	until := gt.until[g]
+	return time.Now().Before(until)
 }
 
 // updateGate rebuilds the gate from the lease and the hactl; the loop
@@ -496,16 +503,16 @@ func (c *Cluster) updateGate() {
 		c.gate.Store(nil)
 		return
 	}
-	gt := &gate{ha: map[string]bool{}, until: map[string]time.Time{}}
-	for _, h := range c.hactl.Groups {
-		gt.ha[h.Group] = true
-	}
 	l := c.ha.lease
+	gt := &gate{hactl: c.hactl, until: make(map[string]time.Time, len(l.Grant.Groups))}
 	for g := range l.Grant.Groups {
-		gt.ha[g] = true
+		// A granted group that may not start (given up, handing over,
+		// no lease yet) stays in until, at the zero time: still HA.
+		var until time.Time
 		if _, givingUp := c.ha.mem.giveUp[g]; !givingUp && !c.ha.handoff && !l.Until.IsZero() {
-			gt.until[g] = l.Until.Add(-stopAhead(c.ha.plan.lease))
+			until = l.Until.Add(-stopAhead(c.ha.plan.lease))
 		}
+		gt.until[g] = until
 	}
 	c.gate.Store(gt)
 }

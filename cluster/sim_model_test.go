@@ -433,7 +433,7 @@ func (s *sim) updateGate(n *simNode) {
 // mayStart is Cluster.MayStart with the node's clock for time.Now.
 func (s *sim) mayStart(n *simNode, g, level string) bool {
 	gt := n.cl.gate.Load()
-	if gt == nil || !gt.ha[g] || level == LevelStop {
+	if gt == nil || !gt.isHA(g) || level == LevelStop {
 		return true
 	}
 	until, ok := gt.until[g]
@@ -455,7 +455,7 @@ func (s *sim) decide(n *simNode) {
 	if !lease.Until.IsZero() {
 		lease.Until = lease.Until.Add(-stopAhead(simLease))
 	}
-	out := runNode(nodeInput{self: n.name, now: now, cfg: nodeConfig{testBackoff: simTestBackoff, failBackoff: simFailBackoff}, lease: lease, hactl: s.hactl, local: local}, n.mem)
+	out := runNode(nodeInput{self: n.name, now: now, cfg: nodeConfig{testBackoff: simTestBackoff, failBackoff: simFailBackoff}, lease: lease, hactl: &cltab.Hactl{Groups: s.hactl}, local: local}, n.mem)
 	s.updateGate(n)
 	for _, a := range out.tells {
 		s.haTell(n, a, slices.Contains(out.hold, a.Group))

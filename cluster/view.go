@@ -102,35 +102,67 @@ func (v *view) up(node string) bool {
 	return m != nil && (m.state == api.NodeAlive || m.state == api.NodeSuspect)
 }
 
+// placed is one node running an HA group.
+type placed struct {
+	node string
+	gs   groupState
+}
+
+// placedSet is where each HA group runs: the first up member, in name
+// order, and the others (rare: a group runs on one node at most, but
+// for the instants of a move seen from afar).
+type placedSet struct {
+	first map[string]placed
+	more  map[string][]placed
+}
+
+// on returns the up members running group g, in name order.
+func (p placedSet) on(g string) []placed {
+	f, ok := p.first[g]
+	if !ok {
+		return nil
+	}
+	return append([]placed{f}, p.more[g]...)
+}
+
+// placements lists the members in name order and where each HA group
+// runs: one pass over the statuses, not one per HA group (1,000 groups
+// on 100 nodes).
+func (v *view) placements() (names []string, running placedSet) {
+	names = make([]string, 0, len(v.members))
+	n := 0
+	for name := range v.members {
+		names = append(names, name)
+		n += len(v.statuses[name].Groups)
+	}
+	sort.Strings(names)
+	running = placedSet{first: make(map[string]placed, n), more: map[string][]placed{}}
+	for _, name := range names {
+		if !v.up(name) {
+			continue
+		}
+		for _, gs := range v.statuses[name].Groups {
+			if !gs.running() {
+				continue
+			}
+			if _, ok := running.first[gs.Group]; ok {
+				running.more[gs.Group] = append(running.more[gs.Group], placed{name, gs})
+			} else {
+				running.first[gs.Group] = placed{name, gs}
+			}
+		}
+	}
+	return names, running
+}
+
 // hastat collates the view for the HA groups of h (SPEC 6).
 func (v *view) hastat(h *cltab.Hactl, why map[string]string) api.Hastat {
 	st := api.Hastat{Node: v.self, Groups: []api.HAGroupStatus{}, Nodes: []api.NodeStatus{}}
-	names := make([]string, 0, len(v.members))
-	for n := range v.members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names, running := v.placements()
 	if h != nil {
-		// Where each group runs, in node order: one pass over the
-		// statuses, not one per HA group (1,000 groups on 100 nodes).
-		type on struct {
-			node string
-			gs   groupState
-		}
-		running := map[string][]on{}
-		for _, n := range names {
-			if !v.up(n) {
-				continue
-			}
-			for _, gs := range v.statuses[n].Groups {
-				if gs.running() {
-					running[gs.Group] = append(running[gs.Group], on{n, gs})
-				}
-			}
-		}
 		for _, g := range h.Groups {
 			found := false
-			for _, o := range running[g.Group] {
+			for _, o := range running.on(g.Group) {
 				st.Groups = append(st.Groups, api.HAGroupStatus{
 					Group: g.Group, Level: o.gs.Level, State: o.gs.State, Node: o.node,
 					Since: time.UnixMilli(o.gs.Since).UTC(), Why: o.gs.Why,
@@ -151,6 +183,30 @@ func (v *view) hastat(h *cltab.Hactl, why map[string]string) api.Hastat {
 		st.Nodes = append(st.Nodes, ns)
 	}
 	return st
+}
+
+// hastatText appends to b the text of hastat (api.Hastat.Text of
+// hastat(h, ...)) without building the Hastat: what the file holds, its
+// lines only.
+func (v *view) hastatText(b []byte, h *cltab.Hactl) []byte {
+	names, running := v.placements()
+	if h != nil {
+		for _, g := range h.Groups {
+			f, ok := running.first[g.Group]
+			if !ok {
+				b = api.AppendHastatGroup(b, g.Group, g.Level, "-", "-")
+				continue
+			}
+			b = api.AppendHastatGroup(b, g.Group, f.gs.Level, f.gs.State, f.node)
+			for _, o := range running.more[g.Group] {
+				b = api.AppendHastatGroup(b, g.Group, o.gs.Level, o.gs.State, o.node)
+			}
+		}
+	}
+	for _, n := range names {
+		b = api.AppendHastatNode(b, n, v.members[n].state, v.statuses[n].Load)
+	}
+	return b
 }
 
 // groupsOf converts the engine's status to what is gossiped.

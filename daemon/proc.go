@@ -48,6 +48,11 @@ type proc struct {
 	// (helpers started in the background): stopped with the entry.
 	residues []int
 
+	// hashText is entryHash(hashOf), for the state written at each
+	// batch (hash).
+	hashOf   *cltab.Entry
+	hashText string
+
 	rapid    int         // consecutive exits within the respawn window
 	throttle *time.Timer // non-nil while a too-rapid respawn entry rests
 	rest     resting     // why and until when it rests, while throttle is set

@@ -182,7 +182,13 @@ func (e *Engine) saveState() {
 	for _, g := range e.groups {
 		sg := savedGroup{Group: g.name, Told: g.told, Level: g.level, Epoch: g.epoch}
 		for _, p := range g.procs {
-			sg.Procs = append(sg.Procs, p.saved(false))
+			// An entry that never ran restores as it is built from the
+			// cltab: a thousand HA groups on each node of a cluster,
+			// most of them never told here, are not written at every
+			// batch.
+			if !p.blank() {
+				sg.Procs = append(sg.Procs, p.saved(false))
+			}
 		}
 		for _, p := range g.retiring {
 			sg.Procs = append(sg.Procs, p.saved(true))
@@ -204,8 +210,23 @@ func (e *Engine) saveState() {
 	}
 }
 
+// blank: the entry has never run in this daemon's memory, nothing of it
+// is left, and nothing is counted: what restore makes of no record.
+func (p *proc) blank() bool {
+	return p.run == 0 && p.epoch == 0 && p.pid == 0 && !p.linger && p.started.IsZero() &&
+		p.restarts == 0 && !p.exited && p.exit == 0 && len(p.residues) == 0
+}
+
+// hash is entryHash of the proc's entry, computed once per entry.
+func (p *proc) hash() string {
+	if p.hashOf != p.entry {
+		p.hashOf, p.hashText = p.entry, entryHash(p.entry)
+	}
+	return p.hashText
+}
+
 func (p *proc) saved(retiring bool) savedProc {
-	sp := savedProc{Tag: p.entry.Tag, Mode: p.entry.Mode, Hash: entryHash(p.entry), Run: p.run, Epoch: p.epoch,
+	sp := savedProc{Tag: p.entry.Tag, Mode: p.entry.Mode, Hash: p.hash(), Run: p.run, Epoch: p.epoch,
 		Started: p.started, Restarts: p.restarts, Exited: p.exited, Exit: p.exit, Retiring: retiring, Residues: p.residues}
 	if p.pid != 0 {
 		sp.Pid, sp.Start, sp.Fifo = p.pid, p.startTicks, p.fifo

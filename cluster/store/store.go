@@ -16,6 +16,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 )
 
@@ -283,14 +284,33 @@ func (s *State) RuledOut(group, node string, now int64) bool {
 }
 
 // Clone is a deep copy, for readers outside the applying goroutine.
+// Every voter takes one at each burst of commits: it copies the maps
+// (the values hold no pointers, and strings are immutable), not an
+// encoding of them (a 1,000-group state took milliseconds through JSON).
 func (s *State) Clone() *State {
-	b, err := s.Marshal()
-	if err != nil {
-		panic(err)
+	c := &State{
+		Files:    maps.Clone(s.Files),
+		Assign:   maps.Clone(s.Assign),
+		Fails:    make(map[string]map[string]int, len(s.Fails)),
+		RuleOuts: make(map[string]map[string]RuleOut, len(s.RuleOuts)),
+		Fences:   maps.Clone(s.Fences),
+		Index:    s.Index,
 	}
-	c, err := Unmarshal(b)
-	if err != nil {
-		panic(err)
+	for g, m := range s.Fails {
+		c.Fails[g] = maps.Clone(m)
+	}
+	for g, m := range s.RuleOuts {
+		c.RuleOuts[g] = maps.Clone(m)
+	}
+	// The state is never nil inside (Unmarshal), nor is its copy.
+	if c.Files == nil {
+		c.Files = map[string]File{}
+	}
+	if c.Assign == nil {
+		c.Assign = map[string]Assignment{}
+	}
+	if c.Fences == nil {
+		c.Fences = map[string]Fence{}
 	}
 	return c
 }

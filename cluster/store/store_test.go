@@ -136,6 +136,30 @@ func TestCloneIsDeep(t *testing.T) {
 	}
 }
 
+// A clone encodes as its original does: no part of the state is left
+// out of the copy.
+func TestCloneIsWhole(t *testing.T) {
+	s := New()
+	s.Apply(1, Command{Op: OpSetFile, Kind: KindHactl, Text: "g start\n"})
+	s.Apply(2, Command{Op: OpAssign, Group: "g", Node: "n", Why: "placed"})
+	s.Apply(3, Command{Op: OpFail, Group: "g", Node: "m", Until: 5, Why: "test failed"})
+	s.Apply(4, Command{Op: OpFenced, Node: "m", At: 7})
+	want, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Clone().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("clone encodes as\n%s\nwant\n%s", got, want)
+	}
+	if len(s.Files) == 0 || len(s.Fences) == 0 || len(s.RuleOuts) == 0 {
+		t.Fatalf("the state to clone is missing parts: %s", want)
+	}
+}
+
 func TestAssignSameNodeKeepsEpoch(t *testing.T) {
 	s := New()
 	s.Apply(1, Command{Op: OpAssign, Group: "g", Node: "n"})
