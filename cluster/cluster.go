@@ -88,6 +88,7 @@ type Cluster struct {
 	hastatAt    time.Time
 	dirtyView   bool // hastat must be rewritten
 	dirtyLocal  bool // the push/pull state must be rebuilt
+	localAt     time.Time
 	ha          *haState
 	watchers    map[chan api.Event]bool
 	// This node's status gossip: when last sent, and a newer one waits
@@ -472,8 +473,9 @@ func (c *Cluster) flush() {
 	if c.dirtyView || c.ha.dirty {
 		c.decideHA()
 	}
-	if c.dirtyLocal {
+	if c.dirtyLocal && time.Since(c.localAt) >= localGap {
 		c.dirtyLocal = false
+		c.localAt = time.Now()
 		c.rebuildLocal()
 	}
 	if c.dirtyView {
@@ -507,6 +509,12 @@ func (c *Cluster) writeHastat() {
 	}
 	c.hastatText = string(text)
 }
+
+// localGap is the least time between two rebuilds of the push/pull
+// state: it is read at each push/pull (every 15 s or more), while every
+// status received changes it (a hundred nodes placing their groups: a
+// hundred a second, each rebuild encoding every status).
+const localGap = time.Second
 
 // rebuildLocal prepares what LocalState hands memberlist.
 func (c *Cluster) rebuildLocal() {

@@ -22,7 +22,12 @@ func preferIndex(h *cltab.HAGroup, node string) int {
 }
 
 // stableHash orders nodes for a group the same way on every node.
-// It is FNV-1a of group, a zero byte and node, without allocating.
+// It is FNV-1a of group, a zero byte and node, without allocating, then
+// murmur3's 64-bit finaliser. FNV alone leaves names that differ in
+// their last bytes (g0001..g1000 on n1..n100) ordered alike: the node
+// ranked first for most groups was the same few, 349 of 1,000 groups on
+// one node of 100 and none on others; mixed, the busiest holds 18
+// (TestStableHashSpreads).
 func stableHash(group, node string) uint64 {
 	const offset, prime = 14695981039346656037, 1099511628211
 	h := uint64(offset)
@@ -33,6 +38,11 @@ func stableHash(group, node string) uint64 {
 	for i := 0; i < len(node); i++ {
 		h = (h ^ uint64(node[i])) * prime
 	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	return h
 }
 
