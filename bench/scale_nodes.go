@@ -72,7 +72,7 @@ func nodesHactl(level string) []byte {
 }
 
 type nodesResult struct {
-	place, placed, unplace, gossipIdle, gossipPlaced, falseDead, falsePlacing, busiest, rss, cpu []float64
+	place, placed, unplace, gossipIdle, gossipPlaced, falseDead, falsePlacing, busiest, rss, cpu, cpuIdle []float64
 }
 
 // benchNodes: 3, 30 and 100 daemons on this machine (SPEC 8 is about
@@ -113,6 +113,8 @@ type nodesResult struct {
 //     the placement), from the daemons' status.
 //   - RSS: every daemon's VmRSS once the cluster has converged, a sample
 //     per daemon.
+//   - idle CPU: what all the daemons use together, converged, before the
+//     hactl, over the idle gossip windows, in % of one CPU.
 //   - CPU: the CPU time all the daemons used from the hactl's write to
 //     the end of the placement (user and system, without their
 //     children): what the placement costs the cluster, whatever the
@@ -181,6 +183,9 @@ func nodesRows(res map[int]*nodesResult) []Row {
 		return newRow(fmt.Sprintf("daemon RSS, %d nodes, converged (a sample per daemon)", n), "MiB", r.rss, "", 0)
 	})
 	each(func(n int, r *nodesResult) Row {
+		return newRow(fmt.Sprintf("CPU of all %d daemons, converged, no group placed", n), "% of a CPU", r.cpuIdle, "", 0)
+	})
+	each(func(n int, r *nodesResult) Row {
 		return newRow(fmt.Sprintf("CPU of all %d daemons while %d groups are placed", n, haGroupCount), "s", r.cpu, "", 0)
 	})
 	return rows
@@ -228,9 +233,12 @@ func nodesAt(b *bench, n int, r *nodesResult) error {
 		}
 		r.rss = append(r.rss, m["VmRSS"])
 	}
+	cpu0, at0 := c.daemonsCPU(), monotonic()
 	if r.gossipIdle, r.falseDead, err = gossipRate(b, c, 10*time.Second, b.runs(2, 2)); err != nil {
 		return err
 	}
+	r.cpuIdle = append(r.cpuIdle, 100*(c.daemonsCPU()-cpu0)/(float64(monotonic()-at0)/1e9))
+	b.logf("nodes: %d nodes converged, no group placed: the daemons use %.0f%% of a CPU", n, r.cpuIdle[0])
 
 	runs := b.runs(3, 2)
 	for run := 0; run < runs; run++ {

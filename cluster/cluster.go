@@ -543,7 +543,7 @@ func (c *Cluster) publishLocal() {
 	if st == nil {
 		return
 	}
-	gs := groupsOf(*st)
+	gs := groupsOf(*st, time.Now())
 	if sameGroups(gs, c.self.Groups) {
 		return
 	}

@@ -209,10 +209,21 @@ func (v *view) hastatText(b []byte, h *cltab.Hactl) []byte {
 	return b
 }
 
-// groupsOf converts the engine's status to what is gossiped.
-func groupsOf(st api.Status) []groupState {
+// stoppedKept is how long a group stopped here stays in this node's
+// status: long enough for every member (and --watch) to see it stop,
+// then it is left out. A node that once ran hundreds of groups does not
+// gossip them all, at stop, for ever.
+const stoppedKept = time.Minute
+
+// groupsOf converts the engine's status to what is gossiped: every group
+// but those stopped (stop DONE) for more than stoppedKept at now. A group
+// left out is, to the HA rules, as a group at stop: not held here.
+func groupsOf(st api.Status, now time.Time) []groupState {
 	gs := make([]groupState, 0, len(st.Groups))
 	for _, g := range st.Groups {
+		if g.Level == cltab.LevelStop && g.State == api.StateDone && now.Sub(g.Since) > stoppedKept {
+			continue
+		}
 		throttled := false
 		for _, e := range g.Entries {
 			throttled = throttled || e.Throttled

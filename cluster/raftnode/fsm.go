@@ -30,6 +30,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.st.Index = l.Index
 		return store.Result{Err: err}
 	}
+	if c.Op == store.OpBatch {
+		return f.st.ApplyBatch(l.Index, c)
+	}
 	return f.st.Apply(l.Index, c)
 }
 

@@ -177,18 +177,26 @@ func (gr *granter) answer(batch []renewal) {
 		for k, f := range s.Files {
 			files[k] = f.Version
 		}
+		// One pass over the assignments for the whole batch, not one
+		// per renewal: a hundred nodes renew twice a second each.
+		byNode := make(map[string]*Grant, len(batch))
 		for _, r := range batch {
-			g := Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files}
-			for grp, a := range s.Assign {
-				switch {
-				case a.Node != r.node:
-				case a.Stop:
-					g.Release[grp] = a.Epoch
-				default:
-					g.Groups[grp] = a.Epoch
-				}
+			if byNode[r.node] == nil {
+				byNode[r.node] = &Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files}
 			}
-			grants = append(grants, g)
+		}
+		for grp, a := range s.Assign {
+			g := byNode[a.Node]
+			switch {
+			case g == nil:
+			case a.Stop:
+				g.Release[grp] = a.Epoch
+			default:
+				g.Groups[grp] = a.Epoch
+			}
+		}
+		for _, r := range batch {
+			grants = append(grants, *byNode[r.node])
 		}
 	})
 	for i, r := range batch {

@@ -336,3 +336,40 @@ func TestProposeFromFollower(t *testing.T) {
 		last = res[0].Version
 	}
 }
+
+// Assignments proposed together are one log entry, applied in order on
+// every voter, each command with its own result.
+func TestProposeAllIsOneEntry(t *testing.T) {
+	tc := startCluster(t, 3)
+	l := tc.nodes[tc.leader()]
+	var cmds []store.Command
+	for i := 0; i < 500; i++ {
+		cmds = append(cmds, store.Command{Op: store.OpAssign, Group: fmt.Sprintf("g%d", i), Node: "n1", Why: "placed"})
+	}
+	cmds = append(cmds,
+		store.Command{Op: store.OpAssign, Group: "g0", Node: "n2", Epoch: 1},  // after the first: its epoch
+		store.Command{Op: store.OpAssign, Group: "g1", Node: "n2", Epoch: 0},  // stale
+		store.Command{Op: store.OpFail, Group: "g2", Node: "n1", Until: 1e15}) // counted
+	before := l.raft.LastIndex()
+	res, err := l.ProposeAll(cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.raft.LastIndex() - before; got != 1 {
+		t.Errorf("%d commands took %d log entries, want 1", len(cmds), got)
+	}
+	for i, r := range res[:501] {
+		if r.Err != nil || r.Version != before+1 {
+			t.Fatalf("command %d: %+v, want committed at %d", i, r, before+1)
+		}
+	}
+	if res[501].Err == nil {
+		t.Errorf("a stale assignment in the batch committed: %+v", res[501])
+	}
+	for _, nd := range tc.nodes {
+		s := waitState(t, nd, func(s *store.State) bool { return s.Index >= before+1 })
+		if a := s.Assign["g0"]; a.Node != "n2" || a.Epoch != 2 || s.Assign["g1"].Node != "n1" || s.Assign["g499"].Node != "n1" || s.Fails["g2"]["n1"] != 1 {
+			t.Errorf("%s: g0 %+v, g1 %+v, g499 %+v, fails %v", nd.cfg.Node, a, s.Assign["g1"], s.Assign["g499"], s.Fails)
+		}
+	}
+}

@@ -93,21 +93,38 @@ const (
 	OpRuleOut = "ruleout" // Group, Node, Until, Why: rule out without a failure
 	OpClear   = "clear"   // Group ("" all), Node ("" all): forget failures and rule-outs
 	OpFenced  = "fenced"  // Node, At
+	// OpBatch applies Batch, in order, at one raft index: a planner's
+	// thousand assignments, a node's releases and failures, as one log
+	// entry (one write, one replication, one apply on each voter)
+	// instead of a thousand. Only assignments, failures, rule-outs and
+	// clears go in a batch (Batchable): a file's version and a fencing's
+	// are the index of their own entry.
+	OpBatch = "batch" // Batch
 )
+
+// Batchable reports whether c may go in a batch.
+func Batchable(c Command) bool {
+	switch c.Op {
+	case OpAssign, OpFail, OpRuleOut, OpClear:
+		return true
+	}
+	return false
+}
 
 // Command is one proposal. Only the fields of its Op are used.
 type Command struct {
-	Op    string `json:"op"`
-	Kind  string `json:"kind,omitempty"`
-	Text  string `json:"text,omitempty"`
-	Base  uint64 `json:"base,omitempty"`
-	Group string `json:"group,omitempty"`
-	Node  string `json:"node,omitempty"`
-	Epoch uint64 `json:"epoch,omitempty"`
-	Stop  bool   `json:"stop,omitempty"`
-	Until int64  `json:"until,omitempty"`
-	At    int64  `json:"at,omitempty"`
-	Why   string `json:"why,omitempty"`
+	Op    string    `json:"op"`
+	Kind  string    `json:"kind,omitempty"`
+	Text  string    `json:"text,omitempty"`
+	Base  uint64    `json:"base,omitempty"`
+	Group string    `json:"group,omitempty"`
+	Node  string    `json:"node,omitempty"`
+	Epoch uint64    `json:"epoch,omitempty"`
+	Stop  bool      `json:"stop,omitempty"`
+	Until int64     `json:"until,omitempty"`
+	At    int64     `json:"at,omitempty"`
+	Why   string    `json:"why,omitempty"`
+	Batch []Command `json:"batch,omitempty"`
 }
 
 // Encode is the command as raft carries it.
@@ -156,11 +173,30 @@ func (e *EpochError) Error() string {
 	return fmt.Sprintf("assignment of %s replaces epoch %d, but epoch %d is committed: refused", e.Group, e.Epoch, e.Current)
 }
 
+// ApplyBatch applies a committed batch at a raft index: each command of
+// it in order, as Apply would at that index, each with its own result.
+// A command that may not be batched is refused, and changes nothing.
+func (s *State) ApplyBatch(index uint64, c Command) []Result {
+	s.Index = index
+	res := make([]Result, len(c.Batch))
+	for i, b := range c.Batch {
+		if !Batchable(b) {
+			res[i] = Result{Err: fmt.Errorf("command %q may not go in a batch", b.Op)}
+			continue
+		}
+		res[i] = s.Apply(index, b)
+	}
+	return res
+}
+
 // Apply applies one committed command at a raft index. A refused
-// command changes nothing but the applied index.
+// command changes nothing but the applied index. A batch is applied by
+// ApplyBatch.
 func (s *State) Apply(index uint64, c Command) Result {
 	s.Index = index
 	switch c.Op {
+	case OpBatch:
+		return Result{Err: fmt.Errorf("a batch is applied with ApplyBatch")}
 	case OpSetFile:
 		if c.Kind != KindCltab && c.Kind != KindHactl {
 			return Result{Err: fmt.Errorf("unknown file kind %q", c.Kind)}

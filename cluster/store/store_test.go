@@ -214,3 +214,24 @@ func TestVersionsAreLogIndexes(t *testing.T) {
 		t.Fatalf("next edit: %+v, file %+v", r, s.Files[KindCltab])
 	}
 }
+
+// A batch applies its commands in order at one index; one that may not
+// be batched is refused there and changes nothing.
+func TestApplyBatch(t *testing.T) {
+	s := New()
+	res := s.ApplyBatch(7, Command{Op: OpBatch, Batch: []Command{
+		{Op: OpAssign, Group: "g", Node: "n"},
+		{Op: OpAssign, Group: "g", Node: "m", Epoch: 1},
+		{Op: OpSetFile, Kind: KindHactl, Text: "g start\n"},
+		{Op: OpAssign, Group: "g", Node: "x", Epoch: 1}, // stale: epoch 2 now
+	}})
+	if len(res) != 4 || res[0].Err != nil || res[1].Err != nil || res[2].Err == nil || res[3].Err == nil {
+		t.Fatalf("results %+v", res)
+	}
+	if a := s.Assign["g"]; a.Node != "m" || a.Epoch != 2 || a.Version != 7 || s.Index != 7 || len(s.Files) != 0 {
+		t.Errorf("after the batch: %+v, index %d, files %v", a, s.Index, s.Files)
+	}
+	if r := s.Apply(8, Command{Op: OpBatch}); r.Err == nil {
+		t.Error("Apply took a batch")
+	}
+}

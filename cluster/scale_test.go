@@ -108,3 +108,23 @@ func TestHastatTextIsHastat(t *testing.T) {
 		}
 	}
 }
+
+// A group stopped here long ago leaves this node's status; one that
+// stopped lately, is stopping, or failed to stop stays.
+func TestStoppedGroupsLeaveTheStatus(t *testing.T) {
+	now := time.Now()
+	st := api.Status{Groups: []api.GroupStatus{
+		{Group: "old", Level: "stop", State: api.StateDone, Since: now.Add(-2 * stoppedKept)},
+		{Group: "new", Level: "stop", State: api.StateDone, Since: now.Add(-time.Second)},
+		{Group: "going", Level: "stop", State: api.StateStopping, Since: now.Add(-2 * stoppedKept)},
+		{Group: "bad", Level: "stop", State: api.StateFailed, Since: now.Add(-2 * stoppedKept)},
+		{Group: "web", Level: "start", State: api.StateDone, Since: now.Add(-2 * stoppedKept)},
+	}}
+	var got []string
+	for _, g := range groupsOf(st, now) {
+		got = append(got, g.Group)
+	}
+	if strings.Join(got, ",") != "new,going,bad,web" {
+		t.Errorf("gossiped groups %v, want new, going, bad and web", got)
+	}
+}
