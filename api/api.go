@@ -24,6 +24,7 @@ const (
 	PathHastat   = "/v0/hastat"   // GET -> Hastat
 	PathHA       = "/v0/ha"       // POST HARequest -> Message
 	PathWatch    = "/v0/watch"    // GET [?node=NAME] -> a stream of Event, one JSON object a line
+	PathCluster  = "/v0/cluster"  // POST ClusterRequest -> Message
 )
 
 // MaxRequestBody bounds every request body the daemon reads.
@@ -123,6 +124,27 @@ type HARequest struct {
 	Prefer []string `json:"prefer"`
 }
 
+// Cluster commands (ClusterRequest.Op): what an operator asks of the HA
+// layer, committed through the log and kept until cleared.
+const (
+	OpMove        = "move"        // Group to Node now; it stays there
+	OpBan         = "ban"         // Group never on Node
+	OpClear       = "clear"       // Group's move and bans (of Node, if set) forgotten
+	OpStandby     = "standby"     // Node holds no HA group; its groups move off
+	OpOnline      = "online"      // Node may hold HA groups again
+	OpMaintenance = "maintenance" // On: HA starts, stops and moves nothing
+	OpCleanup     = "cleanup"     // Group's failures and rule-outs (on Node, if set) forgotten
+	OpForget      = "forget"      // Node, dead, will not come back: its groups move
+)
+
+// ClusterRequest is one cluster command.
+type ClusterRequest struct {
+	Op    string `json:"op"`
+	Group string `json:"group,omitempty"`
+	Node  string `json:"node,omitempty"`
+	On    bool   `json:"on,omitempty"`
+}
+
 // Node states in the cluster view (memberlist's, SPEC 6).
 const (
 	NodeAlive   = "alive"
@@ -144,6 +166,16 @@ type Hastat struct {
 	// Versions are the committed versions (raft indexes) of the
 	// replicated files this node's copies are: "cltab", "hactl".
 	Versions map[string]uint64 `json:"versions,omitempty"`
+	// Maintenance: an operator asked HA to start, stop and move nothing.
+	Maintenance bool `json:"maintenance,omitempty"`
+}
+
+// RuleOut keeps a group off a node until a time, for a reason: a failed
+// test or level, or an operator's ban (Until zero: until cleared).
+type RuleOut struct {
+	Node  string    `json:"node"`
+	Until time.Time `json:"until,omitzero"`
+	Why   string    `json:"why"`
 }
 
 // GossipStats counts the bytes memberlist sent and received since Since
@@ -168,6 +200,10 @@ type HAGroupStatus struct {
 	// Epoch the assignment's: what the cluster decided, beside what runs.
 	Assigned string `json:"assigned,omitempty"`
 	Epoch    uint64 `json:"epoch,omitempty"`
+	// What keeps it from nodes, and where an operator moved it.
+	Fails    map[string]int `json:"fails,omitempty"`     // node -> failures counted
+	RuleOuts []RuleOut      `json:"rule_outs,omitempty"` // failures' and bans
+	MovedTo  string         `json:"moved_to,omitempty"`
 }
 
 // NodeStatus is one member: its state, its load, and the groups it runs.
@@ -178,6 +214,8 @@ type NodeStatus struct {
 	Load    float64       `json:"load"` // 1-minute load average
 	Version uint64        `json:"version"`
 	Groups  []GroupStatus `json:"groups"`
+	Address string        `json:"address,omitempty"` // its gossip HOST:PORT
+	Standby bool          `json:"standby,omitempty"` // holds no HA group (clinit --standby)
 }
 
 // Text renders hastat (SPEC 6): `GROUP LEVEL STATE NODE` per HA group,
@@ -242,9 +280,36 @@ func (h Hastat) Explained() string {
 		if g.Assigned != "" {
 			fmt.Fprintf(&b, "  [assigned %s, epoch %d]", g.Assigned, g.Epoch)
 		}
+		if g.MovedTo != "" {
+			fmt.Fprintf(&b, "  [moved to %s]", Printable(g.MovedTo))
+		}
+		b.WriteString("\n")
+		for _, r := range g.RuleOuts {
+			fmt.Fprintf(&b, "    not on %s", Printable(r.Node))
+			if !r.Until.IsZero() {
+				fmt.Fprintf(&b, " until %s", r.Until.Local().Format(time.DateTime))
+			}
+			fmt.Fprintf(&b, ": %s", Printable(r.Why))
+			if n := g.Fails[r.Node]; n > 0 {
+				fmt.Fprintf(&b, " (%d failures)", n)
+			}
+			b.WriteString("\n")
+		}
+	}
+	for _, n := range h.Nodes {
+		line := AppendHastatNode(nil, n.Node, n.State, n.Load)
+		b.Write(line[:len(line)-1])
+		if n.Address != "" {
+			fmt.Fprintf(&b, "  at %s", Printable(n.Address))
+		}
+		if n.Standby {
+			b.WriteString("  standby")
+		}
 		b.WriteString("\n")
 	}
-	b.Write(h.appendNodes(nil))
+	if h.Maintenance {
+		b.WriteString("maintenance mode: HA starts, stops and moves nothing\n")
+	}
 	switch {
 	case h.Leader != "" && !h.LeaseUntil.IsZero():
 		fmt.Fprintf(&b, "leader %s; lease of %s held until %s\n", Printable(h.Leader), Printable(h.Node), h.LeaseUntil.Local().Format("15:04:05.000"))

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,6 +55,34 @@ type options struct {
 	raftBind                                                  string
 	join, prefer                                              []string
 	flags                                                     *pflag.FlagSet
+	// cluster commands given (clusterCommands), by flag
+	cluster map[string]*bool
+}
+
+// clusterCommands are the cluster commands: each a mode of its own, its
+// arguments counted, sent to the daemon as an api.ClusterRequest.
+var clusterCommands = []struct {
+	flag, op, args, help string
+	min, max             int
+}{
+	{"move", api.OpMove, "GROUP NODE", "move HA group GROUP to NODE now; it stays there until --clear", 2, 2},
+	{"ban", api.OpBan, "GROUP NODE", "keep HA group GROUP off NODE until --clear (it moves off now)", 2, 2},
+	{"clear", api.OpClear, "GROUP [NODE]", "forget GROUP's move and bans (those of NODE)", 1, 2},
+	{"standby", api.OpStandby, "NODE", "NODE keeps running and holds no HA group: its groups move off", 1, 1},
+	{"online", api.OpOnline, "NODE", "NODE may hold HA groups again (after --standby or --forget)", 1, 1},
+	{"maintenance", api.OpMaintenance, "on|off", "maintenance mode: HA starts, stops and moves nothing", 1, 1},
+	{"cleanup", api.OpCleanup, "GROUP [NODE]", "forget GROUP's failures and rule-outs (those on NODE)", 1, 2},
+	{"forget", api.OpForget, "NODE", "NODE is dead and will not come back: its HA groups move at once", 1, 1},
+}
+
+// clusterCommand is the cluster command asked for, if any.
+func (o *options) clusterCommand() (flag string, ok bool) {
+	for _, cc := range clusterCommands {
+		if *o.cluster[cc.flag] {
+			return cc.flag, true
+		}
+	}
+	return "", false
 }
 
 // showHastat is the value of a bare --hastat (or --hastat=-): print the
@@ -83,6 +112,10 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level")
 	fs.BoolVar(&o.ha, "ha", false, "GROUP LEVEL: keep GROUP at LEVEL on one node of the cluster (edits the hactl)")
 	fs.StringSliceVar(&o.prefer, "prefer", nil, "with --ha: the preferred nodes, in order (empty clears them)")
+	o.cluster = map[string]*bool{}
+	for _, cc := range clusterCommands {
+		o.cluster[cc.flag] = fs.Bool(cc.flag, false, cc.args+": "+cc.help)
+	}
 	fs.StringVar(&o.bind, "bind", "", "cluster: HOST:PORT to listen on for gossip (default port 7946)")
 	fs.StringVar(&o.advertise, "advertise", "", "cluster: HOST:PORT the other nodes reach this one at")
 	fs.StringVar(&o.raftBind, "raft-bind", "", "cluster: HOST:PORT of this voter's raft port (default: --bind's host, its port + 1)")
@@ -108,6 +141,10 @@ const synopsis = `usage:
   clinit --status [--json]                   print the status
   clinit --hastat [--json]                   print the cluster view
   clinit --ha GROUP LEVEL [--prefer N1,N2]   keep GROUP at LEVEL on one node
+  clinit --move GROUP NODE | --ban GROUP NODE | --clear GROUP [NODE]
+  clinit --standby NODE | --online NODE | --forget NODE
+  clinit --maintenance on|off | --cleanup GROUP [NODE]
+                                             cluster commands (see clinit(8))
   clinit --keygen [PATH]                     print a new cluster key, or write it to PATH (mode 0600)
   clinit --watch [NODE]                      stream every state change as JSON lines
   clinit --version
@@ -143,9 +180,17 @@ func Run(args []string, stdout, stderr io.Writer) int {
 			modes++
 		}
 	}
+	for _, b := range o.cluster {
+		if *b {
+			modes++
+		}
+	}
+	if flag, ok := o.clusterCommand(); ok && modes == 1 {
+		return runClusterCommand(&o, flag, rest, stdout, stderr)
+	}
 	switch {
 	case modes > 1:
-		return usage(stderr, "-d, -k, --check, --keygen, --hastat, --ha, --watch and --version exclude each other")
+		return usage(stderr, "-d, -k, --check, --keygen, --hastat, --ha, --watch, --version and the cluster commands exclude each other")
 	case o.ha && len(rest) != 2:
 		return usage(stderr, "--ha wants GROUP LEVEL")
 	case o.watch && len(rest) > 1:
@@ -404,6 +449,50 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 	}
 	printStatus(stdout, st, o.json, o.status)
 	return ExitOK
+}
+
+// runClusterCommand sends one cluster command (--move, --ban, ...) and
+// prints what the cluster did.
+func runClusterCommand(o *options, flag string, rest []string, stdout, stderr io.Writer) int {
+	for _, cc := range clusterCommands {
+		if cc.flag != flag {
+			continue
+		}
+		if len(rest) < cc.min || len(rest) > cc.max {
+			return usage(stderr, "--"+flag+" wants "+cc.args)
+		}
+		req := api.ClusterRequest{Op: cc.op}
+		switch flag {
+		case "maintenance":
+			switch rest[0] {
+			case "on", "off":
+				req.On = rest[0] == "on"
+			default:
+				return usage(stderr, "--maintenance wants on or off, not "+strconv.Quote(rest[0]))
+			}
+		case "standby", "online", "forget":
+			req.Node = rest[0]
+		default:
+			req.Group = rest[0]
+			if len(rest) == 2 {
+				req.Node = rest[1]
+			}
+		}
+		for _, name := range []string{req.Group, req.Node} {
+			if msg := cltab.BadName("", name); name != "" && msg != "" {
+				return usage(stderr, msg)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		msg, err := o.client().Cluster(ctx, req)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintln(stdout, msg)
+		return ExitOK
+	}
+	return usage(stderr, "unknown cluster command --"+flag)
 }
 
 // printStatus prints the status as JSON, or as clstat lines: exactly

@@ -152,6 +152,14 @@ func (c *Client) HA(ctx context.Context, group, level string, prefer []string) (
 	return m.Message, err
 }
 
+// Cluster sends a cluster command (--move, --ban, ...) and returns what
+// the cluster did.
+func (c *Client) Cluster(ctx context.Context, req api.ClusterRequest) (string, error) {
+	var m api.Message
+	err := c.do(ctx, http.MethodPost, api.PathCluster, req, &m)
+	return m.Message, err
+}
+
 // Watch streams the daemon's events (only those of node, unless empty) to
 // f until the daemon ends the stream (it stops: Watch returns nil), ctx
 // ends, or f returns an error.

@@ -295,6 +295,14 @@ func (c *Cluster) EditHactl(ctx context.Context, group, level string, prefer []s
 
 // Hastat returns the collated view.
 func (c *Cluster) Hastat(ctx context.Context) (api.Hastat, error) {
+	if c.rn == nil && c.rc != nil {
+		// A node that does not vote reads the committed state when the
+		// files change; what operators asked since (a ban, a standby) is
+		// read now.
+		if st, err := c.rc.State(ctx); err == nil {
+			c.call(ctx, func() { c.onCommitted(st) })
+		}
+	}
 	var h api.Hastat
 	err := c.call(ctx, func() { h = c.hastatNow() })
 	if c.ml != nil {

@@ -143,6 +143,11 @@ func runNode(in nodeInput, mem *nodeMemory) nodeOut {
 
 		_, givingUp := mem.giveUp[g]
 		level, listed := levelOf(g)
+		if held && in.lease.Grant.Maintenance && !in.handoff {
+			// Maintenance mode: nothing is started, stopped or
+			// reported; what runs keeps running while the lease holds.
+			continue
+		}
 		switch {
 		case !held || !granted || in.handoff || givingUp:
 			why := "not assigned here"

@@ -202,3 +202,32 @@ func TestGate(t *testing.T) {
 		}
 	}
 }
+
+// In maintenance mode a node starts, stops and reports nothing while its
+// lease holds; when the lease lapses it stops what it runs, as always.
+func TestNodeInMaintenance(t *testing.T) {
+	w := newNodeWorld(t, "web start\ndb start\n")
+	w.grant(map[string]uint64{"web": 1}, nil)
+	for i := 0; i < 3; i++ {
+		w.step()
+	}
+	if w.level("web") != "start" {
+		t.Fatal("web not running")
+	}
+	w.grant(map[string]uint64{"db": 1}, map[string]uint64{"web": 1}) // web asked back, db given
+	w.in.lease.Grant.Maintenance = true
+	w.in.hactl.Group("web").Level = "other"
+	for i := 0; i < 3; i++ {
+		if out := w.step(); len(out.tells) != 0 || len(out.cmds) != 0 {
+			t.Fatalf("in maintenance: tells %v, reports %v", out.tells, out.cmds)
+		}
+	}
+	if w.level("web") != "start" || w.level("db") != "" {
+		t.Errorf("in maintenance: web at %q, db at %q", w.level("web"), w.level("db"))
+	}
+	w.in.now = w.in.lease.Until
+	w.step()
+	if w.level("web") != cltab.LevelStop {
+		t.Errorf("in maintenance, lease lapsed: web at %q, want stop", w.level("web"))
+	}
+}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -167,6 +168,7 @@ func (gs groupState) held() bool { return gs.Level != LevelStop || gs.State == "
 func (c *Cluster) onLease(l raftnode.Lease) {
 	prev := c.ha.lease
 	c.ha.lease = l
+	c.dropForgotten(l.Grant.Forgotten)
 	c.updateGate()
 	c.keeperLease(l.UntilBoot)
 	if c.rn == nil {
@@ -186,7 +188,7 @@ func (c *Cluster) onLease(l raftnode.Lease) {
 }
 
 func sameGrant(a, b raftnode.Grant) bool {
-	if len(a.Groups) != len(b.Groups) || len(a.Release) != len(b.Release) {
+	if len(a.Groups) != len(b.Groups) || len(a.Release) != len(b.Release) || a.Maintenance != b.Maintenance {
 		return false
 	}
 	for g, e := range a.Groups {
@@ -433,6 +435,8 @@ func (c *Cluster) hastatNow() api.Hastat {
 			a = c.committed.Assign[g.Group]
 		}
 		switch w, ok := c.ha.why[g.Group]; {
+		case c.committed != nil && c.committed.Maintenance:
+			why[g.Group] = whyMaintenance
 		case !c.ha.on:
 			why[g.Group] = "HA is off: the cltab names no voters (:::nodes: or :::servers:)"
 		case ok && w != "" && c.rn != nil && c.rn.IsLeader():
@@ -448,12 +452,37 @@ func (c *Cluster) hastatNow() api.Hastat {
 		}
 	}
 	h := c.view.hastat(c.hactl, why)
-	if c.committed != nil {
-		for i := range h.Groups {
-			a := c.committed.Assign[h.Groups[i].Group]
-			h.Groups[i].Assigned, h.Groups[i].Epoch = a.Node, a.Epoch
+	for i, n := range h.Nodes {
+		if m := c.view.members[n.Node]; m != nil {
+			h.Nodes[i].Address = m.addr
 		}
 	}
+	if st := c.committed; st != nil {
+		for i := range h.Groups {
+			g := &h.Groups[i]
+			a := st.Assign[g.Group]
+			g.Assigned, g.Epoch = a.Node, a.Epoch
+			g.MovedTo = st.Moves[g.Group]
+			if len(st.Fails[g.Group]) > 0 {
+				g.Fails = maps.Clone(st.Fails[g.Group])
+			}
+			for _, n := range slices.Sorted(maps.Keys(st.RuleOuts[g.Group])) {
+				r := st.RuleOuts[g.Group][n]
+				if r.Until > now.UnixMilli() {
+					g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Until: time.UnixMilli(r.Until).UTC(), Why: r.Why})
+				}
+			}
+			for _, n := range slices.Sorted(maps.Keys(st.Bans[g.Group])) {
+				g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Why: st.Bans[g.Group][n].Why})
+			}
+		}
+		for i := range h.Nodes {
+			h.Nodes[i].Standby = st.Standby[h.Nodes[i].Node]
+		}
+	}
+	// Maintenance as this node honours it: from its grant while its
+	// lease holds.
+	h.Maintenance = held && c.ha.lease.Grant.Maintenance
 	if held {
 		h.Leader, h.LeaseUntil = c.ha.lease.Grant.Leader, c.ha.lease.Until.UTC()
 	}

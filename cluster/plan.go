@@ -64,9 +64,10 @@ type planOut struct {
 
 // Why texts that hastat shows.
 const (
-	whyStopped  = "stopped in hactl"
-	whyNoNode   = "no eligible node"
-	whyUnlisted = "no longer in the hactl"
+	whyStopped     = "stopped in hactl"
+	whyNoNode      = "no eligible node"
+	whyUnlisted    = "no longer in the hactl"
+	whyMaintenance = "maintenance mode: HA starts, stops and moves nothing"
 )
 
 // plan applies the HA rules on the leader.
@@ -79,6 +80,14 @@ func plan(in planInput) planOut {
 	}
 	nowMs := in.now.UnixMilli()
 	fenceAsked := map[string]bool{}
+	if in.state.Maintenance {
+		// An operator's: nothing is proposed, nobody fenced, until it
+		// is off. The nodes keep what they run while their lease holds.
+		for _, h := range in.hactl {
+			out.why[h.Group] = whyMaintenance
+		}
+		return out
+	}
 
 	// gone reports whether node's copy of an assignment made at version
 	// v is known to be gone: fenced since; or, without a fencing
@@ -131,7 +140,8 @@ func plan(in planInput) planOut {
 	// election, seconds more).
 	var pool []candidate
 	for name, m := range in.members {
-		if m.state == api.NodeAlive && m.hasStatus && !m.status.Leaving && renewing(name) && !in.cfg.witness[name] {
+		if m.state == api.NodeAlive && m.hasStatus && !m.status.Leaving && renewing(name) && !in.cfg.witness[name] &&
+			!in.state.Standby[name] && in.state.Forgotten[name] == 0 {
 			level := loadLevel(m.status)
 			if name == in.leader {
 				level++
@@ -140,6 +150,28 @@ func plan(in planInput) planOut {
 		}
 	}
 	sort.Slice(pool, func(i, j int) bool { return pool[i].node < pool[j].node })
+	inPool := map[string]bool{}
+	for _, c := range pool {
+		inPool[c.node] = true
+	}
+	// eligible: node may take g now.
+	eligible := func(g, node string) bool {
+		return inPool[node] && !in.state.Banned(g, node) && !in.state.RuledOut(g, node, nowMs)
+	}
+
+	// leaveFor is why an operator's command takes g off x, where it
+	// runs: "" when none does. A move waits for its node to be eligible.
+	leaveFor := func(g, x string) string {
+		switch t := in.state.Moves[g]; {
+		case in.state.Standby[x]:
+			return x + " is in standby"
+		case in.state.Banned(g, x):
+			return g + " is banned from " + x
+		case t != "" && t != x && eligible(g, t):
+			return "moved to " + t + " by an operator"
+		}
+		return ""
+	}
 
 	// Groups taken in this plan, so a mass placement spreads by hash
 	// and load, not all onto the first-ranked node's view.
@@ -164,6 +196,13 @@ func plan(in planInput) planOut {
 			case h.Level == cltab.LevelStop && !a.Stop:
 				assign(x, true, "hactl says stop")
 				out.why[g] = whyStopped
+				continue
+			case !isGone && !a.Stop && !deadish && renewing(x) && leaveFor(g, x) != "":
+				// An operator's: x is in standby, g is banned from x, or
+				// g was moved elsewhere. x stops it and releases it, then
+				// it is placed as if it ran nowhere.
+				assign(x, true, leaveFor(g, x))
+				out.why[g] = "waiting for " + x + " to stop it"
 				continue
 			case !isGone && !a.Stop && !deadish && renewing(x):
 				out.why[g] = "" // runs there: stickiness
@@ -243,7 +282,15 @@ func plan(in planInput) planOut {
 				}
 				continue
 			}
+			if in.state.Banned(g, c.node) {
+				continue
+			}
 			cands = append(cands, c)
+		}
+		if t := in.state.Moves[g]; t != "" {
+			// Moved there by an operator: it ranks first, before the
+			// preferred nodes.
+			h = &cltab.HAGroup{Group: g, Level: h.Level, Prefer: append([]string{t}, h.Prefer...), Line: h.Line}
 		}
 		if len(cands) == 0 {
 			out.why[g] = whyNoNode

@@ -357,3 +357,82 @@ func TestStableHashSpreads(t *testing.T) {
 		}
 	}
 }
+
+// release: the node asked to stop g stops it and releases it (its
+// report, through the log).
+func (w *planWorld) release(t *testing.T, g string) {
+	t.Helper()
+	a := w.state.Assign[g]
+	if !a.Stop {
+		t.Fatalf("%s is not asked to stop: %+v", g, a)
+	}
+	w.commit(t, []store.Command{{Op: store.OpAssign, Group: g, Epoch: a.Epoch, Why: "released by " + a.Node}})
+}
+
+// An operator's commands: a move takes the group to its node gracefully
+// (stop, release, start there) and keeps it there; a ban keeps it off; a
+// node in standby gives its groups up and takes none; in maintenance the
+// planner proposes nothing at all; a forgotten node's groups are free at
+// once.
+func TestPlanOperatorCommands(t *testing.T) {
+	w := newWorld(t, "web start n1\n", "n0", "n1", "n2")
+	w.step(t)
+	if w.owner("web") != "n1" {
+		t.Fatalf("web on %q, want n1", w.owner("web"))
+	}
+	op := func(c store.Command) {
+		t.Helper()
+		w.commit(t, []store.Command{c})
+	}
+	op(store.Command{Op: store.OpMove, Group: "web", Node: "n2"})
+	if p := w.step(t); w.owner("web") != "n1(stop)" || !strings.Contains(p.cmds[0].Why, "moved to n2") {
+		t.Fatalf("move: web %q, plan %+v", w.owner("web"), p)
+	}
+	w.release(t, "web")
+	w.step(t)
+	if w.owner("web") != "n2" {
+		t.Fatalf("moved: web on %q, want n2 (before its preferred n1)", w.owner("web"))
+	}
+	op(store.Command{Op: store.OpClearMoves, Group: "web"})
+	if p := w.step(t); len(p.cmds) != 0 {
+		t.Errorf("a clear moved web back at once: %+v", p.cmds)
+	}
+
+	op(store.Command{Op: store.OpBan, Group: "web", Node: "n2"})
+	w.step(t)
+	w.release(t, "web")
+	w.step(t)
+	if w.owner("web") != "n1" {
+		t.Fatalf("banned from n2: web on %q, want n1", w.owner("web"))
+	}
+
+	op(store.Command{Op: store.OpStandby, Node: "n1", On: true})
+	if p := w.step(t); w.owner("web") != "n1(stop)" || !strings.Contains(p.cmds[0].Why, "standby") {
+		t.Fatalf("standby: web %q, plan %+v", w.owner("web"), p)
+	}
+	w.release(t, "web")
+	w.step(t)
+	if w.owner("web") != "n0" {
+		t.Fatalf("n1 in standby, n2 banned: web on %q, want n0", w.owner("web"))
+	}
+
+	op(store.Command{Op: store.OpMaintenance, On: true})
+	delete(w.members, "n0") // dead, and past its lease
+	delete(w.heard, "n0")
+	w.now = w.now.Add(time.Hour)
+	if p := w.step(t); len(p.cmds) != 0 || len(p.fence) != 0 || p.why["web"] != whyMaintenance {
+		t.Fatalf("maintenance: %+v", p)
+	}
+	op(store.Command{Op: store.OpMaintenance})
+	op(store.Command{Op: store.OpStandby, Node: "n1"})
+	w.cfg.stomith = true // n0's groups would wait for its fencing
+	w.renew("n1", "n2")
+	if p := w.step(t); w.owner("web") != "n0" || len(p.fence) != 1 {
+		t.Fatalf("with stomith, n0 dead: web %q, plan %+v", w.owner("web"), p)
+	}
+	op(store.Command{Op: store.OpForget, Node: "n0", At: w.now.UnixMilli()})
+	w.step(t)
+	if w.owner("web") != "n1" {
+		t.Errorf("n0 forgotten: web on %q, want n1", w.owner("web"))
+	}
+}

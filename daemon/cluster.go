@@ -164,6 +164,33 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: HA level %s, committed as hactl version %d", req.Group, req.Level, v)})
 		}
 	}}
+	s.routes[api.PathCluster] = route{http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+		var req api.ClusterRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), nil)
+			return
+		}
+		var names []string
+		if req.Group != "" {
+			names = append(names, "group", req.Group)
+		}
+		if req.Node != "" {
+			names = append(names, "node", req.Node)
+		}
+		if msg := badNames(names...); msg != "" {
+			writeError(w, http.StatusBadRequest, msg, nil)
+			return
+		}
+		msg, err := cl.Command(r.Context(), req)
+		switch {
+		case errors.Is(err, cluster.ErrRefused):
+			writeError(w, http.StatusConflict, err.Error(), nil)
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		default:
+			writeJSON(w, http.StatusOK, api.Message{Message: msg})
+		}
+	}}
 	// HA groups move through the cluster, never by a local tell.
 	s.isHA = func(ctx context.Context, g string) bool { return cl.IsHA(ctx, g) }
 }

@@ -66,6 +66,12 @@ type Grant struct {
 	// (an assignment to "" from that epoch), group -> epoch.
 	Release map[string]uint64 `json:"release,omitempty"`
 	Files   map[string]uint64 `json:"files"` // kind -> committed version
+	// Maintenance: an operator asked HA to start, stop and move nothing
+	// (the lease still bounds what runs).
+	Maintenance bool `json:"maintenance,omitempty"`
+	// Forgotten: nodes an operator said are gone for good; the views
+	// drop them while they are not up.
+	Forgotten map[string]bool `json:"forgotten,omitempty"`
 }
 
 // granter answers renewals on the leader, one leadership check for every
@@ -177,12 +183,19 @@ func (gr *granter) answer(batch []renewal) {
 		for k, f := range s.Files {
 			files[k] = f.Version
 		}
+		var forgotten map[string]bool
+		for n := range s.Forgotten {
+			if forgotten == nil {
+				forgotten = map[string]bool{}
+			}
+			forgotten[n] = true
+		}
 		// One pass over the assignments for the whole batch, not one
 		// per renewal: a hundred nodes renew twice a second each.
 		byNode := make(map[string]*Grant, len(batch))
 		for _, r := range batch {
 			if byNode[r.node] == nil {
-				byNode[r.node] = &Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files}
+				byNode[r.node] = &Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files, Maintenance: s.Maintenance, Forgotten: forgotten}
 			}
 		}
 		for grp, a := range s.Assign {

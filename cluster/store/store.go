@@ -71,7 +71,26 @@ type State struct {
 	Fails    map[string]map[string]int     `json:"fails"`    // group -> node -> count
 	RuleOuts map[string]map[string]RuleOut `json:"ruleouts"` // group -> node -> rule-out
 	Fences   map[string]Fence              `json:"fences"`   // node -> last fencing
-	Index    uint64                        `json:"index"`    // last applied raft index
+	// What operators asked (clinit --move, --ban, --standby,
+	// --maintenance, --forget), kept until they clear it.
+	Bans        map[string]map[string]Ban `json:"bans,omitempty"`      // group -> node -> ban
+	Moves       map[string]string         `json:"moves,omitempty"`     // group -> node it was moved to
+	Standby     map[string]bool           `json:"standby,omitempty"`   // node -> holds no HA group
+	Forgotten   map[string]int64          `json:"forgotten,omitempty"` // node -> when (Unix ms)
+	Maintenance bool                      `json:"maintenance,omitempty"`
+	Index       uint64                    `json:"index"` // last applied raft index
+}
+
+// Ban keeps a group off a node until an operator clears it.
+type Ban struct {
+	At  int64  `json:"at"` // Unix ms, the proposer's clock
+	Why string `json:"why,omitempty"`
+}
+
+// Banned reports whether group is banned from node.
+func (s *State) Banned(group, node string) bool {
+	_, ok := s.Bans[group][node]
+	return ok
 }
 
 // New returns the empty state.
@@ -93,6 +112,13 @@ const (
 	OpRuleOut = "ruleout" // Group, Node, Until, Why: rule out without a failure
 	OpClear   = "clear"   // Group ("" all), Node ("" all): forget failures and rule-outs
 	OpFenced  = "fenced"  // Node, At
+	// Operators' commands.
+	OpMove        = "move"        // Group, Node: run it there, until cleared
+	OpBan         = "ban"         // Group, Node, At, Why: never there, until cleared
+	OpClearMoves  = "clearmoves"  // Group, Node ("" all): forget its move and bans (of Node)
+	OpStandby     = "standby"     // Node, On: holds no HA group while on; off: online, not forgotten
+	OpMaintenance = "maintenance" // On: the planner and the nodes start, stop and move nothing
+	OpForget      = "forget"      // Node, At: gone for good: counts as fenced, leaves the view
 	// OpBatch applies Batch, in order, at one raft index: a planner's
 	// thousand assignments, a node's releases and failures, as one log
 	// entry (one write, one replication, one apply on each voter)
@@ -124,6 +150,7 @@ type Command struct {
 	Until int64     `json:"until,omitempty"`
 	At    int64     `json:"at,omitempty"`
 	Why   string    `json:"why,omitempty"`
+	On    bool      `json:"on,omitempty"`
 	Batch []Command `json:"batch,omitempty"`
 }
 
@@ -265,8 +292,77 @@ func (s *State) Apply(index uint64, c Command) Result {
 		}
 		s.Fences[c.Node] = Fence{At: c.At, Version: index}
 		return Result{Version: index}
+	case OpMove, OpBan:
+		if c.Group == "" || c.Node == "" {
+			return Result{Err: fmt.Errorf("%s needs a group and a node", c.Op)}
+		}
+		if c.Op == OpMove {
+			if s.Banned(c.Group, c.Node) {
+				return Result{Err: fmt.Errorf("%s is banned from %s: clear the ban first", c.Group, c.Node)}
+			}
+			s.Moves = setIn(s.Moves, c.Group, c.Node)
+			return Result{Version: index}
+		}
+		if s.Moves[c.Group] == c.Node {
+			delete(s.Moves, c.Group) // banned from where it was moved to
+		}
+		if s.Bans == nil {
+			s.Bans = map[string]map[string]Ban{}
+		}
+		if s.Bans[c.Group] == nil {
+			s.Bans[c.Group] = map[string]Ban{}
+		}
+		s.Bans[c.Group][c.Node] = Ban{At: c.At, Why: c.Why}
+		return Result{Version: index}
+	case OpClearMoves:
+		if c.Group == "" {
+			return Result{Err: fmt.Errorf("clearmoves needs a group")}
+		}
+		if c.Node == "" || s.Moves[c.Group] == c.Node {
+			delete(s.Moves, c.Group)
+		}
+		if c.Node == "" {
+			delete(s.Bans, c.Group)
+		} else if delete(s.Bans[c.Group], c.Node); len(s.Bans[c.Group]) == 0 {
+			delete(s.Bans, c.Group)
+		}
+		return Result{Version: index}
+	case OpStandby:
+		if c.Node == "" {
+			return Result{Err: fmt.Errorf("standby needs a node")}
+		}
+		if c.On {
+			s.Standby = setIn(s.Standby, c.Node, true)
+		} else {
+			// Online again, also after a forget: it came back.
+			delete(s.Standby, c.Node)
+			delete(s.Forgotten, c.Node)
+		}
+		return Result{Version: index}
+	case OpMaintenance:
+		s.Maintenance = c.On
+		return Result{Version: index}
+	case OpForget:
+		if c.Node == "" {
+			return Result{Err: fmt.Errorf("forget needs a node")}
+		}
+		// Gone for good, as an operator says: what it held is as
+		// fenced (HA.md: the operator is the fencing of last resort).
+		s.Fences[c.Node] = Fence{At: c.At, Version: index}
+		s.Forgotten = setIn(s.Forgotten, c.Node, c.At)
+		delete(s.Standby, c.Node)
+		return Result{Version: index}
 	}
 	return Result{Err: fmt.Errorf("unknown command %q", c.Op)}
+}
+
+// setIn sets m[k] = v, making m when it is nil.
+func setIn[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
 }
 
 // union is the groups a clear of g touches: g, or every group with a
@@ -330,7 +426,19 @@ func (s *State) Clone() *State {
 		Fails:    make(map[string]map[string]int, len(s.Fails)),
 		RuleOuts: make(map[string]map[string]RuleOut, len(s.RuleOuts)),
 		Fences:   maps.Clone(s.Fences),
-		Index:    s.Index,
+		// The operators' maps stay nil when empty, as Unmarshal leaves
+		// them (they are left out of a snapshot).
+		Moves:       maps.Clone(s.Moves),
+		Standby:     maps.Clone(s.Standby),
+		Forgotten:   maps.Clone(s.Forgotten),
+		Maintenance: s.Maintenance,
+		Index:       s.Index,
+	}
+	if s.Bans != nil {
+		c.Bans = make(map[string]map[string]Ban, len(s.Bans))
+		for g, m := range s.Bans {
+			c.Bans[g] = maps.Clone(m)
+		}
 	}
 	for g, m := range s.Fails {
 		c.Fails[g] = maps.Clone(m)

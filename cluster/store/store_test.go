@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -144,6 +145,11 @@ func TestCloneIsWhole(t *testing.T) {
 	s.Apply(2, Command{Op: OpAssign, Group: "g", Node: "n", Why: "placed"})
 	s.Apply(3, Command{Op: OpFail, Group: "g", Node: "m", Until: 5, Why: "test failed"})
 	s.Apply(4, Command{Op: OpFenced, Node: "m", At: 7})
+	s.Apply(5, Command{Op: OpMove, Group: "g", Node: "n"})
+	s.Apply(6, Command{Op: OpBan, Group: "g", Node: "m", At: 8})
+	s.Apply(7, Command{Op: OpStandby, Node: "x", On: true})
+	s.Apply(8, Command{Op: OpForget, Node: "y", At: 9})
+	s.Apply(9, Command{Op: OpMaintenance, On: true})
 	want, err := s.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +161,8 @@ func TestCloneIsWhole(t *testing.T) {
 	if string(got) != string(want) {
 		t.Errorf("clone encodes as\n%s\nwant\n%s", got, want)
 	}
-	if len(s.Files) == 0 || len(s.Fences) == 0 || len(s.RuleOuts) == 0 {
+	if len(s.Files) == 0 || len(s.Fences) == 0 || len(s.RuleOuts) == 0 || len(s.Bans) == 0 || len(s.Moves) == 0 ||
+		len(s.Standby) == 0 || len(s.Forgotten) == 0 || !s.Maintenance {
 		t.Fatalf("the state to clone is missing parts: %s", want)
 	}
 }
@@ -233,5 +240,52 @@ func TestApplyBatch(t *testing.T) {
 	}
 	if r := s.Apply(8, Command{Op: OpBatch}); r.Err == nil {
 		t.Error("Apply took a batch")
+	}
+}
+
+// What operators ask is kept until they clear it: a move and a ban of
+// the same node exclude each other, a clear forgets a group's move and
+// bans (or those of one node), standby and maintenance go on and off,
+// and a forgotten node counts as fenced.
+func TestOperatorCommands(t *testing.T) {
+	s := New()
+	apply := func(c Command) Result {
+		t.Helper()
+		return s.Apply(s.Index+1, c)
+	}
+	if r := apply(Command{Op: OpMove, Group: "web"}); r.Err == nil {
+		t.Error("a move to no node accepted")
+	}
+	apply(Command{Op: OpMove, Group: "web", Node: "n1"})
+	apply(Command{Op: OpBan, Group: "web", Node: "n1", Why: "disk"})
+	if s.Moves["web"] != "" || !s.Banned("web", "n1") || s.Bans["web"]["n1"].Why != "disk" {
+		t.Errorf("a ban of the node moved to: moves %v, bans %v", s.Moves, s.Bans)
+	}
+	if r := apply(Command{Op: OpMove, Group: "web", Node: "n1"}); r.Err == nil || !strings.Contains(r.Err.Error(), "banned") {
+		t.Errorf("a move to a banned node: %v", r.Err)
+	}
+	apply(Command{Op: OpBan, Group: "web", Node: "n2"})
+	apply(Command{Op: OpMove, Group: "web", Node: "n3"})
+	apply(Command{Op: OpClearMoves, Group: "web", Node: "n1"})
+	if s.Banned("web", "n1") || !s.Banned("web", "n2") || s.Moves["web"] != "n3" {
+		t.Errorf("clear of n1: moves %v, bans %v", s.Moves, s.Bans)
+	}
+	apply(Command{Op: OpClearMoves, Group: "web"})
+	if len(s.Bans) != 0 || len(s.Moves) != 0 {
+		t.Errorf("clear of all: moves %v, bans %v", s.Moves, s.Bans)
+	}
+	apply(Command{Op: OpStandby, Node: "n2", On: true})
+	apply(Command{Op: OpMaintenance, On: true})
+	if !s.Standby["n2"] || !s.Maintenance {
+		t.Errorf("standby %v, maintenance %v", s.Standby, s.Maintenance)
+	}
+	apply(Command{Op: OpStandby, Node: "n2"})
+	apply(Command{Op: OpMaintenance})
+	if s.Standby["n2"] || s.Maintenance {
+		t.Errorf("back: standby %v, maintenance %v", s.Standby, s.Maintenance)
+	}
+	r := apply(Command{Op: OpForget, Node: "n4", At: 5})
+	if f := s.Fences["n4"]; f.Version != r.Version || s.Forgotten["n4"] != 5 {
+		t.Errorf("forgotten: fence %+v, forgotten %v", f, s.Forgotten)
 	}
 }
