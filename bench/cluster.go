@@ -17,7 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/clinit/clinit/client"
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // The cluster figures of SPEC 8 run several `clinit -d` on this machine,
@@ -205,8 +206,8 @@ func (nd *cnode) chown(path string) error {
 // answers on its socket.
 func (nd *cnode) start() error {
 	b := nd.c.b
-	d := &daemon{b: b, name: nd.name, dir: nd.dir, done: make(chan struct{}),
-		cltab: nd.path("cltab"), sock: nd.path("sock"), clstat: nd.path("clstat"), logPath: nd.path("log"), uid: nd.uid}
+	d := &daemon{b: b, name: nd.name, dir: nd.dir, cltab: nd.path("cltab"), sock: nd.path("sock"), clstat: nd.path("clstat"),
+		logPath: nd.path("log"), uid: nd.uid}
 	for _, f := range []string{"hastat", "clstat", "notify", "sock"} {
 		if err := os.RemoveAll(nd.path(f)); err != nil {
 			return err
@@ -225,83 +226,26 @@ func (nd *cnode) start() error {
 			}
 		}
 	}
-	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-
-	notifyPath := nd.path("notify")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
-	if err != nil {
-		return err
-	}
-	defer notify.Close()
-	if err := nd.chown(notifyPath); err != nil {
-		return err
-	}
-	ready := make(chan struct{})
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := notify.ReadFromUnix(buf)
-			if err != nil {
-				return
-			}
-			for _, l := range strings.Split(string(buf[:n]), "\n") {
-				if l == "READY=1" {
-					close(ready)
-					return
-				}
-			}
+	args := append(testkit.FilesIn(nd.dir).DaemonArgs(nd.name), "--bind", nd.addr, "--raft-bind", nd.raftAddr,
+		"--join", strings.Join(nd.c.seeds, ","), "--keyfile", nd.path("key"))
+	prepare := func(cmd *exec.Cmd) error {
+		if nd.uid >= 0 {
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(nd.uid), Gid: uint32(nd.uid)}
 		}
-	}()
-
-	d.cmd = exec.Command(b.bin, "-d", "-c", d.cltab, "-s", d.sock, "--clstat", d.clstat,
-		"--hastat", nd.path("hastat"), "--hactl", nd.path("hactl"), "--state-dir", nd.path("state"),
-		"--node", nd.name, "--bind", nd.addr, "--raft-bind", nd.raftAddr, "--join", strings.Join(nd.c.seeds, ","),
-		"--keyfile", nd.path("key"))
-	d.cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+notifyPath, benchEnv+"="+nd.dir)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	attr := &syscall.SysProcAttr{Setpgid: true}
-	if nd.uid >= 0 {
-		attr.Credential = &syscall.Credential{Uid: uint32(nd.uid), Gid: uint32(nd.uid)}
+		return nd.chown(nd.path("notify"))
 	}
-	d.cmd.SysProcAttr = attr
+	var start func(*exec.Cmd) error
 	if nd.c.ns != nil {
-		if nerr := nd.c.ns.do(func() { err = d.cmd.Start() }); nerr != nil {
-			return nerr
+		start = func(cmd *exec.Cmd) error {
+			var err error
+			if nerr := nd.c.ns.do(func() { err = cmd.Start() }); nerr != nil {
+				return nerr
+			}
+			return err
 		}
-	} else {
-		err = d.cmd.Start()
 	}
-	if err != nil {
-		return err
-	}
-	d.pid = d.cmd.Process.Pid
-	go func() {
-		d.cmd.Wait()
-		close(d.done)
-	}()
-	d.cl = client.New(d.sock)
-	d.cl.TrustUID = nd.uid
 	nd.d = d
-
-	select {
-	case <-ready:
-	case <-d.done:
-		return fmt.Errorf("daemon %s exited before it was ready: %s", nd.name, d.logTail())
-	case <-time.After(time.Minute):
-		d.kill()
-		return fmt.Errorf("daemon %s not ready within a minute: %s", nd.name, d.logTail())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := d.cl.Status(ctx); err != nil {
-		d.kill()
-		return fmt.Errorf("daemon %s ready but not answering: %v", nd.name, err)
-	}
-	return nil
+	return d.launch(args, time.Minute, prepare, start)
 }
 
 // startAll starts every node, par at a time.
@@ -408,62 +352,23 @@ func (c *cluster) byName(name string) *cnode {
 	return nil
 }
 
-// hastatView is one hastat file: `GROUP LEVEL STATE NODE` lines, then
-// `node NAME STATE LOAD` lines.
-type hastatView struct {
-	groups []haLine
-	nodes  map[string]string // node -> alive, dead, left...
-}
-
-type haLine struct{ group, level, state, node string }
-
-func parseHastat(data []byte) hastatView {
-	v := hastatView{nodes: map[string]string{}}
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Fields(l)
-		if len(f) != 4 {
-			continue
-		}
-		if f[0] == "node" {
-			v.nodes[f[1]] = f[2]
-			continue
-		}
-		v.groups = append(v.groups, haLine{f[0], f[1], f[2], f[3]})
-	}
-	return v
-}
-
-// alive counts the nodes the view shows alive.
-func (v hastatView) alive() int {
-	n := 0
-	for _, s := range v.nodes {
-		if s == "alive" {
-			n++
-		}
-	}
-	return n
-}
-
 // runsAt reports the node the view shows group at level, DONE, when it
 // shows it on exactly one node.
-func (v hastatView) runsAt(group, level string) string {
+func runsAt(v api.Hastat, group, level string) string {
 	node := ""
-	for _, g := range v.groups {
-		if g.group != group {
+	for _, g := range v.Groups {
+		if g.Group != group {
 			continue
 		}
-		if node != "" || g.level != level || g.state != "DONE" || g.node == "-" {
+		if node != "" || g.Level != level || g.State != api.StateDone || g.Node == "-" {
 			return ""
 		}
-		node = g.node
+		node = g.Node
 	}
 	return node
 }
 
-func (nd *cnode) hastat() hastatView {
-	data, _ := os.ReadFile(nd.path("hastat"))
-	return parseHastat(data)
-}
+func (nd *cnode) hastat() (api.Hastat, error) { return testkit.ReadHastat(nd.path("hastat")) }
 
 // watchEvent is a name created or renamed into one of the watched
 // directories, and when the bench read it (CLOCK_MONOTONIC).
@@ -575,18 +480,22 @@ func (c *cluster) watch() (*multiWatch, error) {
 // returns when the bench saw that: each node's hastat is read again when
 // its daemon rewrites it (a burst of rewrites is read once). what names
 // the condition in the error.
-func (c *cluster) waitAll(w *multiWatch, nds []*cnode, ok func(*cnode, hastatView) bool, timeout time.Duration, what string) (int64, error) {
+func (c *cluster) waitAll(w *multiWatch, nds []*cnode, ok func(*cnode, api.Hastat) bool, timeout time.Duration, what string) (int64, error) {
 	want := map[int]*cnode{}
 	for _, nd := range nds {
 		want[nd.i] = nd
 	}
 	good := map[int]bool{}
-	check := func(i int) {
+	check := func(i int) error {
 		nd := want[i]
-		good[i] = ok(nd, nd.hastat())
+		v, err := nd.hastat()
+		good[i] = err == nil && ok(nd, v)
+		return err
 	}
 	for i := range want {
-		check(i)
+		if err := check(i); err != nil {
+			return 0, err
+		}
 	}
 	deadline := time.Now().Add(timeout)
 	last := monotonic()
@@ -626,7 +535,9 @@ func (c *cluster) waitAll(w *multiWatch, nds []*cnode, ok func(*cnode, hastatVie
 			}
 		}
 		for i := range dirty {
-			check(i)
+			if err := check(i); err != nil {
+				return 0, err
+			}
 		}
 	}
 }

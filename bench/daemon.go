@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/client"
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // benchEnv is put in the environment of every process the bench starts
@@ -36,9 +36,9 @@ type daemon struct {
 	sock    string
 	clstat  string
 	logPath string
-	cmd     *exec.Cmd
+	kd      *testkit.Daemon
 	pid     int
-	done    chan struct{} // closed once the process is reaped
+	done    <-chan struct{} // closed once the process is reaped
 	cl      *client.Client
 	stopped bool
 	uid     int // the user it runs as; -1: the bench's own
@@ -60,79 +60,53 @@ func (d *daemon) command(ctx context.Context, args ...string) *exec.Cmd {
 // directory. It returns once the daemon has sent READY=1 (sd_notify) and
 // answers on its socket.
 func (b *bench) startDaemon(name, cltabText string) (*daemon, error) {
-	d := &daemon{b: b, name: name, dir: filepath.Join(b.tmp, name), done: make(chan struct{}), uid: -1}
+	dir := filepath.Join(b.tmp, name)
+	files := testkit.FilesIn(dir)
+	d := &daemon{b: b, name: name, dir: dir, cltab: files.Cltab, sock: filepath.Join(b.run, name+".sock"),
+		clstat: files.Clstat, logPath: filepath.Join(dir, "log"), uid: -1}
+	files.Sock = d.sock
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, err
 	}
-	d.cltab = filepath.Join(d.dir, "cltab")
-	d.sock = filepath.Join(b.run, name+".sock")
-	d.clstat = filepath.Join(d.dir, "clstat")
-	d.logPath = filepath.Join(d.dir, "log")
 	text := strings.NewReplacer("{dir}", d.dir, "{stamp}", b.stamp).Replace(cltabText)
 	if err := os.WriteFile(d.cltab, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(d.logPath)
-	if err != nil {
+	if err := d.launch(files.DaemonArgs("benchnode"), 30*time.Second, nil, nil); err != nil {
 		return nil, err
+	}
+	return d, nil
+}
+
+// launch starts `clinit -d ARGS` tagged with the daemon's directory, its
+// log appended to logPath, and waits up to within for READY=1 and then
+// for an answer on its socket. prepare and start are testkit.Config's.
+func (d *daemon) launch(args []string, within time.Duration, prepare, start func(*exec.Cmd) error) error {
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
 	defer logf.Close()
-
-	notifyPath := filepath.Join(d.dir, "notify")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	kd, err := testkit.Launch(testkit.Config{Path: d.b.bin, Args: args, Notify: filepath.Join(d.dir, "notify"),
+		Env: []string{benchEnv + "=" + d.dir}, Output: logf, Prepare: prepare, Start: start})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer notify.Close()
-	ready := make(chan struct{})
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := notify.ReadFromUnix(buf)
-			if err != nil {
-				return
-			}
-			for _, l := range strings.Split(string(buf[:n]), "\n") {
-				if l == "READY=1" {
-					close(ready)
-					return
-				}
-			}
-		}
-	}()
-
-	d.cmd = exec.Command(b.bin, "-d", "-c", d.cltab, "-s", d.sock, "--clstat", d.clstat,
-		"--state-dir", filepath.Join(d.dir, "state"), "--node", "benchnode",
-		"--hastat", filepath.Join(d.dir, "hastat"), "--hactl", filepath.Join(d.dir, "hactl"))
-	d.cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+notifyPath, benchEnv+"="+d.dir)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	d.pid = d.cmd.Process.Pid
-	go func() {
-		d.cmd.Wait()
-		close(d.done)
-	}()
-	b.onCleanup(d.kill)
+	d.kd, d.pid, d.done = kd, kd.Pid(), kd.Done()
+	d.b.onCleanup(d.kill)
 	d.cl = client.New(d.sock)
-
-	select {
-	case <-ready:
-	case <-d.done:
-		return nil, fmt.Errorf("daemon %s exited before it was ready: %s", name, d.logTail())
-	case <-time.After(30 * time.Second):
+	d.cl.TrustUID = d.uid
+	if err := kd.WaitReady("", within); err != nil {
 		d.kill()
-		return nil, fmt.Errorf("daemon %s not ready within 30s: %s", name, d.logTail())
+		return fmt.Errorf("daemon %s: %v: %s", d.name, err, d.logTail())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), within/2)
 	defer cancel()
 	if _, err := d.cl.Status(ctx); err != nil {
 		d.kill()
-		return nil, fmt.Errorf("daemon %s ready but not answering: %v", name, err)
+		return fmt.Errorf("daemon %s ready but not answering: %v", d.name, err)
 	}
-	return d, nil
+	return nil
 }
 
 // cleanEnv is the bench's environment without what it sets itself.
@@ -235,75 +209,18 @@ func (d *daemon) waitState(group, level, state string, timeout time.Duration) (a
 	}
 }
 
-// taggedPids lists the processes whose environment carries benchEnv with
-// a value under prefix.
-func taggedPids(prefix string) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	var pids []int
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
-		if err != nil {
-			continue
-		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if v, ok := bytes.CutPrefix(kv, []byte(benchEnv+"=")); ok {
-				if p := string(v); p == prefix || strings.HasPrefix(p, prefix+"/") {
-					pids = append(pids, pid)
-				}
-				break
-			}
-		}
-	}
-	return pids
+// tagged matches the tag of the processes of the daemon (or the
+// directory of daemons) at prefix.
+func tagged(prefix string) func(string) bool {
+	return func(v string) bool { return v == prefix || strings.HasPrefix(v, prefix+"/") }
 }
 
 // countTagged counts the live processes tagged under prefix.
-func countTagged(prefix string) int {
-	n := 0
-	for _, pid := range taggedPids(prefix) {
-		if state, err := procState(pid); err == nil && state != 'Z' {
-			n++
-		}
-	}
-	return n
-}
+func countTagged(prefix string) int { return len(testkit.Tagged(benchEnv, tagged(prefix))) }
 
 // killTagged SIGKILLs every process tagged under prefix, with its
 // process group, and returns how many it found alive.
-func killTagged(prefix string) int {
-	own := syscall.Getpgrp()
-	n := 0
-	for round := 0; round < 5; round++ {
-		pids := taggedPids(prefix)
-		alive := 0
-		for _, pid := range pids {
-			if state, err := procState(pid); err != nil || state == 'Z' {
-				continue
-			}
-			alive++
-			if pg, err := syscall.Getpgid(pid); err == nil && pg > 1 && pg != own {
-				syscall.Kill(-pg, syscall.SIGKILL)
-			}
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		if round == 0 {
-			n = alive
-		}
-		if alive == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return n
-}
+func killTagged(prefix string) int { return testkit.KillTagged(benchEnv, tagged(prefix)) }
 
 // procStat returns the fields of /proc/PID/stat after the command name:
 // f[0] is field 3 (state).
@@ -321,14 +238,6 @@ func procStat(pid int) ([]string, error) {
 		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	return f, nil
-}
-
-func procState(pid int) (byte, error) {
-	f, err := procStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	return f[0][0], nil
 }
 
 // clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // haCltab is the cltab of the failover and handoff figures, the same on
@@ -66,7 +69,7 @@ func (c *cluster) startHA() (*multiWatch, *cnode, error) {
 		w.close()
 		return nil, nil, err
 	}
-	if _, err := c.waitAll(w, c.nodes, func(_ *cnode, v hastatView) bool { return v.alive() == len(c.nodes) }, time.Minute, fmt.Sprintf("%d nodes alive", len(c.nodes))); err != nil {
+	if _, err := c.waitAll(w, c.nodes, func(_ *cnode, v api.Hastat) bool { return v.Alive() == len(c.nodes) }, time.Minute, fmt.Sprintf("%d nodes alive", len(c.nodes))); err != nil {
 		w.close()
 		return nil, nil, err
 	}
@@ -88,14 +91,14 @@ func (c *cluster) waitOwner(w *multiWatch, nds []*cnode, timeout time.Duration) 
 	// Whose hastat says first where web runs; then all must agree.
 	var owner string
 	all := len(c.nodes)
-	if _, err := c.waitAll(w, nds[:1], func(_ *cnode, v hastatView) bool {
-		owner = v.runsAt("web", "start")
-		return owner != "" && v.alive() == all
+	if _, err := c.waitAll(w, nds[:1], func(_ *cnode, v api.Hastat) bool {
+		owner = runsAt(v, "web", "start")
+		return owner != "" && v.Alive() == all
 	}, timeout, "web placed"); err != nil {
 		return nil, err
 	}
-	if _, err := c.waitAll(w, nds, func(_ *cnode, v hastatView) bool {
-		return v.runsAt("web", "start") == owner && v.alive() == all
+	if _, err := c.waitAll(w, nds, func(_ *cnode, v api.Hastat) bool {
+		return runsAt(v, "web", "start") == owner && v.Alive() == all
 	}, timeout, "every node agreeing that web runs on "+owner); err != nil {
 		return nil, err
 	}
@@ -193,11 +196,14 @@ func (c *cluster) waitTakeover(w *multiWatch, old *cnode, needDead bool, timeout
 				t.done = ev.ns
 			}
 		case ev.name == "hastat" && ev.dir != old.i && ev.dir < shared:
-			v := c.nodes[ev.dir].hastat()
-			if needDead && t.dead == 0 && v.nodes[old.name] == "dead" {
+			v, err := c.nodes[ev.dir].hastat()
+			if err != nil {
+				return t, err
+			}
+			if needDead && t.dead == 0 && v.NodeState(old.name) == api.NodeDead {
 				t.dead = ev.ns
 			}
-			seen[ev.dir] = v.runsAt("web", "start")
+			seen[ev.dir] = runsAt(v, "web", "start")
 			if t.done == 0 && agreed() {
 				t.done = ev.ns
 			}
@@ -306,8 +312,9 @@ func (c *cluster) stopHA(w *multiWatch) error {
 	if _, err := c.nodes[0].clinit("--ha", "web", "stop"); err != nil {
 		return err
 	}
-	if _, err := c.waitAll(w, c.nodes, func(_ *cnode, v hastatView) bool {
-		return len(v.groups) == 1 && v.groups[0] == haLine{"web", "stop", "-", "-"}
+	if _, err := c.waitAll(w, c.nodes, func(_ *cnode, v api.Hastat) bool {
+		g, ok := v.Group("web")
+		return len(v.Groups) == 1 && ok && g.Level == "stop" && g.State == "-" && g.Node == "-"
 	}, time.Minute, "web stopped"); err != nil {
 		return err
 	}
@@ -401,7 +408,7 @@ func benchFailover(b *bench) error {
 // every process of the node carries in its environment): the node is
 // gone. It returns the monotonic time just before the first kill.
 func (nd *cnode) killAll() int64 {
-	pids := taggedPids(nd.dir)
+	pids := testkit.Tagged(benchEnv, tagged(nd.dir))
 	own := syscall.Getpgrp()
 	pgids := map[int]bool{}
 	for _, pid := range pids {

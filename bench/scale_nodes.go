@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clinit/clinit/api"
 )
 
 // nodeSizes are the cluster sizes of the placement curve; SPEC 8's
@@ -219,7 +221,7 @@ func nodesAt(b *bench, n int, r *nodesResult) error {
 		return err
 	}
 	started := monotonic()
-	tUp, err := c.waitAll(w, c.nodes, func(_ *cnode, v hastatView) bool { return v.alive() == n },
+	tUp, err := c.waitAll(w, c.nodes, func(_ *cnode, v api.Hastat) bool { return v.Alive() == n },
 		90*time.Second, fmt.Sprintf("%d nodes alive", n))
 	if err != nil {
 		return err
@@ -283,7 +285,7 @@ func nodesAt(b *bench, n int, r *nodesResult) error {
 		if err := c.nodes[0].writeFile("hactl", nodesHactl("stop"), 0o644); err != nil {
 			return err
 		}
-		t1, err := c.waitAll(w, c.nodes, func(_ *cnode, v hastatView) bool { return allStopped(v) },
+		t1, err := c.waitAll(w, c.nodes, func(_ *cnode, v api.Hastat) bool { return allStopped(v) },
 			b.placeLimit(), "every group stopped")
 		if err != nil {
 			return fmt.Errorf("run %d: %w", run+1, err)
@@ -295,12 +297,12 @@ func nodesAt(b *bench, n int, r *nodesResult) error {
 
 // allStopped reports whether a hastat shows every group at stop, running
 // nowhere.
-func allStopped(v hastatView) bool {
-	if len(v.groups) != haGroupCount {
+func allStopped(v api.Hastat) bool {
+	if len(v.Groups) != haGroupCount {
 		return false
 	}
-	for _, g := range v.groups {
-		if g.level != "stop" || g.node != "-" {
+	for _, g := range v.Groups {
+		if g.Level != "stop" || g.Node != "-" {
 			return false
 		}
 	}
@@ -325,9 +327,13 @@ func placedText(data []byte) (ok bool, double string) {
 	}
 	if lines > haGroupCount {
 		at := map[string][]string{}
-		for _, g := range parseHastat(data).groups {
-			if g.level == "start" {
-				at[g.group] = append(at[g.group], g.state+" on "+g.node)
+		v, err := api.ParseHastat(string(data))
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, g := range v.Groups {
+			if g.Level == "start" {
+				at[g.Group] = append(at[g.Group], g.State+" on "+g.Node)
 			}
 		}
 		for g, on := range at {

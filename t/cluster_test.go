@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clinit/clinit/api"
 )
 
 // freePort finds a port free for both TCP and UDP on loopback, as
@@ -75,45 +77,18 @@ func startCluster(t *testing.T, n int, cltabText string) []*node {
 	return nodes
 }
 
-type jHastat struct {
-	Versions map[string]uint64
-	Groups   []struct{ Group, Level, State, Node string }
-	Nodes    []struct {
-		Node, State string
-		Groups      []struct{ Group, Level, State string }
-	}
-}
-
-func (nd *node) hastat() jHastat {
+// hastat is the node's cluster view, as `clinit --hastat --json` prints it.
+func (nd *node) hastat() api.Hastat {
 	nd.t.Helper()
 	out, errOut, code := nd.clinit("--hastat", "--json")
 	if code != 0 {
 		nd.t.Fatalf("%s: clinit --hastat --json: %d %s", nd.name, code, errOut)
 	}
-	var h jHastat
+	var h api.Hastat
 	if err := json.Unmarshal([]byte(out), &h); err != nil {
 		nd.t.Fatalf("%s: hastat JSON: %v\n%s", nd.name, err, out)
 	}
 	return h
-}
-
-func (h jHastat) state(node string) string {
-	for _, n := range h.Nodes {
-		if n.Node == node {
-			return n.State
-		}
-	}
-	return ""
-}
-
-func (h jHastat) alive() int {
-	k := 0
-	for _, n := range h.Nodes {
-		if n.State == "alive" {
-			k++
-		}
-	}
-	return k
 }
 
 // hastatFile is the hastat file the node writes.
@@ -142,7 +117,7 @@ db:pg:run:respawn:exec sleep 1000
 func TestClusterMembershipAndStatus(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive members on every node")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive members on every node")
 
 	// Without voters (:::nodes: or :::servers:) nothing is replicated,
 	// and --ha says so rather than edit one node's copy.
@@ -195,7 +170,7 @@ func TestClusterReplicatesEdits(t *testing.T) {
 	t.Parallel()
 	// Replication goes through the consensus log: the cltab names voters.
 	nodes := startCluster(t, 3, ":::nodes:3\n"+webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 	// An edit is based on the committed version the copy is: wait for
 	// the first one (the cltab every node started with) everywhere. One
 	// made before is refused, and kept aside (below).
@@ -267,7 +242,7 @@ func TestClusterReplicatesEdits(t *testing.T) {
 func TestClusterStrangerAndRejoin(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 
 	// A daemon with another key, pointed at n1, never gets in.
 	dir := newCaseDir(t)
@@ -283,30 +258,30 @@ func TestClusterStrangerAndRejoin(t *testing.T) {
 	eventually(t, hang, func() bool { return stranger.logHas("no seed answers yet") }, "the stranger fails to join")
 	settle()
 	for _, nd := range nodes {
-		if s := nd.hastat().state("stranger"); s != "" {
+		if s := nd.hastat().NodeState("stranger"); s != "" {
 			t.Fatalf("%s lists the stranger as %s", nd.name, s)
 		}
 	}
-	if h := sn.hastat(); h.alive() != 1 {
-		t.Fatalf("the stranger sees %d members", h.alive())
+	if h := sn.hastat(); h.Alive() != 1 {
+		t.Fatalf("the stranger sees %d members", h.Alive())
 	}
 
 	// n3 killed with SIGKILL: the others mark it dead; started again on
 	// the same directory and flags, it rejoins under its name.
 	killed := time.Now()
 	nodes[2].kill9()
-	eventually(t, hang, everyNode(nodes[:2], func(nd *node) bool { return nd.hastat().state("n3") == "dead" }), "n3 dead on n1 and n2")
+	eventually(t, hang, everyNode(nodes[:2], func(nd *node) bool { return nd.hastat().NodeState("n3") == "dead" }), "n3 dead on n1 and n2")
 	t.Logf("SIGKILL of n3 to n1 and n2 marking it dead: %v", time.Since(killed).Round(time.Millisecond))
 	n3 := &node{daemon: launch(t, nodes[2].dir, nodes[2].flags...), name: "n3", flags: nodes[2].flags}
 	n3.waitReady()
 	nodes[2] = n3
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "n3 alive again everywhere")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "n3 alive again everywhere")
 
 	// n1 shut down with -k: the others mark it left at once.
 	if _, errOut, code := nodes[0].clinit("-k"); code != 0 {
 		t.Fatalf("-k: %s", errOut)
 	}
-	eventually(t, hang, everyNode(nodes[1:], func(nd *node) bool { return nd.hastat().state("n1") == "left" }), "n1 left")
+	eventually(t, hang, everyNode(nodes[1:], func(nd *node) bool { return nd.hastat().NodeState("n1") == "left" }), "n1 left")
 }
 
 func must[T any](v T, err error) T {

@@ -3,11 +3,14 @@ package t
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cluster/raftnode"
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // haCltab: web claims at plan, tests a per-node file at test (present
@@ -23,20 +26,21 @@ web:srv:start,big:respawn:echo "start $CLINIT_NODE $$" >> {dir}/events; trap 'ec
 web:down:stop:wait:true
 `
 
-// owners lists the nodes that hastat (on every node) shows running web
-// at level, and whether all nodes agree.
-func owner(nodes []*node, level string) (string, bool) {
+// owner is the node that hastat (the file, on every node) shows running
+// web at level, and whether all nodes agree.
+func owner(t *testing.T, nodes []*node, level string) (string, bool) {
+	t.Helper()
 	var seen string
 	for _, nd := range nodes {
-		line := strings.SplitN(nd.hastatFile(), "\n", 2)[0]
-		f := strings.Fields(line)
-		if len(f) != 4 || f[0] != "web" || f[1] != level || f[2] != "DONE" {
+		h, err := testkit.ReadHastat(nd.path("hastat"))
+		if err != nil {
+			t.Fatalf("%s: %v", nd.name, err)
+		}
+		g, ok := h.Group("web")
+		if !ok || g.Level != level || g.State != api.StateDone || seen != "" && g.Node != seen {
 			return "", false
 		}
-		if seen != "" && f[3] != seen {
-			return "", false
-		}
-		seen = f[3]
+		seen = g.Node
 	}
 	return seen, seen != ""
 }
@@ -53,7 +57,7 @@ func waitOwnerWithin(t *testing.T, within time.Duration, nodes []*node, level st
 	var o string
 	eventually(t, within, func() bool {
 		var ok bool
-		o, ok = owner(nodes, level)
+		o, ok = owner(t, nodes, level)
 		return ok && byName(nodes, o) != nil
 	}, "web running at %s on one of the nodes, seen by all", level)
 	return o
@@ -96,16 +100,11 @@ func running(t *testing.T, shared string) map[string]int {
 	}
 	out := map[string]int{}
 	for pid, n := range live {
-		if alivePid(pid) {
+		if p, err := strconv.Atoi(pid); err == nil && alive(p) {
 			out[n]++
 		}
 	}
 	return out
-}
-
-func alivePid(pid string) bool {
-	_, err := os.Stat("/proc/" + pid)
-	return err == nil
 }
 
 func sharedDir(nodes []*node) string { return filepath.Dir(nodes[0].flags[len(nodes[0].flags)-1]) }
@@ -114,7 +113,7 @@ func TestHAPlacementAndFailover(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, haCltab)
 	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 	if out, errOut, code := nodes[0].clinit("--ha", "web", "start"); code != 0 {
 		t.Fatalf("--ha: %s %s", out, errOut)
 	}
@@ -170,7 +169,7 @@ func TestHAHandoffPreferAndTests(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, haCltab)
 	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 
 	// The test fails on n1 and n2: web runs on n3. Preferred n1 then n3,
 	// so that n1 is tried first and ruled out, and n2, never tried, is
@@ -214,7 +213,7 @@ func TestHAFencing(t *testing.T) {
 	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::stomith:/bin/true & /bin/true & /bin/true & echo \"$1\" >> {dir}/fenced", 1)
 	nodes := startCluster(t, 3, tab)
 	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 	nodes[0].clinit("--ha", "web", "start")
 	first := waitOwner(t, nodes, "start")
 	if exists(filepath.Join(shared, "fenced")) {
@@ -225,11 +224,35 @@ func TestHAFencing(t *testing.T) {
 	second := waitOwner(t, without(nodes, first), "start")
 	took := time.Since(killed)
 	t.Logf("owner %s killed; fenced and running on %s after %v", first, second, took.Round(time.Millisecond))
-	fenced := lines(filepath.Join(shared, "fenced"))
-	// Once: a fence that succeeded is not run again.
-	if len(fenced) != 1 || fenced[0] != first {
-		t.Fatalf("fenced %v, want %s once", fenced, first)
+	// Once: a fence that succeeded is not run again. Counted once the
+	// fence is committed (after which nothing may fence first again),
+	// and again at the end, in two ways: the runs of the command (the
+	// file), and the fencings every node started (its log, written
+	// before the command runs: a second one still running counts). A
+	// second fence at any time up to the end fails the case.
+	eventually(t, hang, func() bool {
+		for _, nd := range without(nodes, first) {
+			if nd.logHas("\tfenced\t", `"node": "`+first+`"`) {
+				return true
+			}
+		}
+		return false
+	}, "the fence of %s committed", first)
+	survivors := without(nodes, first)
+	fencedOnce := func(when string) {
+		t.Helper()
+		if fenced := lines(filepath.Join(shared, "fenced")); len(fenced) != 1 || fenced[0] != first {
+			t.Fatalf("%s: fenced %q, want %s once", when, fenced, first)
+		}
+		started := 0
+		for _, nd := range survivors {
+			started += nd.logCount("fencing a node that holds HA groups", `"node": "`+first+`"`)
+		}
+		if started != 1 {
+			t.Fatalf("%s: %d fencings of %s started, want 1", when, started, first)
+		}
 	}
+	fencedOnce("after the failover")
 	// The fencing command's exit status is the daemon's to read: its
 	// reaper must not take it (it would seem failed, and run again).
 	for _, nd := range without(nodes, first) {
@@ -247,7 +270,7 @@ func TestHAFencing(t *testing.T) {
 	back := &node{daemon: launch(t, old.dir, old.flags...), name: first, flags: old.flags}
 	back.waitReady()
 	nodes = append(without(nodes, first), back)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive again")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive again")
 	settle()
 	if o := waitOwner(t, nodes, "start"); o != second {
 		t.Fatalf("web moved back to %s after %s came back", o, first)
@@ -258,6 +281,7 @@ func TestHAFencing(t *testing.T) {
 	if !back.logHas("HA group not restored") {
 		t.Fatalf("%s restored web from its state", first)
 	}
+	fencedOnce("after " + first + " came back")
 }
 
 // The owner's daemon is SIGKILLed (its services and its keeper left
@@ -268,7 +292,7 @@ func TestHADaemonRestartWithinLease(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, haCltab)
 	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 	nodes[0].clinit("--ha", "web", "start")
 	first := waitOwner(t, nodes, "start")
 	before := lines(filepath.Join(shared, "events"))
@@ -305,7 +329,7 @@ func TestHAWitness(t *testing.T) {
 	tab := strings.Replace(haCltab, ":::nodes:3", ":::servers:n1,n2,n3\n:::witness:n3", 1)
 	nodes := startCluster(t, 3, tab)
 	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 	if out, errOut, code := nodes[2].clinit("--ha", "web", "start", "--prefer", "n3"); code != 0 {
 		t.Fatalf("--ha web start --prefer n3: %s %s", out, errOut)
 	}

@@ -11,23 +11,19 @@
 package t
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // clinitBin is the binary built once by TestMain.
@@ -80,25 +76,6 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer collects a daemon's log; the exec goroutine writes while the
-// test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newCaseDir makes a directory of a case. It is short on purpose: a UNIX
 // socket path must stay under 108 bytes, which t.TempDir() may not.
 func newCaseDir(t *testing.T) string {
@@ -130,17 +107,18 @@ type daemon struct {
 	sock   string
 	clstat string
 	node   string
-	tag    string // CLT_DAEMON in its environment, inherited by all its processes
+	tag    string // tagEnv in its environment, inherited by all its processes
 
+	kd     *testkit.Daemon
 	cmd    *exec.Cmd
-	log    *syncBuffer
-	ready  chan struct{} // closed on READY=1 (sd_notify)
-	done   chan struct{} // closed once the process is reaped
-	code   int           // its exit status, valid once done is closed
-	forced bool          // SIGKILLed: leftovers are expected, not a finding
-
-	watchdogs atomic.Int64 // WATCHDOG=1 messages received (sd_notify)
+	log    *testkit.Buffer
+	ready  <-chan struct{} // closed on READY=1 (sd_notify)
+	done   <-chan struct{} // closed once the process is reaped
+	forced bool            // SIGKILLed: leftovers are expected, not a finding
 }
+
+// tagEnv marks every process of a case's daemon.
+const tagEnv = "CLT_DAEMON"
 
 // startDaemon makes a case directory, writes the cltab there and starts a
 // daemon on it; it returns once the daemon is ready and answers.
@@ -188,22 +166,10 @@ func launch(t *testing.T, dir string, extraFlags ...string) *daemon {
 func launchWith(t *testing.T, dir string, wrap func(*exec.Cmd), extraFlags ...string) *daemon {
 	t.Helper()
 	n := daemonSeq.Add(1)
-	d := &daemon{
-		t:      t,
-		dir:    dir,
-		cltab:  filepath.Join(dir, "cltab"),
-		sock:   filepath.Join(dir, "sock"),
-		clstat: filepath.Join(dir, "clstat"),
-		node:   "testnode",
-		tag:    fmt.Sprintf("%s#%d", dir, n),
-		log:    &syncBuffer{},
-		ready:  make(chan struct{}),
-		done:   make(chan struct{}),
-	}
+	files := testkit.FilesIn(dir)
+	d := &daemon{t: t, dir: dir, cltab: files.Cltab, sock: files.Sock, clstat: files.Clstat, node: "testnode",
+		tag: fmt.Sprintf("%s#%d", dir, n), log: &testkit.Buffer{}}
 	d.target = d.cltab
-	args := []string{"-d", "-c", d.cltab, "-s", d.sock, "--clstat", d.clstat,
-		"--hastat", filepath.Join(dir, "hastat"), "--hactl", filepath.Join(dir, "hactl"),
-		"--state-dir", filepath.Join(dir, "state"), "--node", d.node}
 	for i := 0; i+1 < len(extraFlags); i++ {
 		switch extraFlags[i] {
 		case "--node":
@@ -214,59 +180,25 @@ func launchWith(t *testing.T, dir string, wrap func(*exec.Cmd), extraFlags ...st
 			d.clstat = extraFlags[i+1]
 		}
 	}
-	args = append(args, extraFlags...)
-
 	// Readiness is the systemd protocol: the daemon sends READY=1 once it
 	// serves, watches the cltab and handles signals.
-	notifyPath := filepath.Join(dir, fmt.Sprintf("notify%d", n))
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	kd, err := testkit.Launch(testkit.Config{
+		Path:   clinitBin,
+		Args:   append(files.DaemonArgs("testnode"), extraFlags...),
+		Notify: filepath.Join(dir, fmt.Sprintf("notify%d", n)),
+		Env:    []string{tagEnv + "=" + d.tag},
+		Output: d.log,
+		Prepare: func(cmd *exec.Cmd) error {
+			if wrap != nil {
+				wrap(cmd)
+			}
+			return nil
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		var once sync.Once
-		buf := make([]byte, 4096)
-		for {
-			k, _, err := notify.ReadFromUnix(buf)
-			if err != nil {
-				return
-			}
-			for _, l := range strings.Split(string(buf[:k]), "\n") {
-				if l == "WATCHDOG=1" {
-					d.watchdogs.Add(1)
-				}
-				if l == "READY=1" {
-					once.Do(func() { close(d.ready) })
-				}
-			}
-		}
-	}()
-
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "CLT_DAEMON=") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "NOTIFY_SOCKET="+notifyPath, "CLT_DAEMON="+d.tag)
-	d.cmd = exec.Command(clinitBin, args...)
-	d.cmd.Env = env
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	d.cmd.WaitDelay = 5 * time.Second
-	if wrap != nil {
-		wrap(d.cmd)
-	}
-	if err := d.cmd.Start(); err != nil {
-		notify.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		notify.Close()
-		close(d.done)
-	}()
+	d.kd, d.cmd, d.ready, d.done = kd, kd.Cmd, kd.Ready(), kd.Done()
 	t.Cleanup(d.cleanup)
 	return d
 }
@@ -274,40 +206,22 @@ func launchWith(t *testing.T, dir string, wrap func(*exec.Cmd), extraFlags ...st
 // waitReady waits for READY=1, then checks that the socket answers.
 func (d *daemon) waitReady() {
 	d.t.Helper()
-	select {
-	case <-d.ready:
-	case <-d.done:
-		d.t.Fatalf("daemon exited with status %d before it was ready", d.code)
-	case <-time.After(hang):
-		d.t.Fatalf("daemon not ready after %v", hang)
+	if err := d.kd.WaitReady(d.sock, hang); err != nil {
+		d.t.Fatal(err)
 	}
-	c, err := net.DialTimeout("unix", d.sock, hang)
-	if err != nil {
-		d.t.Fatalf("daemon ready but its socket does not answer: %v", err)
-	}
-	c.Close()
 }
 
 // exited reports whether the daemon process has ended.
-func (d *daemon) exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
-}
+func (d *daemon) exited() bool { return d.kd.Exited() }
 
 // waitExit waits for the daemon to end and returns its exit status.
 func (d *daemon) waitExit() int {
 	d.t.Helper()
-	select {
-	case <-d.done:
-		return d.code
-	case <-time.After(hang):
-		d.t.Fatalf("daemon still running after %v", hang)
-		return -1
+	code, err := d.kd.WaitExit(hang)
+	if err != nil {
+		d.t.Fatal(err)
 	}
+	return code
 }
 
 // kill9 SIGKILLs the daemon and then every process it left.
@@ -329,19 +243,11 @@ func (d *daemon) cleanup() {
 	t := d.t
 	graceful := !d.forced
 	if !d.exited() {
-		out, errOut, code, err := runClinit("-c", d.cltab, "-s", d.sock, "-k")
-		if err != nil || code != 0 {
-			t.Errorf("cleanup: clinit -k: status %d, err %v\nstdout: %s\nstderr: %s", code, err, out, errOut)
+		if err := d.kd.Stop(d.client, hang); err != nil {
+			t.Errorf("cleanup: %v", err)
 			graceful = false
 		}
-		select {
-		case <-d.done:
-			if graceful && d.code != 0 {
-				t.Errorf("cleanup: daemon exited with status %d after -k", d.code)
-			}
-		case <-time.After(hang):
-			t.Errorf("cleanup: daemon still running %v after -k", hang)
-			graceful = false
+		if !d.exited() {
 			d.cmd.Process.Kill()
 			<-d.done
 		}
@@ -358,66 +264,37 @@ func (d *daemon) cleanup() {
 	}
 }
 
+// isMine matches the tag of this daemon's processes.
+func (d *daemon) isMine(tag string) bool { return tag == d.tag }
+
 // leftovers lists the live processes that carry this daemon's tag in their
 // environment: the daemon itself and everything it started, grandchildren
 // included.
 func (d *daemon) leftovers() []string {
-	want := []byte("CLT_DAEMON=" + d.tag + "\x00")
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err != nil || !(bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...))) {
-			continue
-		}
-		if alive(pid) {
-			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			out = append(out, fmt.Sprintf("%d(%s)", pid, bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '})))
-		}
-	}
-	return out
+	return testkit.DescribeAll(testkit.Tagged(tagEnv, d.isMine))
 }
 
-func (d *daemon) killLeftovers() {
-	for _, l := range d.leftovers() {
-		pid, _ := strconv.Atoi(l[:strings.IndexByte(l, '(')])
-		syscall.Kill(-pid, syscall.SIGKILL)
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
+func (d *daemon) killLeftovers() { testkit.KillTagged(tagEnv, d.isMine) }
 
 // runClinit runs the client; err is set only when it could not run or hung.
 func runClinit(args ...string) (stdout, stderr string, code int, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, clinitBin, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		return o.String(), e.String(), -1, fmt.Errorf("clinit %q hung: %w", args, ctx.Err())
-	case errors.As(err, &ee):
-		return o.String(), e.String(), ee.ExitCode(), nil
-	case err != nil:
-		return o.String(), e.String(), -1, err
-	}
-	return o.String(), e.String(), 0, nil
+	r := testkit.Clinit(clinitBin, args...)
+	return r.Stdout, r.Stderr, r.Code, r.Err
+}
+
+// client runs the client against this daemon (-c and -s given).
+func (d *daemon) client(args ...string) testkit.Result {
+	return testkit.Clinit(clinitBin, append([]string{"-c", d.cltab, "-s", d.sock}, args...)...)
 }
 
 // clinit runs the client against this daemon (-c and -s given).
 func (d *daemon) clinit(args ...string) (stdout, stderr string, code int) {
 	d.t.Helper()
-	stdout, stderr, code, err := runClinit(append([]string{"-c", d.cltab, "-s", d.sock}, args...)...)
-	if err != nil {
-		d.t.Fatal(err)
+	r := d.client(args...)
+	if r.Err != nil {
+		d.t.Fatal(r.Err)
 	}
-	return stdout, stderr, code
+	return r.Stdout, r.Stderr, r.Code
 }
 
 // tell runs `clinit GROUP LEVEL` and checks its answer, which for a level
@@ -471,23 +348,13 @@ func (d *daemon) path(name string) string { return filepath.Join(d.dir, name) }
 // case on a malformed line.
 func (d *daemon) clstatLines() map[string]string {
 	d.t.Helper()
-	data, err := os.ReadFile(d.clstat)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[string]string{}
-	}
+	st, err := testkit.ReadClstat(d.clstat)
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	m := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if l == "" {
-			continue
-		}
-		f := strings.Fields(l)
-		if len(f) != 3 {
-			d.t.Fatalf("malformed clstat line %q in:\n%s", l, data)
-		}
-		m[f[0]] = f[1] + " " + f[2]
+	for _, g := range st.Groups {
+		m[g.Group] = g.Level + " " + g.State
 	}
 	return m
 }
@@ -613,7 +480,11 @@ func (d *daemon) entry(group, tag string) jEntry {
 }
 
 // logHas reports whether one line of the daemon log contains every part.
-func (d *daemon) logHas(parts ...string) bool {
+func (d *daemon) logHas(parts ...string) bool { return d.logCount(parts...) > 0 }
+
+// logCount counts the lines of the daemon log that contain every part.
+func (d *daemon) logCount(parts ...string) int {
+	n := 0
 	for _, l := range strings.Split(d.log.String(), "\n") {
 		all := true
 		for _, p := range parts {
@@ -623,25 +494,14 @@ func (d *daemon) logHas(parts ...string) bool {
 			}
 		}
 		if all {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
-// poll calls cond every 15ms until it holds or timeout passes.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(15 * time.Millisecond)
-	}
-}
+// poll calls cond until it holds (true) or timeout passes (false).
+func poll(timeout time.Duration, cond func() bool) bool { return testkit.Poll(timeout, cond) }
 
 // eventually fails the case unless cond holds within timeout.
 func eventually(t *testing.T, timeout time.Duration, cond func() bool, what string, args ...any) {
@@ -653,21 +513,7 @@ func eventually(t *testing.T, timeout time.Duration, cond func() bool, what stri
 
 // alive reports whether pid is a live process (a zombie is not: nobody
 // may reap orphans here).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	switch b[i+2] {
-	case 'Z', 'X', 'x':
-		return false
-	}
-	return true
-}
+func alive(pid int) bool { return testkit.Alive(pid) }
 
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
@@ -682,16 +528,7 @@ func exists(path string) bool {
 }
 
 // lines returns the complete lines of a file (none if it is missing).
-func lines(path string) []string {
-	data, _ := os.ReadFile(path)
-	s := string(data)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	} else {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
+func lines(path string) []string { return testkit.Lines(path) }
 
 // waitLines waits until path has n complete lines and returns them.
 func waitLines(t *testing.T, path string, n int) []string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clinit/clinit/internal/testkit"
 	"github.com/clinit/clinit/keeper"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestKeeperBinary(t *testing.T) {
 	t.Parallel()
 	dir := newCaseDir(t) + "/keeper"
-	var log syncBuffer
+	var log testkit.Buffer
 	k := exec.Command(clinitBin, "--keeper", dir, "--node", "n1", "--idle", "300ms")
 	k.Stderr = &log
 	k.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

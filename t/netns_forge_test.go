@@ -191,7 +191,7 @@ func TestNetnsForgedStatus(t *testing.T) {
 			}
 			for _, h := range b.Hosts {
 				samples++
-				if g := h.Hastat().Groups["web"]; g.Node != owner.Name {
+				if g, _ := h.Hastat().Group("web"); g.Node != owner.Name {
 					wrong++
 				}
 			}

@@ -53,14 +53,14 @@ func groupEvents(t *testing.T, b *netbed.Bed, g string) []netbed.Event {
 // placedOnce reports whether every one of hosts sees each group of gs
 // DONE at start on one host of among, the same in every view.
 func placedOnce(hosts, among []*netbed.Host, gs []string) bool {
-	views := make([]netbed.Hastat, len(hosts))
+	views := make([]api.Hastat, len(hosts))
 	for i, h := range hosts {
 		views[i] = h.Hastat()
 	}
 	for _, g := range gs {
 		node := ""
 		for _, v := range views {
-			s, ok := v.Groups[g]
+			s, ok := v.Group(g)
 			if !ok || s.Level != "start" || s.State != "DONE" || (node != "" && s.Node != node) {
 				return false
 			}

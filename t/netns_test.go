@@ -110,7 +110,7 @@ func allAlive(hosts []*netbed.Host, n int) bool {
 func agreedOwner(b *netbed.Bed, hosts []*netbed.Host) *netbed.Host {
 	owner := ""
 	for _, h := range hosts {
-		g, ok := h.Hastat().Groups["web"]
+		g, ok := h.Hastat().Group("web")
 		if !ok || g.Level != "start" || g.State != "DONE" || (owner != "" && g.Node != owner) {
 			return nil
 		}
@@ -305,7 +305,7 @@ func TestNetnsStaleDeath(t *testing.T) {
 	b.Cut(owner)
 	heldDead := func() bool {
 		for _, h := range rest {
-			if h.Hastat().Nodes[owner.Name] != "dead" {
+			if h.Hastat().NodeState(owner.Name) != "dead" {
 				return false
 			}
 		}
@@ -383,7 +383,7 @@ func TestNetnsSplitTwoTwo(t *testing.T) {
 		t.Errorf("web started during the split: %v", e)
 	}
 	for _, h := range b.Hosts {
-		if g := h.Hastat().Groups["web"]; g.Node != "-" {
+		if g, _ := h.Hastat().Group("web"); g.Node != "-" {
 			t.Errorf("%s's hastat shows web on %s during the split", h.Name, g.Node)
 		}
 	}

@@ -82,7 +82,7 @@ func (w *watcher) all(f func(map[string]string) bool) bool {
 func TestWatch(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 2, webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 2 }), "2 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 2 }), "2 alive")
 	all := startWatch(t, nodes[0].daemon)
 	only2 := startWatch(t, nodes[0].daemon, "n2")
 	// Each stream starts with the current state: both members alive.

@@ -100,10 +100,3 @@ func TestParseEvents(t *testing.T) {
 		t.Fatal("a short line parsed")
 	}
 }
-
-func TestParseHastat(t *testing.T) {
-	h := ParseHastat("web start DONE h2\ndb run - -\nnode h1 alive 0.10\nnode h2 dead 0.00\n")
-	if h.Groups["web"] != (HAGroup{"start", "DONE", "h2"}) || h.Groups["db"].Node != "-" || h.Alive() != 1 || h.Nodes["h2"] != "dead" {
-		t.Fatalf("%+v", h)
-	}
-}

@@ -23,7 +23,6 @@
 package netbed
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +37,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // Prefix starts the name of every namespace a bed creates.
@@ -361,7 +362,7 @@ func (b *Bed) dumpLogs() {
 	}
 	for _, h := range b.Hosts {
 		h.mu.Lock()
-		logs := append([]*logBuf(nil), h.logs...)
+		logs := append([]*testkit.Buffer(nil), h.logs...)
 		views := strings.Join(h.views, "\n")
 		h.mu.Unlock()
 		b.t.Logf("netbed: %s hastat as it changed:\n%s", h.Name, views)
@@ -387,9 +388,9 @@ func nsPids(ns string) []int {
 		return nil
 	}
 	var pids []int
-	for _, pid := range allPids() {
+	for _, pid := range testkit.Pids() {
 		var st syscall.Stat_t
-		if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Ino == ino && alive(pid) {
+		if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Ino == ino && testkit.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
@@ -415,56 +416,13 @@ func killNS(ns string) []int {
 	}
 }
 
-func allPids() []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// alive reports whether pid is a live process (not a zombie).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	switch b[i+2] {
-	case 'Z', 'X', 'x':
-		return false
-	}
-	return true
-}
-
 // tagEnv is the variable that marks every process of a bed's daemons
 // (inherited by their services).
 const tagEnv = "CLNB_TAG"
 
 // procsTagged lists live processes whose tag starts with prefix.
 func procsTagged(prefix string) []string {
-	want := []byte(tagEnv + "=" + prefix)
-	var out []string
-	for _, pid := range allPids() {
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err != nil {
-			continue
-		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.HasPrefix(kv, want) && alive(pid) {
-				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				out = append(out, fmt.Sprintf("%d(%s)", pid, bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '})))
-				break
-			}
-		}
-	}
-	return out
+	return testkit.DescribeAll(testkit.Tagged(tagEnv, func(v string) bool { return strings.HasPrefix(v, prefix) }))
 }
 
 // Sweep removes what beds of test processes that no longer run left
@@ -484,7 +442,7 @@ func Sweep(t testing.TB) {
 		ns := f[0]
 		pidStr, _, ok := strings.Cut(strings.TrimPrefix(ns, Prefix), "-")
 		pid, err := strconv.Atoi(pidStr)
-		if !ok || err != nil || alive(pid) {
+		if !ok || err != nil || testkit.Alive(pid) {
 			continue
 		}
 		t.Logf("netbed: removing %s, left by process %d which is gone", ns, pid)
