@@ -53,10 +53,6 @@ func (e *APIError) Error() string {
 	return e.Msg
 }
 
-// NotFound reports whether the daemon answered that the thing asked for
-// (a group) does not exist.
-func (e *APIError) NotFound() bool { return e.Code == http.StatusNotFound }
-
 // Tell asks the daemon to move group to level; an empty group means the
 // node's own group. It returns the daemon's one-line answer.
 func (c *Client) Tell(ctx context.Context, group, level string) (string, error) {
@@ -112,16 +108,22 @@ func (c *Client) doWith(ctx context.Context, onConn func(net.Conn), method, path
 		return fmt.Errorf("reading the daemon's answer on %s: %w", c.Socket, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var ae api.Error
-		if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
-			ae.Error = fmt.Sprintf("daemon answered %s", resp.Status)
-		}
-		return &APIError{Code: resp.StatusCode, Msg: ae.Error, Lines: ae.Lines}
+		return apiError(resp, data)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("bad answer from the daemon on %s: %w", c.Socket, err)
 	}
 	return nil
+}
+
+// apiError is the error a daemon answered with (the body data of resp),
+// or, when the body says nothing, the status.
+func apiError(resp *http.Response, data []byte) error {
+	var ae api.Error
+	if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
+		ae.Error = fmt.Sprintf("daemon answered %s", resp.Status)
+	}
+	return &APIError{Code: resp.StatusCode, Msg: ae.Error, Lines: ae.Lines}
 }
 
 // transportError says what to check when the daemon cannot be reached.
@@ -179,12 +181,8 @@ func (c *Client) Watch(ctx context.Context, node string, f func(api.Event) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var ae api.Error
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
-			ae.Error = fmt.Sprintf("daemon answered %s", resp.Status)
-		}
-		return &APIError{Code: resp.StatusCode, Msg: ae.Error, Lines: ae.Lines}
+		return apiError(resp, data)
 	}
 	dec := json.NewDecoder(resp.Body)
 	for {

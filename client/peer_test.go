@@ -20,6 +20,10 @@ import (
 // named there and writes every request it gets to the file beside it.
 const fakeEnv = "CLINIT_CLIENT_TEST_FAKE_DAEMON"
 
+// exitEnv makes the fake daemon exit after its first answer, once it is
+// sent, and not at once: 200 ms later.
+const exitEnv = "CLINIT_CLIENT_TEST_FAKE_EXIT"
+
 func TestMain(m *testing.M) {
 	if sock := os.Getenv(fakeEnv); sock != "" {
 		fakeDaemon(sock)
@@ -34,14 +38,26 @@ func fakeDaemon(sock string) {
 		os.Exit(1)
 	}
 	os.Chmod(sock, 0o777)
-	os.Stdout.WriteString("listening\n")
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	answered := make(chan struct{}, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f, _ := os.OpenFile(sock+".got", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
 		f.Write(append([]byte(r.URL.Path+" "), body...))
 		f.Close()
 		w.Write([]byte(`{"message":"fake: going to level 1"}`))
-	}))
+		answered <- struct{}{}
+	})}
+	go srv.Serve(ln)
+	os.Stdout.WriteString("listening\n")
+	<-answered
+	if os.Getenv(exitEnv) == "" {
+		select {} // until killed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx) // the answer is out
+	time.Sleep(200 * time.Millisecond)
+	os.Exit(0)
 }
 
 // TestClientRefusesUntrustedServer: a process of another user listening
