@@ -40,7 +40,6 @@ type Cluster struct {
 	log    *zap.Logger
 	ml     *memberlist.Memberlist                // nil on a single node; set before run starts
 	mlRef  atomic.Pointer[memberlist.Memberlist] // ml, for memberlist's own goroutines during Create
-	tr     *heardTransport                       // ml's transport, which notes who was heard from
 	queue  *memberlist.TransmitLimitedQueue
 	secure bool   // a key is set
 	meta   []byte // this node's memberlist metadata (nodeMeta)
@@ -200,7 +199,6 @@ func Start(cfg Config) (*Cluster, error) {
 			tr.Shutdown()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
-		c.tr = tr
 		mc.Transport = tr
 		ml, err := memberlist.Create(mc)
 		if err != nil {

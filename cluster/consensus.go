@@ -474,7 +474,7 @@ func (c *Cluster) heldHAby(node string) bool {
 // clients every node uses to reach the leader; before memberlist
 // starts, for the raft port to be in the node's metadata from its first
 // packet.
-func (c *Cluster) startRaft(mc *memberlist.Config, tr *heardTransport) error {
+func (c *Cluster) startRaft(mc *memberlist.Config, tr memberlist.Transport) error {
 	if c.voters.expect == 0 {
 		return nil
 	}

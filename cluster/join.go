@@ -89,7 +89,6 @@ func (c *Cluster) join() {
 			}
 			go func() {
 				if _, err := c.ml.Join([]string{d.addr}); err == nil {
-					c.tr.mark(d.addr, time.Now())
 					c.log.Info("a member held dead that ran HA groups answers", zap.String("node", d.name))
 				}
 				mu.Lock()
