@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
@@ -273,7 +274,8 @@ func writeFile(t *testing.T, path, text string) {
 
 func TestStrangerCannotJoin(t *testing.T) {
 	tr := mockNet("a", "b", "s", "p")
-	a := start(t, "a", Config{Key: testKey, Transport: tr["a"]})
+	core, aLog := observer.New(zapcore.DebugLevel)
+	a := start(t, "a", Config{Key: testKey, Transport: tr["a"], Log: zap.New(core)})
 	b := start(t, "b", Config{Key: testKey, Transport: tr["b"], Join: []string{a.Addr()}})
 	eventually(t, "a and b", allAlive([]*testNode{a, b}))
 	otherKey := bytes.Repeat([]byte{7}, 32)
@@ -285,7 +287,12 @@ func TestStrangerCannotJoin(t *testing.T) {
 	plain := start(t, "p", Config{Transport: tr["p"]})
 	plain.ml.SendReliable(a.ml.LocalNode(), encode(msgStatus, nodeStatus{Node: "p", Version: 1}))
 	s.ml.SendReliable(a.ml.LocalNode(), encode(msgStatus, nodeStatus{Node: "s", Version: 1}))
-	time.Sleep(300 * time.Millisecond)
+	// Both refused as they arrive (the join's stream and s's message
+	// with the wrong key, p's without one): listed nowhere after that.
+	eventually(t, "a refusing both messages", func() bool {
+		return aLog.FilterMessageSnippet("no installed keys could decrypt").Len() >= 2 &&
+			aLog.FilterMessageSnippet("remote state is not encrypted").Len() >= 1
+	})
 	for _, n := range []*testNode{a, b} {
 		for _, m := range hastat(t, n).Nodes {
 			if m.Node == "s" || m.Node == "p" {

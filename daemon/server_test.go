@@ -29,6 +29,14 @@ func testServer(t testing.TB, tab string) *Server {
 // at the end of the test.
 func testEngine(t testing.TB, tab string, with func(dir string, c *Config)) *Engine {
 	t.Helper()
+	eng := newTestEngine(t, tab, with)
+	runTestEngine(t, eng)
+	return eng
+}
+
+// newTestEngine is testEngine's engine, not running yet.
+func newTestEngine(t testing.TB, tab string, with func(dir string, c *Config)) *Engine {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cltab")
 	if err := os.WriteFile(path, []byte(tab), 0o644); err != nil {
@@ -46,6 +54,11 @@ func testEngine(t testing.TB, tab string, with func(dir string, c *Config)) *Eng
 	if err != nil {
 		t.Fatal(err)
 	}
+	return eng
+}
+
+// runTestEngine runs eng until the end of the test.
+func runTestEngine(t testing.TB, eng *Engine) {
 	go eng.Run()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -54,7 +67,6 @@ func testEngine(t testing.TB, tab string, with func(dir string, c *Config)) *Eng
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return eng
 }
 
 // serve sends one request as uid (as SO_PEERCRED would have read it).
