@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"iter"
 	"math"
 	"strconv"
 	"strings"
@@ -19,25 +18,25 @@ import (
 // are apart.
 func ParseHastat(text string) (Hastat, error) {
 	var h Hastat
-	for n, line := range fileLines(text) {
-		f := strings.Fields(line)
-		if err := printableFields(f); err != nil {
-			return Hastat{}, fmt.Errorf("hastat line %d: %w", n+1, err)
-		}
+	err := eachLine("hastat", text, func(f []string, line string) error {
 		switch {
 		case len(f) == 4 && f[0] == "node" && isNodeState(f[2]):
 			load, err := strconv.ParseFloat(f[3], 64)
 			if err != nil || math.IsNaN(load) || math.IsInf(load, 0) {
-				return Hastat{}, fmt.Errorf("hastat line %d: load %q of node %s is not a number", n+1, f[3], f[1])
+				return fmt.Errorf("load %q of node %s is not a number", f[3], f[1])
 			}
 			h.Nodes = append(h.Nodes, NodeStatus{Node: f[1], State: f[2], Load: load})
 		case len(f) == 4 && len(h.Nodes) == 0:
 			h.Groups = append(h.Groups, HAGroupStatus{Group: f[0], Level: f[1], State: f[2], Node: f[3]})
 		case len(f) == 4:
-			return Hastat{}, fmt.Errorf("hastat line %d: group line %q after the node lines", n+1, line)
+			return fmt.Errorf("group line %q after the node lines", line)
 		default:
-			return Hastat{}, fmt.Errorf("hastat line %d: %q is neither `GROUP LEVEL STATE NODE` nor `node NAME STATE LOAD`", n+1, line)
+			return fmt.Errorf("%q is neither `GROUP LEVEL STATE NODE` nor `node NAME STATE LOAD`", line)
 		}
+		return nil
+	})
+	if err != nil {
+		return Hastat{}, err
 	}
 	return h, nil
 }
@@ -47,15 +46,15 @@ func ParseHastat(text string) (Hastat, error) {
 // field is an error naming the line.
 func ParseClstat(text string) (Status, error) {
 	var st Status
-	for n, line := range fileLines(text) {
-		f := strings.Fields(line)
-		if err := printableFields(f); err != nil {
-			return Status{}, fmt.Errorf("clstat line %d: %w", n+1, err)
-		}
+	err := eachLine("clstat", text, func(f []string, line string) error {
 		if len(f) != 3 {
-			return Status{}, fmt.Errorf("clstat line %d: %q is not `GROUP LEVEL STATE`", n+1, line)
+			return fmt.Errorf("%q is not `GROUP LEVEL STATE`", line)
 		}
 		st.Groups = append(st.Groups, GroupStatus{Group: f[0], Level: f[1], State: f[2]})
+		return nil
+	})
+	if err != nil {
+		return Status{}, err
 	}
 	return st, nil
 }
@@ -101,16 +100,24 @@ func (s Status) Group(name string) (GroupStatus, bool) {
 	return GroupStatus{}, false
 }
 
-// fileLines splits a file's text into its lines; the last one may lack
-// its newline. Blank lines are passed over.
-func fileLines(text string) iter.Seq2[int, string] {
-	return func(yield func(int, string) bool) {
-		for i, l := range strings.Split(text, "\n") {
-			if strings.TrimSpace(l) != "" && !yield(i, l) {
-				return
-			}
+// eachLine calls f with the fields of every line of text but blank
+// ones (the last may lack its newline), and says which line of the kind
+// of file an unprintable field or f's error is at.
+func eachLine(kind, text string, f func(fields []string, line string) error) error {
+	for i, line := range strings.Split(text, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		err := printableFields(fields)
+		if err == nil {
+			err = f(fields, line)
+		}
+		if err != nil {
+			return fmt.Errorf("%s line %d: %w", kind, i+1, err)
 		}
 	}
+	return nil
 }
 
 func printableFields(f []string) error {

@@ -452,6 +452,23 @@ func (w *multiWatch) next(deadline time.Time) (watchEvent, error) {
 	}
 }
 
+// burst calls f on first and then on every event queued already: a burst
+// of rewrites is read once.
+func (w *multiWatch) burst(first watchEvent, f func(watchEvent)) {
+	f(first)
+	for {
+		select {
+		case ev, open := <-w.events:
+			if !open {
+				return
+			}
+			f(ev)
+		default:
+			return
+		}
+	}
+}
+
 // drain discards the events queued so far.
 func (w *multiWatch) drain() {
 	for {
@@ -518,22 +535,12 @@ func (c *cluster) waitAll(w *multiWatch, nds []*cnode, ok func(*cnode, api.Hasta
 				nds[0].name, head(nds[0].path("hastat"), 12))
 		}
 		dirty := map[int]bool{}
-	burst:
-		for {
+		w.burst(ev, func(ev watchEvent) {
 			if ev.name == "hastat" && want[ev.dir] != nil {
 				dirty[ev.dir] = true
 				last = ev.ns
 			}
-			select {
-			case e, open := <-w.events:
-				if !open {
-					break burst
-				}
-				ev = e
-			default:
-				break burst
-			}
-		}
+		})
 		for i := range dirty {
 			if err := check(i); err != nil {
 				return 0, err

@@ -357,11 +357,10 @@ func benchFailover(b *bench) error {
 	}()
 	fencedPath := filepath.Join(c.shared, "fenced")
 	for run := 0; run < runs; run++ {
-		if err := c.clearStamps(); err != nil {
+		fencedBefore, err := c.beginRun(w, fencedPath)
+		if err != nil {
 			return err
 		}
-		fencedBefore := len(readLines(fencedPath))
-		w.drain()
 		t0 := owner.killAll()
 		t, err := c.waitTakeover(w, owner, true, time.Minute)
 		if err != nil {
@@ -378,7 +377,7 @@ func benchFailover(b *bench) error {
 		}
 		// The fences of this death, counted once the node is back (the
 		// stomith command runs asynchronously): one is expected.
-		fenced := readLines(fencedPath)[fencedBefore:]
+		fenced := testkit.Lines(fencedPath)[fencedBefore:]
 		if len(fenced) == 0 || strings.Count(strings.Join(fenced, " ")+" ", owner.name+" ") != len(fenced) {
 			return fmt.Errorf("run %d: fenced %q after %s was killed", run+1, fenced, owner.name)
 		}
@@ -536,11 +535,10 @@ func benchHandoff(b *bench) error {
 	}()
 	fencedPath := filepath.Join(c.shared, "fenced")
 	for run := 0; run < runs; run++ {
-		if err := c.clearStamps(); err != nil {
+		fencedBefore, err := c.beginRun(w, fencedPath)
+		if err != nil {
 			return err
 		}
-		fencedBefore := len(readLines(fencedPath))
-		w.drain()
 		k := owner.d.command(context.Background(), "-k")
 		owner.d.stopped = true
 		t0 := monotonic()
@@ -567,7 +565,7 @@ func benchHandoff(b *bench) error {
 		if n := countTagged(owner.dir); n > 0 {
 			return fmt.Errorf("run %d: %s left %d processes behind after clinit -k", run+1, owner.name, n)
 		}
-		if fenced := readLines(fencedPath); len(fenced) != fencedBefore {
+		if fenced := testkit.Lines(fencedPath); len(fenced) != fencedBefore {
 			return fmt.Errorf("run %d: %s was fenced after a graceful -k: %q", run+1, owner.name, fenced[fencedBefore:])
 		}
 		if err := c.settle(w, owner, t.next); err != nil {
@@ -578,14 +576,14 @@ func benchHandoff(b *bench) error {
 	return c.stopHA(w)
 }
 
-// readLines is a file's non-empty lines.
-func readLines(path string) []string {
-	data, _ := os.ReadFile(path)
-	var out []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
+// beginRun readies the next run of a takeover figure: no stamp left of
+// the last, no event queued; it returns how many fences the file at
+// fencedPath holds before it.
+func (c *cluster) beginRun(w *multiWatch, fencedPath string) (int, error) {
+	if err := c.clearStamps(); err != nil {
+		return 0, err
 	}
-	return out
+	n := len(testkit.Lines(fencedPath))
+	w.drain()
+	return n, nil
 }

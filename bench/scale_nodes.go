@@ -399,21 +399,11 @@ func (c *cluster) waitPlaced(w *multiWatch, timeout time.Duration) (at int64, pl
 		}
 		// A burst of rewrites is read once.
 		dirty := map[int]int64{}
-	burst:
-		for {
+		w.burst(ev, func(ev watchEvent) {
 			if ev.name == "hastat" && ev.dir < len(c.nodes) {
 				dirty[ev.dir] = ev.ns
 			}
-			select {
-			case e, open := <-w.events:
-				if !open {
-					break burst
-				}
-				ev = e
-			default:
-				break burst
-			}
-		}
+		})
 		for i, ns := range dirty {
 			if err := check(c.nodes[i]); err != nil {
 				return 0, running(), err

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -283,18 +282,9 @@ func TestKill(t *testing.T) {
 	sock := filepath.Join(dir, "sock")
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), fakeShutdownEnv+"="+sock)
-	out, err := cmd.StdoutPipe()
+	exited, err := testkit.StartListening(cmd)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	if line, err := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
-		cmd.Process.Kill()
-		t.Fatalf("the stand-in daemon: %q %v", line, err)
 	}
 	// -v adds nothing after -k.
 	code, stdout, errOut := run("-c", filepath.Join(dir, "cltab"), "-s", sock, "-k", "-v")

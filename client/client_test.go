@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -276,18 +275,9 @@ func TestShutdownWaitsForExit(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "s")
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), fakeEnv+"="+sock, exitEnv+"=1")
-	out, err := cmd.StdoutPipe()
+	waited, err := testkit.StartListening(cmd)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	if line, err := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
-		cmd.Process.Kill()
-		t.Fatalf("the fake daemon: %q %v", line, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // fakeEnv makes the test binary a fake daemon: it listens on the socket
@@ -84,17 +85,11 @@ func TestClientRefusesUntrustedServer(t *testing.T) {
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), fakeEnv+"="+sock)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		out, err := cmd.StdoutPipe()
+		waited, err := testkit.StartListening(cmd)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("the fake daemon as uid %d: %v", uid, err)
 		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		if line, err := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
-			t.Fatalf("the fake daemon as uid %d does not listen: %q %v", uid, line, err)
-		}
+		defer func() { cmd.Process.Kill(); <-waited }()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		msg, err := New(sock).Tell(ctx, "web", "1")

@@ -2,19 +2,19 @@ package keeper
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // The test binary is also the keeper (as clinit is) and the stand-in
@@ -41,29 +41,11 @@ func TestMain(m *testing.M) {
 // keeper that does not act, not one that is a little slow.
 const bound = 5 * time.Second
 
-// syncBuf is a log buffer written by a child's stderr.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runningKeeper is a keeper process started by a test.
 type runningKeeper struct {
 	dir  string
 	cmd  *exec.Cmd
-	log  *syncBuf
+	log  *testkit.Buffer
 	exit chan error // receives cmd.Wait's result once
 }
 
@@ -81,7 +63,7 @@ func keeperDir(t *testing.T) string {
 // will, and returns it with a client connected.
 func startKeeper(t *testing.T, node string, extra ...string) (*runningKeeper, *Client) {
 	t.Helper()
-	k := &runningKeeper{dir: keeperDir(t), log: &syncBuf{}, exit: make(chan error, 1)}
+	k := &runningKeeper{dir: keeperDir(t), log: &testkit.Buffer{}, exit: make(chan error, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	c, st, err := Ensure(ctx, k.dir, node, func(argv []string) error {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 // clinit -d as PID 1 (a container's init): orphans of its services come to
@@ -71,24 +73,12 @@ func procStatus(pid int) map[string]string {
 	return m
 }
 
-// hostPids lists the host's pids, for scans of /proc.
-func hostPids() []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // zombieChildren lists the zombies whose parent is pid: orphans it was
 // given and has not reaped.
 func zombieChildren(pid int) []int {
 	var out []int
 	want := strconv.Itoa(pid)
-	for _, p := range hostPids() {
+	for _, p := range testkit.Pids() {
 		st := procStatus(p)
 		if st["PPid"] == want && strings.HasPrefix(st["State"], "Z") {
 			out = append(out, p)
@@ -104,7 +94,7 @@ func hostPid(ns, nsPid int) int {
 	if err != nil {
 		return 0
 	}
-	for _, p := range hostPids() {
+	for _, p := range testkit.Pids() {
 		f := strings.Fields(procStatus(p)["NSpid"])
 		if len(f) < 2 || f[len(f)-1] != strconv.Itoa(nsPid) {
 			continue

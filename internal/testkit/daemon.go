@@ -9,6 +9,7 @@
 package testkit
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -250,4 +251,26 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// StartListening starts cmd, a stand-in daemon that prints "listening"
+// on its stdout once it serves, and waits for that line. The channel gets
+// cmd.Wait's result; a failure to start or to say it kills the process.
+func StartListening(cmd *exec.Cmd) (<-chan error, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	if line != "listening\n" {
+		cmd.Process.Kill()
+		<-waited
+		return nil, fmt.Errorf("%s does not say it listens: %q, %v", cmd.Path, line, err)
+	}
+	return waited, nil
 }

@@ -15,38 +15,25 @@ import (
 
 // ReadHastat reads a hastat file (api.ParseHastat). A file not there yet
 // (or removed as its daemon exited) reads as an empty view.
-func ReadHastat(path string) (api.Hastat, error) {
-	data, err := readMissingEmpty(path)
-	if err != nil {
-		return api.Hastat{}, err
-	}
-	h, err := api.ParseHastat(string(data))
-	if err != nil {
-		return api.Hastat{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return h, nil
-}
+func ReadHastat(path string) (api.Hastat, error) { return readParsed(path, api.ParseHastat) }
 
 // ReadClstat reads a clstat file (api.ParseClstat), a missing one as no
 // group.
-func ReadClstat(path string) (api.Status, error) {
-	data, err := readMissingEmpty(path)
-	if err != nil {
-		return api.Status{}, err
-	}
-	st, err := api.ParseClstat(string(data))
-	if err != nil {
-		return api.Status{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return st, nil
-}
+func ReadClstat(path string) (api.Status, error) { return readParsed(path, api.ParseClstat) }
 
-func readMissingEmpty(path string) ([]byte, error) {
+// readParsed reads the file at path with parse; a missing one is read as
+// empty text.
+func readParsed[T any](path string, parse func(string) (T, error)) (T, error) {
 	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		var zero T
+		return zero, err
 	}
-	return data, err
+	v, err := parse(string(data))
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
 }
 
 // Lines returns the complete lines of a file: none if it is missing, and
