@@ -63,6 +63,20 @@ func waitOwnerWithin(t *testing.T, within time.Duration, nodes []*node, level st
 	return o
 }
 
+// killOwner SIGKILLs the daemon and services of owner and waits (up to
+// within) for web at level on another node; it returns that node, the
+// nodes left, and how long the move took.
+func killOwner(t *testing.T, nodes []*node, owner, level string, within time.Duration) (string, []*node, time.Duration) {
+	t.Helper()
+	killed := time.Now()
+	byName(nodes, owner).kill9()
+	rest := without(nodes, owner)
+	next := waitOwnerWithin(t, within, rest, level)
+	took := time.Since(killed)
+	t.Logf("owner %s killed; web running on %s after %v", owner, next, took.Round(time.Millisecond))
+	return next, rest, took
+}
+
 func byName(nodes []*node, name string) *node {
 	for _, nd := range nodes {
 		if nd.name == name {
@@ -130,14 +144,10 @@ func TestHAPlacementAndFailover(t *testing.T) {
 	}
 
 	// The owner dies with its services: another node takes over.
-	killed := time.Now()
-	byName(nodes, first).kill9()
-	rest := without(nodes, first)
 	// Without stomith the others wait for its lease to end (3 s from its
 	// last renewal) and the fencetime (2 s): by then its keeper has
 	// stopped whatever of it survived.
-	second := waitOwnerWithin(t, 40*time.Second, rest, "big")
-	t.Logf("owner %s killed; web running on %s after %v", first, second, time.Since(killed).Round(time.Millisecond))
+	second, rest, _ := killOwner(t, nodes, first, "big", 40*time.Second)
 	if r := running(t, shared); len(r) != 1 || r[second] != 1 {
 		t.Fatalf("after failover, services running: %v", r)
 	}
@@ -219,11 +229,7 @@ func TestHAFencing(t *testing.T) {
 	if exists(filepath.Join(shared, "fenced")) {
 		t.Fatal("a node was fenced with every node alive")
 	}
-	killed := time.Now()
-	byName(nodes, first).kill9()
-	second := waitOwner(t, without(nodes, first), "start")
-	took := time.Since(killed)
-	t.Logf("owner %s killed; fenced and running on %s after %v", first, second, took.Round(time.Millisecond))
+	second, _, took := killOwner(t, nodes, first, "start", hang)
 	// Once: a fence that succeeded is not run again. Counted once the
 	// fence is committed (after which nothing may fence first again),
 	// and again at the end, in two ways: the runs of the command (the
@@ -341,11 +347,7 @@ func TestHAWitness(t *testing.T) {
 	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
 		t.Fatalf("web services running: %v, want one on %s", r, first)
 	}
-	killed := time.Now()
-	byName(nodes, first).kill9()
-	rest := without(nodes, first)
-	second := waitOwnerWithin(t, 40*time.Second, rest, "start")
-	t.Logf("owner %s killed; web running on %s after %v", first, second, time.Since(killed).Round(time.Millisecond))
+	second, _, _ := killOwner(t, nodes, first, "start", 40*time.Second)
 	if second == "n3" {
 		t.Fatal("web moved to the witness")
 	}

@@ -53,7 +53,5 @@ func TestNetnsOwnerDaemonFrozenStomith(t *testing.T) {
 	if len(fenced) != 1 || fenced[0] != owner.Name {
 		t.Errorf("fenced %v, want %s once", fenced, owner.Name)
 	}
-	if r := verdict(t, b, from, nil, bound); r.Moves != 1 {
-		t.Errorf("web moved %d times, want once", r.Moves)
-	}
+	moves(t, b, from, bound, 1)
 }

@@ -204,14 +204,10 @@ func TestNetnsForgedStatus(t *testing.T) {
 		if res.members < n-1 || res.sent == 0 {
 			t.Fatalf("the forger reached %d members and sent %d statuses: it tested nothing", res.members, res.sent)
 		}
-		if on := runningOn(t, b); len(on) != 1 || on[0] != owner.Name {
-			t.Errorf("after forger %q web services run on %v, want only %s", name, on, owner.Name)
-		}
+		runsOn(t, b, owner.Name, fmt.Sprintf("forger %q", name))
 	}
 	time.Sleep(lifecycle)
-	if on := runningOn(t, b); len(on) != 1 || on[0] != owner.Name {
-		t.Errorf("after the forgery web services run on %v, want only %s", on, owner.Name)
-	}
+	runsOn(t, b, owner.Name, "the forgery")
 	if r := verdict(t, b, from, nil, 0); r.Moves != 0 || len(r.Runs) != 1 {
 		t.Errorf("the forgery moved web: %d moves, %d starts", r.Moves, len(r.Runs))
 	}

@@ -83,12 +83,8 @@ func TestNetnsLeaderCut(t *testing.T) {
 	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the heal", n)
 	t.Logf("heal: all 3 alive everywhere after %v", time.Since(healed).Round(time.Millisecond))
 	time.Sleep(electionBound + lifecycle)
-	if on := runningOn(t, b); len(on) != 1 || on[0] != owner.Name {
-		t.Errorf("after the heal web services run on %v, want only %s", on, owner.Name)
-	}
-	if r := verdict(t, b, from, nil, failoverBound(n)); r.Moves != 0 {
-		t.Errorf("web moved %d times, want it to stay", r.Moves)
-	}
+	runsOn(t, b, owner.Name, "the heal")
+	moves(t, b, from, failoverBound(n), 0)
 }
 
 // The raft leader is also web's owner, and is cut off (1|2 of 3): it
@@ -167,9 +163,7 @@ func TestNetnsCutIntoPlacement(t *testing.T) {
 			ranThere, _ := firstAfter(evs, "start", target.Name, committed)
 			t.Logf("web on %s %v after the commit; %s had started it: %v", next.Name, start.Time.Sub(committed).Round(time.Millisecond), target.Name, !ranThere.Time.IsZero())
 			time.Sleep(lifecycle)
-			if on := runningOn(t, b); len(on) != 1 || on[0] != next.Name {
-				t.Errorf("web services run on %v, want only %s", on, next.Name)
-			}
+			runsOn(t, b, next.Name, "the move")
 			r := verdict(t, b, committed, nil, failoverBound(n))
 			t.Logf("sweep %v, cut %s (leader: %v): longest double run %v, longest time running nowhere %v (bound %v), %d moves",
 				d, target.Name, cutLeader, r.Overlap, r.Gap.Round(time.Millisecond), failoverBound(n), r.Moves)

@@ -1,6 +1,7 @@
 package t
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -190,6 +191,26 @@ func firstAfter(evs []netbed.Event, kind, host string, t0 time.Time) (netbed.Eve
 	return netbed.Event{}, false
 }
 
+// runsOn checks that web's services run on one host now, and on host if
+// it is not "": what the case is after when (for the message).
+func runsOn(t *testing.T, b *netbed.Bed, host, when string) {
+	t.Helper()
+	if on := runningOn(t, b); len(on) != 1 || host != "" && on[0] != host {
+		t.Errorf("after %s web services run on %v, want only %s", when, on, cmp.Or(host, "one host"))
+	}
+}
+
+// moves runs the verdict on [from, now] (see verdict) and checks that
+// web moved want times.
+func moves(t *testing.T, b *netbed.Bed, from time.Time, bound time.Duration, want int) netbed.Report {
+	t.Helper()
+	r := verdict(t, b, from, nil, bound)
+	if r.Moves != want {
+		t.Errorf("web moved %d times, want %d", r.Moves, want)
+	}
+	return r
+}
+
 // verdict runs the checker on [from, now], logs the figures, and fails
 // the case on a double run or a gap over bound.
 func verdict(t *testing.T, b *netbed.Bed, from time.Time, excused []netbed.Window, bound time.Duration) netbed.Report {
@@ -278,12 +299,8 @@ func staysOn(t *testing.T, b *netbed.Bed, next *netbed.Host, from time.Time, aft
 	if o := agreedOwner(b, b.Hosts); o != next {
 		t.Errorf("after %s web runs on %v (seen by all), want it to stay on %s", after, hostName(o), next.Name)
 	}
-	if on := runningOn(t, b); len(on) != 1 || on[0] != next.Name {
-		t.Errorf("after %s web services run on %v, want only %s", after, on, next.Name)
-	}
-	if r := verdict(t, b, from, nil, failoverBound(n)); r.Moves != 1 {
-		t.Errorf("web moved %d times, want once", r.Moves)
-	}
+	runsOn(t, b, next.Name, after)
+	moves(t, b, from, failoverBound(n), 1)
 }
 
 // The owner's link is cut just long enough for the others to declare it
@@ -395,9 +412,7 @@ func TestNetnsSplitTwoTwo(t *testing.T) {
 	start, _ := firstAfter(events(t, b), "start", o.Name, healed)
 	t.Logf("heal: web runs again on %s %v after the heal", o.Name, start.Time.Sub(healed).Round(time.Millisecond))
 	time.Sleep(electionBound + lifecycle)
-	if on := runningOn(t, b); len(on) != 1 {
-		t.Errorf("after the heal web services run on %v, want one", on)
-	}
+	runsOn(t, b, "", "the heal")
 	verdict(t, b, from, []netbed.Window{{From: split, To: healed}}, mergeBound(n))
 }
 
@@ -462,9 +477,7 @@ func TestNetnsFlap(t *testing.T) {
 	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) && agreedOwner(b, b.Hosts) != nil },
 		"every host to see %d alive and agree where web runs", n)
 	time.Sleep(electionBound + lifecycle)
-	if on := runningOn(t, b); len(on) != 1 {
-		t.Errorf("after the flapping web services run on %v, want one", on)
-	}
+	runsOn(t, b, "", "the flapping")
 	r := verdict(t, b, from, nil, failoverBound(n))
 	t.Logf("%d cuts, %d moves", cuts, r.Moves)
 	if r.Moves > cuts {
@@ -499,9 +512,7 @@ func TestNetnsRollingRestart(t *testing.T) {
 			"every host to see %d alive after %s restarted", n, h.Name)
 	}
 	time.Sleep(electionBound + lifecycle)
-	if on := runningOn(t, b); len(on) != 1 {
-		t.Errorf("after the rolling restart web services run on %v, want one", on)
-	}
+	runsOn(t, b, "", "the rolling restart")
 	r := verdict(t, b, from, nil, handoffBound(n))
 	t.Logf("rolling restart: %d moves", r.Moves)
 }
