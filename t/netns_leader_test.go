@@ -112,14 +112,7 @@ func TestNetnsLeaderOwnerCut(t *testing.T) {
 		_, ok := firstAfter(events(t, b), "stop", owner.Name, cut)
 		return ok
 	}, "the cut-off leader %s to stop web", owner.Name)
-	evs := events(t, b)
-	stop, _ := firstAfter(evs, "stop", owner.Name, cut)
-	start, _ := firstAfter(evs, "start", next.Name, cut)
-	t.Logf("cut the leader and owner %s: it stopped web after %v; %s started it after %v",
-		owner.Name, stop.Time.Sub(cut).Round(time.Millisecond), next.Name, start.Time.Sub(cut).Round(time.Millisecond))
-	if !stop.Time.Before(start.Time) {
-		t.Errorf("%s started web %v before the cut-off %s stopped it", next.Name, stop.Time.Sub(start.Time).Round(time.Millisecond), owner.Name)
-	}
+	stoppedFirst(t, b, owner, next, cut, "the leader and owner, it stopped web after %v")
 
 	healed := time.Now()
 	b.Heal(owner)

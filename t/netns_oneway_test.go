@@ -1,7 +1,6 @@
 package t
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -31,14 +30,7 @@ func TestNetnsOneWayLoss(t *testing.T) {
 		"every host to see %d alive and agree where web runs after the loss", n)
 	time.Sleep(electionBound + lifecycle)
 
-	deaths := 0
-	for _, h := range b.Hosts {
-		for _, l := range strings.Split(h.Log(), "\n") {
-			if strings.Contains(l, "\tmember\t") && strings.Contains(l, `"state": "dead"`) {
-				deaths++
-			}
-		}
-	}
+	deaths := memberDeaths(b)
 	runsOn(t, b, "", "the loss")
 	r := verdict(t, b, from, nil, failoverBound(n))
 	t.Logf("one-way loss towards %s: %d moves, %d starts; members declared dead, counted over all logs: %d; web now on %s",
