@@ -80,7 +80,7 @@ func TestClusterCommands(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, haCltab)
 	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().alive() == 3 }), "3 alive")
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
 	clusterCmd(t, nodes[0], 0, "--ha", "web", "start")
 	first := waitOwner(t, nodes, "start")
 	stop := doubleRuns(t, shared)
@@ -112,7 +112,7 @@ func TestClusterCommands(t *testing.T) {
 	if out := clusterCmd(t, nodes[1], 0, "--move", "web", to); !strings.Contains(out, "moved to "+to) {
 		t.Errorf("move: %q", out)
 	}
-	eventually(t, hang, func() bool { o, ok := owner(nodes, "start"); return ok && o == to }, "web moved to %s", to)
+	eventually(t, hang, func() bool { o, ok := owner(t, nodes, "start"); return ok && o == to }, "web moved to %s", to)
 	if out := clusterCmd(t, nodes[2], 0, "--hastat"); !strings.Contains(out, "[moved to "+to+"]") {
 		t.Errorf("--hastat after a move:\n%s", out)
 	}
@@ -122,7 +122,7 @@ func TestClusterCommands(t *testing.T) {
 		t.Errorf("ban: %q", out)
 	}
 	banned := to
-	eventually(t, hang, func() bool { o, ok := owner(nodes, "start"); return ok && o != banned }, "web off %s", banned)
+	eventually(t, hang, func() bool { o, ok := owner(t, nodes, "start"); return ok && o != banned }, "web off %s", banned)
 	eventually(t, hang, func() bool {
 		return strings.Contains(clusterCmd(t, nodes[0], 0, "--hastat"), "not on "+banned+": banned by an operator")
 	}, "--hastat showing the ban")
@@ -138,11 +138,11 @@ func TestClusterCommands(t *testing.T) {
 	}, "--hastat without the ban and the move")
 
 	// standby: the node keeps running, its group moves off.
-	on, _ := owner(nodes, "start")
+	on, _ := owner(t, nodes, "start")
 	if out := clusterCmd(t, nodes[0], 0, "--standby", on); !strings.Contains(out, "standby") {
 		t.Errorf("standby: %q", out)
 	}
-	eventually(t, hang, func() bool { o, ok := owner(nodes, "start"); return ok && o != on }, "web off %s in standby", on)
+	eventually(t, hang, func() bool { o, ok := owner(t, nodes, "start"); return ok && o != on }, "web off %s in standby", on)
 	if out := clusterCmd(t, nodes[0], 0, "--hastat"); !strings.Contains(out, "standby") || byName(nodes, on).exited() {
 		t.Errorf("--hastat with %s in standby (its daemon exited: %v):\n%s", on, byName(nodes, on).exited(), out)
 	}
@@ -155,7 +155,7 @@ func TestClusterCommands(t *testing.T) {
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool {
 		return strings.Contains(clusterCmd(t, nd, 0, "--hastat"), "maintenance mode")
 	}), "every node's --hastat saying maintenance mode")
-	owner0, _ := owner(nodes, "start")
+	owner0, _ := owner(t, nodes, "start")
 	out := clusterCmd(t, nodes[0], 0, "--ha", "web", "big")
 	var v uint64
 	if _, err := fmt.Sscanf(out[strings.LastIndex(out, "version ")+len("version "):], "%d", &v); err != nil {
@@ -165,14 +165,14 @@ func TestClusterCommands(t *testing.T) {
 	// Each node decides within a flush of its copy's change: what must
 	// not happen is given a second more.
 	time.Sleep(time.Second)
-	if o, ok := owner(nodes, "start"); !ok || o != owner0 {
+	if o, ok := owner(t, nodes, "start"); !ok || o != owner0 {
 		for _, nd := range nodes {
 			t.Logf("%s's hastat:\n%s", nd.name, nd.hastatFile())
 		}
 		t.Fatalf("in maintenance, after --ha web big: web at start on %q (%v), want it left on %s", o, ok, owner0)
 	}
 	clusterCmd(t, nodes[0], 0, "--maintenance", "off")
-	eventually(t, hang, func() bool { o, ok := owner(nodes, "big"); return ok && o == owner0 }, "web at big on %s, not moved", owner0)
+	eventually(t, hang, func() bool { o, ok := owner(t, nodes, "big"); return ok && o == owner0 }, "web at big on %s, not moved", owner0)
 
 	// cleanup: of a group, answered; of an unknown one, refused.
 	if out := clusterCmd(t, nodes[0], 0, "--cleanup", "web"); !strings.Contains(out, "forgotten") {
@@ -184,7 +184,7 @@ func TestClusterCommands(t *testing.T) {
 	gone := other(nodes, owner0)
 	gone.kill9()
 	rest := without(nodes, gone.name)
-	eventually(t, 30*time.Second, everyNode(rest, func(nd *node) bool { return nd.hastat().state(gone.name) == "dead" }), "%s dead", gone.name)
+	eventually(t, 30*time.Second, everyNode(rest, func(nd *node) bool { return nd.hastat().NodeState(gone.name) == "dead" }), "%s dead", gone.name)
 	if out := clusterCmd(t, rest[0], 0, "--forget", gone.name); !strings.Contains(out, "forgotten") {
 		t.Errorf("forget: %q", out)
 	}
