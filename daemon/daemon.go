@@ -141,6 +141,13 @@ func Run(cfg Config, socket string) error {
 			select {
 			case sig := <-sigs:
 				if sig == syscall.SIGHUP {
+					// logrotate's signal too: the next lines go to a new file
+					// of the --log name, the reread's first.
+					if cfg.ReopenLog != nil {
+						if err := cfg.ReopenLog(); err != nil {
+							log.Error("log file", zap.Error(err))
+						}
+					}
 					reread("SIGHUP")
 					continue
 				}

@@ -36,6 +36,8 @@ type Config struct {
 	RunDir    string // where children's output FIFOs live (Run: beside the socket); "" puts them under StateDir
 	Node      string
 	Log       *zap.Logger
+	// ReopenLog opens the --log file again (on SIGHUP); nil: none to.
+	ReopenLog func() error
 
 	Metrics string // --metrics: metrics and status page address; "" serves none
 	Hactl   string // the HA control file, replicated
