@@ -96,6 +96,11 @@ type Cluster struct {
 	selfSent    time.Time
 	selfPending bool
 	selfTimer   *time.Timer
+	// The last summary handed to OnSummary, and the timer of its lease's
+	// end (summary.go).
+	summary      Summary
+	summarized   bool
+	summaryTimer *time.Timer
 
 	// Counters for metrics, read from any goroutine.
 	transitions, fenceOK, fenceFailed atomic.Uint64
@@ -407,6 +412,9 @@ func (c *Cluster) enqueue(f func()) {
 func (c *Cluster) run() {
 	defer close(c.done)
 	defer func() {
+		if c.summaryTimer != nil {
+			c.summaryTimer.Stop()
+		}
 		for ch := range c.watchers {
 			c.dropWatcher(ch)
 		}
@@ -495,6 +503,7 @@ func (c *Cluster) flush() {
 		c.hastatAt = time.Now()
 		c.writeHastat()
 	}
+	c.noteSummary()
 }
 
 // hastatGap is the least time between two writes of hastat: that of the

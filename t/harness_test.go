@@ -140,6 +140,16 @@ type daemon struct {
 	forced bool          // SIGKILLed: leftovers are expected, not a finding
 
 	watchdogs atomic.Int64 // WATCHDOG=1 messages received (sd_notify)
+
+	notesMu sync.Mutex
+	notes   []string // every sd_notify message, in order
+}
+
+// notifications are the sd_notify messages the daemon sent so far.
+func (d *daemon) notifications() []string {
+	d.notesMu.Lock()
+	defer d.notesMu.Unlock()
+	return append([]string{}, d.notes...)
 }
 
 // startDaemon makes a case directory, writes the cltab there and starts a
@@ -231,6 +241,9 @@ func launchWith(t *testing.T, dir string, wrap func(*exec.Cmd), extraFlags ...st
 			if err != nil {
 				return
 			}
+			d.notesMu.Lock()
+			d.notes = append(d.notes, string(buf[:k]))
+			d.notesMu.Unlock()
 			for _, l := range strings.Split(string(buf[:k]), "\n") {
 				if l == "WATCHDOG=1" {
 					d.watchdogs.Add(1)
