@@ -3,6 +3,8 @@ package cluster
 import (
 	"fmt"
 	"time"
+
+	"github.com/clinit/clinit/api"
 )
 
 // Summary is the cluster's part of the one line a daemon shows systemd
@@ -31,15 +33,14 @@ func (s Summary) String() string {
 	return fmt.Sprintf("HA: %d held here, quorum, leader %s", s.Held, s.Leader)
 }
 
-// noteSummary hands OnSummary the summary when it changed. The loop
+// noteSummary hands OnSummary the summary when it changed, and tells
+// the watchers when this node's lease lapses or holds again. The loop
 // calls it after each flush and each renewal; a lease that ends with no
 // renewal has no event of its own, so its end is timed.
 func (c *Cluster) noteSummary() {
-	if c.cfg.OnSummary == nil {
-		return
-	}
+	now := time.Now()
 	s := Summary{Clustered: c.ml != nil, HA: c.ha.on, Held: len(c.heldHA())}
-	if l := c.ha.lease; leaseHeld(l, time.Now()) {
+	if l := c.ha.lease; leaseHeld(l, now) {
 		s.Quorum, s.Leader = true, l.Grant.Leader
 		if c.summaryTimer == nil {
 			c.summaryTimer = time.AfterFunc(time.Hour, func() { c.enqueue(c.noteSummary) })
@@ -49,6 +50,17 @@ func (c *Cluster) noteSummary() {
 	if c.summarized && s == c.summary {
 		return
 	}
+	prev, was := c.summary, c.summarized
 	c.summary, c.summarized = s, true
-	c.cfg.OnSummary(s)
+	switch {
+	case !s.HA:
+	case prev.Quorum && !s.Quorum:
+		c.emit(api.Event{Kind: api.EventLeaseLapsed, Time: now.UTC(), Node: c.cfg.Node,
+			Why: fmt.Sprintf("no renewal answered since the lease from %s; HA groups stop here", prev.Leader)})
+	case s.Quorum && (!prev.Quorum || prev.Leader != s.Leader) && was:
+		c.emit(api.Event{Kind: api.EventLease, Time: now.UTC(), Node: c.cfg.Node, Leader: s.Leader})
+	}
+	if c.cfg.OnSummary != nil {
+		c.cfg.OnSummary(s)
+	}
 }

@@ -105,8 +105,12 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			writeError(w, http.StatusBadRequest, msg, nil)
 			return
 		}
-		events, err := cl.Watch(r.Context())
-		if err != nil {
+		events, err := cl.Watch(r.Context(), node)
+		switch {
+		case errors.Is(err, cluster.ErrNoNode):
+			writeError(w, http.StatusNotFound, err.Error(), nil)
+			return
+		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
 			return
 		}
@@ -117,7 +121,9 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 		rc.Flush()
 		enc := json.NewEncoder(w)
 		for ev := range events {
-			if node != "" && ev.Node != node {
+			// An assignment is seen by this node; it is about the node
+			// it names too.
+			if node != "" && ev.Node != node && ev.Assigned != node {
 				continue
 			}
 			if enc.Encode(ev) != nil || rc.Flush() != nil {

@@ -76,6 +76,7 @@ func Run(cfg Config, socket string) error {
 			nt.setEngine(st)
 		}
 	}
+	cfg.OnEvent = func(ev api.Event) { cl.Emit(ev) }
 	cfg.Handoff = func(ctx context.Context) { cl.Handoff(ctx) }
 	cfg.MayStart = func(g, l string) bool { return cl == nil || cl.MayStart(g, l) }
 	eng, err := NewEngine(cfg)

@@ -60,6 +60,9 @@ type Config struct {
 	// finds its services killed by the keeper, and must not restart
 	// them). It must not block.
 	MayStart func(group, level string) bool
+	// OnEvent is called by the loop with each respawn and throttle, for
+	// clinit --watch; it must not block (Run hands it to the cluster).
+	OnEvent func(api.Event)
 }
 
 // timing holds the settings that a reread may change.
