@@ -46,9 +46,11 @@ type TellRequest struct {
 	Level string `json:"level"`
 }
 
-// Message is the answer to an action: one line for the operator.
+// Message is the answer to an action: one line for the operator, and
+// warnings of what was done but may not be what was meant.
 type Message struct {
-	Message string `json:"message"`
+	Message  string   `json:"message"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Error is the body of every non-2xx answer. Lines carries one problem per

@@ -425,7 +425,12 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 		if o.flags.Lookup("prefer").Changed {
 			prefer = append([]string{}, o.prefer...)
 		}
-		msg, err = c.HA(ctx, rest[0], rest[1], prefer)
+		var m api.Message
+		m, err = c.HA(ctx, rest[0], rest[1], prefer)
+		msg = m.Message
+		for _, w := range m.Warnings {
+			fmt.Fprintln(stderr, "clinit: warning: "+w)
+		}
 	case len(rest) == 2:
 		msg, err = c.Tell(ctx, rest[0], rest[1])
 	case len(rest) == 1:

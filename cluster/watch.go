@@ -190,3 +190,25 @@ func (c *Cluster) memberNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// HAOn reports whether HA runs: the cltab names voters. Without, an
+// hactl line is kept by no node.
+func (c *Cluster) HAOn(ctx context.Context) bool {
+	var on bool
+	c.call(ctx, func() { on = c.ha.on })
+	return on
+}
+
+// UnknownNodes returns those of names that are not in the cluster (see
+// Watch), and the members that are.
+func (c *Cluster) UnknownNodes(ctx context.Context, names []string) (unknown, members []string, err error) {
+	err = c.call(ctx, func() {
+		for _, n := range names {
+			if !c.knownNode(n) {
+				unknown = append(unknown, n)
+			}
+		}
+		members = c.memberNames()
+	})
+	return unknown, members, err
+}
