@@ -191,12 +191,20 @@ func (c *Cluster) memberNames() []string {
 	return names
 }
 
-// HAOn reports whether HA runs: the cltab names voters. Without, an
-// hactl line is kept by no node.
-func (c *Cluster) HAOn(ctx context.Context) bool {
-	var on bool
-	c.call(ctx, func() { on = c.ha.on })
-	return on
+// HAOff says why this node can keep no HA group, "" when it can: the
+// cltab names no voters, or the node runs alone and takes part in no
+// consensus. An hactl edit made there would be kept by no node.
+func (c *Cluster) HAOff(ctx context.Context) (string, error) {
+	var why string
+	err := c.call(ctx, func() {
+		switch {
+		case !c.ha.on:
+			why = "HA is off: the cltab names no voters (:::nodes: or :::servers:)"
+		case c.rn == nil && c.rc == nil:
+			why = "HA is off on this node: it runs alone (no --bind or --join), in no consensus"
+		}
+	})
+	return why, err
 }
 
 // UnknownNodes returns those of names that are not in the cluster (see

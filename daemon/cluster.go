@@ -159,9 +159,13 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			return
 		}
 		// Refused, with nothing changed: what no node would honour.
-		if !cl.HAOn(r.Context()) {
-			writeError(w, http.StatusConflict, fmt.Sprintf("HA is off: the cltab names no voters (:::nodes: or :::servers:), so no node would keep %s at %s; nothing changed (tell it here with clinit %s %s)",
-				req.Group, req.Level, req.Group, req.Level), nil)
+		switch off, err := cl.HAOff(r.Context()); {
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+			return
+		case off != "":
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s, so no node would keep %s at %s; nothing changed (tell it here with clinit %s %s)",
+				off, req.Group, req.Level, req.Group, req.Level), nil)
 			return
 		}
 		t, err := s.eng.Tab(r.Context())

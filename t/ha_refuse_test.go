@@ -61,4 +61,13 @@ func TestHARefusedWhereHAIsOff(t *testing.T) {
 		data, _ := os.ReadFile(d.path("hactl"))
 		t.Fatalf("the refused edit wrote the hactl: %q", data)
 	}
+
+	// HA on in the cltab, but the node runs alone: no consensus to
+	// commit to, refused alike.
+	solo := startDaemon(t, haCltab)
+	out, errOut, code = solo.clinit("--ha", "web", "start")
+	want = "clinit: HA is off on this node: it runs alone (no --bind or --join), in no consensus, so no node would keep web at start; nothing changed (tell it here with clinit web start)\n"
+	if code != 1 || out != "" || errOut != want {
+		t.Fatalf("--ha web start on a lone node: status %d, stdout %q, stderr %q; want 1 and %q", code, out, errOut, want)
+	}
 }
