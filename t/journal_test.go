@@ -30,12 +30,9 @@ var journalBuild struct {
 func journalClinit(t *testing.T) (bin, socket string) {
 	t.Helper()
 	journalBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "clj")
-		if err != nil {
-			journalBuild.err = err
-			return
-		}
-		journalBuild.bin = filepath.Join(dir, "clinit")
+		// Beside clinitBin: removed with it when the tests end.
+		dir := filepath.Dir(clinitBin)
+		journalBuild.bin = filepath.Join(dir, "clinit-journal")
 		journalBuild.socket = filepath.Join(dir, "journal.sock")
 		build := exec.Command("go", "build", "-o", journalBuild.bin,
 			"-ldflags", "-X github.com/coreos/go-systemd/v22/journal.journalSocket="+journalBuild.socket,
