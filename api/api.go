@@ -46,9 +46,11 @@ type TellRequest struct {
 	Level string `json:"level"`
 }
 
-// Message is the answer to an action: one line for the operator.
+// Message is the answer to an action: one line for the operator, and
+// warnings of what was done but may not be what was meant.
 type Message struct {
-	Message string `json:"message"`
+	Message  string   `json:"message"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Error is the body of every non-2xx answer. Lines carries one problem per
@@ -319,20 +321,59 @@ func (h Hastat) Explained() string {
 	return b.String()
 }
 
-// Event is one change seen by a node, in the stream of clinit --watch: a
-// group of Node entering Level/State, (Group empty) Node entering the
-// member state NodeState, or (Epoch set) an HA assignment committed.
+// Event is one thing seen by a node, in the stream of clinit --watch.
+// Kind says what, and which fields are set:
+//
+//   - EventState: a group of Node entering Level/State;
+//   - EventMember: Node entering the member state NodeState;
+//   - EventAssign: an HA decision committed in the log: Group assigned to
+//     Assigned (empty: to nobody) at Epoch, asked to stop when Stop, and
+//     Why;
+//   - EventRuledOut: Group kept off Node until Until, and Why (committed);
+//   - EventRespawn: Tag of Group on Node started again (Pid) after its last
+//     run ended by itself (Exit, or Signal), the Restarts-th time;
+//   - EventThrottle: Tag of Group on Node resting until Until, and Why;
+//   - EventFencing, EventFenceFailed: the leader (this node) runs the
+//     stomith command for Node, and Why; or it failed, and Why;
+//   - EventFenced: Node's fencing committed in the log;
+//   - EventLeaseLapsed: this node's lease ended with no renewal answered:
+//     it stops its HA groups; EventLease: a lease holds again, granted by
+//     Leader.
+//
+// Respawns, throttles and lease lapses are this node's own (Node is
+// this node); the committed events are seen alike by every node.
 type Event struct {
+	Kind      string    `json:"event"`
 	Time      time.Time `json:"time"`
 	Node      string    `json:"node"`
 	Group     string    `json:"group,omitempty"`
 	Level     string    `json:"level,omitempty"`
 	State     string    `json:"state,omitempty"`
 	NodeState string    `json:"node_state,omitempty"`
-	// An HA decision committed in the log: Group assigned to Assigned
-	// (empty: to nobody) at Epoch, asked to stop when Stop, and why.
-	Assigned string `json:"assigned,omitempty"`
-	Epoch    uint64 `json:"epoch,omitempty"`
-	Stop     bool   `json:"stop,omitempty"`
-	Why      string `json:"why,omitempty"`
+	Assigned  string    `json:"assigned,omitempty"`
+	Epoch     uint64    `json:"epoch,omitempty"`
+	Stop      bool      `json:"stop,omitempty"`
+	Tag       string    `json:"tag,omitempty"`
+	Pid       int       `json:"pid,omitempty"`
+	Restarts  int       `json:"restarts,omitempty"`
+	Exit      *int      `json:"exit,omitempty"`
+	Signal    string    `json:"signal,omitempty"`
+	Until     time.Time `json:"until,omitzero"`
+	Leader    string    `json:"leader,omitempty"`
+	Why       string    `json:"why,omitempty"`
 }
+
+// Kinds of Event.
+const (
+	EventState       = "state"
+	EventMember      = "member"
+	EventAssign      = "assign"
+	EventRuledOut    = "ruled_out"
+	EventRespawn     = "respawn"
+	EventThrottle    = "throttle"
+	EventFencing     = "fencing"
+	EventFenceFailed = "fence_failed"
+	EventFenced      = "fenced"
+	EventLeaseLapsed = "lease_lapsed"
+	EventLease       = "lease"
+)

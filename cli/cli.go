@@ -124,7 +124,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.insecure, "insecure", false, "cluster: allow a non-loopback --bind without a key")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics and a status page on [HOST:]PORT (a bare port binds 127.0.0.1)")
 	fs.BoolVar(&o.keygen, "keygen", false, "[PATH]: print a new gossip encryption key, or write it to a new file PATH, mode 0600, and exit")
-	fs.BoolVar(&o.watch, "watch", false, "[NODE]: print every state change in the cluster (or of NODE) as a JSON line, until the daemon stops")
+	fs.BoolVar(&o.watch, "watch", false, "[NODE]: print every change in the cluster (or of NODE: states, members, HA decisions, respawns, throttles, fencing, lease lapses) as a JSON line, until the daemon stops")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	o.flags = fs
 	return fs
@@ -146,7 +146,7 @@ const synopsis = `usage:
   clinit --maintenance on|off | --cleanup GROUP [NODE]
                                              cluster commands (see clinit(8))
   clinit --keygen [PATH]                     print a new cluster key, or write it to PATH (mode 0600)
-  clinit --watch [NODE]                      stream every state change as JSON lines
+  clinit --watch [NODE]                      stream every change as JSON lines
   clinit --version
   clinit -h
 
@@ -310,7 +310,8 @@ func runDaemon(o *options, stderr io.Writer) int {
 		Clstat:    o.path("clstat", "clstat", t),
 		StateDir:  o.path("state-dir", "statedir", t),
 		Node:      node,
-		Log:       log,
+		Log:       log.Logger,
+		ReopenLog: log.Reopen,
 		Hactl:     o.path("hactl", "hactl", t),
 		Hastat:    o.path("hastat", "hastat", t),
 		Metrics:   daemon.MetricsAddr(o.metrics),
@@ -424,7 +425,12 @@ func runClient(o *options, rest []string, stdout, stderr io.Writer) int {
 		if o.flags.Lookup("prefer").Changed {
 			prefer = append([]string{}, o.prefer...)
 		}
-		msg, err = c.HA(ctx, rest[0], rest[1], prefer)
+		var m api.Message
+		m, err = c.HA(ctx, rest[0], rest[1], prefer)
+		msg = m.Message
+		for _, w := range m.Warnings {
+			fmt.Fprintln(stderr, "clinit: warning: "+w)
+		}
 	case len(rest) == 2:
 		msg, err = c.Tell(ctx, rest[0], rest[1])
 	case len(rest) == 1:

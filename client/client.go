@@ -148,10 +148,10 @@ func (c *Client) Hastat(ctx context.Context) (api.Hastat, error) {
 
 // HA sets group's line of the hactl, replicated to every node. A nil
 // prefer keeps the preferred nodes the line has.
-func (c *Client) HA(ctx context.Context, group, level string, prefer []string) (string, error) {
+func (c *Client) HA(ctx context.Context, group, level string, prefer []string) (api.Message, error) {
 	var m api.Message
 	err := c.do(ctx, http.MethodPost, api.PathHA, api.HARequest{Group: group, Level: level, Prefer: prefer}, &m)
-	return m.Message, err
+	return m, err
 }
 
 // Cluster sends a cluster command (--move, --ban, ...) and returns what

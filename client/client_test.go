@@ -197,7 +197,7 @@ func TestRequests(t *testing.T) {
 		{[]string{}, `{"group":"web","level":"start","prefer":[]}`},
 		{[]string{"n2", "n1"}, `{"group":"web","level":"start","prefer":["n2","n1"]}`},
 	} {
-		if msg, err := c.HA(ctx, "web", "start", tc.prefer); err != nil || msg != "answer to "+api.PathHA {
+		if msg, err := c.HA(ctx, "web", "start", tc.prefer); err != nil || msg.Message != "answer to "+api.PathHA {
 			t.Errorf("HA = %q, %v", msg, err)
 		}
 		check(fmt.Sprintf("HA %#v", tc.prefer), asked{http.MethodPost, api.PathHA, api.Version, tc.body})

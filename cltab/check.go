@@ -16,17 +16,47 @@ var Lifecycle = []string{"plan", "test", "start", LevelStop}
 func CheckHactl(t *Tab, h *Hactl) Errors {
 	var errs Errors
 	for _, g := range h.Groups {
-		entries := t.Group(g.Group)
-		if len(entries) == 0 {
-			errs = append(errs, &Error{Path: h.Path, Line: g.Line, Msg: fmt.Sprintf("group %s is not in the cltab %s", quote(g.Group), t.Path)})
-			continue
+		if msg := HALevelProblem(t, g.Group, g.Level); msg != "" {
+			errs = append(errs, &Error{Path: h.Path, Line: g.Line, Msg: msg})
 		}
-		if g.Level == LevelStop || hasLevel(entries, g.Level) {
-			continue
-		}
-		errs = append(errs, &Error{Path: h.Path, Line: g.Line, Msg: fmt.Sprintf("group %s has no entry at level %s in the cltab %s", quote(g.Group), quote(g.Level), t.Path)})
 	}
 	return errs
+}
+
+// HALevelProblem says why group cannot be kept at level by the cluster:
+// it is not in the cltab, or has no entry at that level (stop, which
+// runs nothing, aside); "" when it can.
+func HALevelProblem(t *Tab, group, level string) string {
+	entries := t.Group(group)
+	if len(entries) == 0 {
+		return fmt.Sprintf("group %s is not in the cltab %s", quote(group), t.Path)
+	}
+	if level == LevelStop || hasLevel(entries, level) {
+		return ""
+	}
+	return fmt.Sprintf("group %s has no entry at level %s in the cltab %s", quote(group), quote(level), t.Path)
+}
+
+// GroupLevels are the levels at which group has entries as their
+// runlevels fields name them, in file order, each once: the names of a
+// field with a comma, else the whole field (not each of its letters,
+// which are levels too).
+func GroupLevels(t *Tab, group string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range t.Group(group) {
+		names := e.Levels
+		if !strings.Contains(e.RawLevels, ",") {
+			names = []string{e.RawLevels}
+		}
+		for _, l := range names {
+			if !seen[l] {
+				seen[l] = true
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 func hasLevel(entries []*Entry, l string) bool {

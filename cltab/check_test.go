@@ -34,6 +34,30 @@ func TestCheckHactl(t *testing.T) {
 	}
 }
 
+func TestHALevelProblemAndGroupLevels(t *testing.T) {
+	tab, err := Parse("cltab", []byte("web:a:plan:once:true\nweb:b:start,big:once:true\nweb:c:12:once:true\nweb:d:start,:once:true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for level, want := range map[string]string{
+		"start":  "",
+		"plan":   "",
+		"p":      "", // a letter of plan is a level too
+		"stop":   "", // runs nowhere: no entry needed
+		"remove": `group "web" has no entry at level "remove" in the cltab cltab`,
+	} {
+		if got := HALevelProblem(tab, "web", level); got != want {
+			t.Errorf("HALevelProblem(web, %s) = %q, want %q", level, got, want)
+		}
+	}
+	if got := HALevelProblem(tab, "ghost", "start"); got != `group "ghost" is not in the cltab cltab` {
+		t.Errorf("HALevelProblem(ghost) = %q", got)
+	}
+	if got := strings.Join(GroupLevels(tab, "web"), " "); got != "plan start big 12" {
+		t.Errorf("GroupLevels(web) = %q, want the fields as written: plan start big 12", got)
+	}
+}
+
 func TestLetterWarnings(t *testing.T) {
 	tab, err := Parse("cltab", []byte(`vip:a:start:wait:true
 vip:b:start,:wait:true

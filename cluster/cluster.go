@@ -90,11 +90,18 @@ type Cluster struct {
 	localAt     time.Time
 	ha          *haState
 	watchers    map[chan api.Event]bool
+	watching    atomic.Int32   // len(watchers), for Emit
+	notes       chan api.Event // events from outside the loop (Emit)
 	// This node's status gossip: when last sent, and a newer one waits
 	// for selfTimer.
 	selfSent    time.Time
 	selfPending bool
 	selfTimer   *time.Timer
+	// The last summary handed to OnSummary, and the timer of its lease's
+	// end (summary.go).
+	summary      Summary
+	summarized   bool
+	summaryTimer *time.Timer
 
 	// Counters for metrics, read from any goroutine.
 	transitions, fenceOK, fenceFailed atomic.Uint64
@@ -134,6 +141,7 @@ func Start(cfg Config) (*Cluster, error) {
 		hactl:    &cltab.Hactl{},
 		ha:       newHAState(cfg.Tab),
 		watchers: map[chan api.Event]bool{},
+		notes:    make(chan api.Event, noteBuffer),
 	}
 	c.planKick = make(chan struct{}, 1)
 	c.renewKick = make(chan struct{}, 1)
@@ -405,6 +413,9 @@ func (c *Cluster) enqueue(f func()) {
 func (c *Cluster) run() {
 	defer close(c.done)
 	defer func() {
+		if c.summaryTimer != nil {
+			c.summaryTimer.Stop()
+		}
 		for ch := range c.watchers {
 			c.dropWatcher(ch)
 		}
@@ -439,6 +450,8 @@ func (c *Cluster) run() {
 			f()
 		case f := <-c.reqs:
 			f()
+		case ev := <-c.notes:
+			c.emit(ev)
 		case <-c.statusCh:
 			// This node's own change is answered at once: a failed
 			// test is ruled out in the same status that shows it.
@@ -493,6 +506,7 @@ func (c *Cluster) flush() {
 		c.hastatAt = time.Now()
 		c.writeHastat()
 	}
+	c.noteSummary()
 }
 
 // hastatGap is the least time between two writes of hastat: that of the
@@ -680,7 +694,7 @@ func (c *Cluster) onMember(name string, alive bool, addr string, meta nodeMeta) 
 	if c.view.setState(name, state, addr, &meta, time.Now()) {
 		c.dirtyView = true
 		c.refreshVoters()
-		c.emit(api.Event{Time: time.Now().UTC(), Node: name, NodeState: state})
+		c.emit(api.Event{Kind: api.EventMember, Time: time.Now().UTC(), Node: name, NodeState: state})
 		if alive && name != c.cfg.Node && c.ml != nil {
 			// A member that joins (or comes back) learns every status by
 			// its push/pull, but the others learn its own only when it

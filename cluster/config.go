@@ -67,7 +67,10 @@ type Config struct {
 	// OnFile is called, on a goroutine of its own, after a version of a
 	// replicated file made elsewhere has been written here.
 	OnFile func(kind string)
-	Log    *zap.Logger
+	// OnSummary is called by the loop whenever the summary (summary.go)
+	// changes, and once at the start; it must not block.
+	OnSummary func(Summary)
+	Log       *zap.Logger
 
 	// The raft port (voters): "" derives it from Bind and Advertise,
 	// their port + 1.

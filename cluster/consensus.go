@@ -213,6 +213,7 @@ func (c *Cluster) onCommitted(st *store.State) {
 	prev := c.committed
 	c.committed = st
 	c.emitAssignments(prev, st)
+	c.emitCommitted(prev, st)
 	for _, r := range c.files {
 		f, ok := st.Files[r.Kind]
 		if !ok || f.Version <= r.version {
@@ -241,7 +242,7 @@ func (c *Cluster) emitAssignments(prev, st *store.State) {
 	now := time.Now().UTC()
 	for _, g := range groups {
 		a := st.Assign[g]
-		c.emit(api.Event{Time: now, Node: c.cfg.Node, Group: g, Assigned: a.Node, Epoch: a.Epoch, Stop: a.Stop, Why: a.Why})
+		c.emit(api.Event{Kind: api.EventAssign, Time: now, Node: c.cfg.Node, Group: g, Assigned: a.Node, Epoch: a.Epoch, Stop: a.Stop, Why: a.Why})
 	}
 }
 

@@ -185,6 +185,7 @@ func (c *Cluster) onLease(l raftnode.Lease) {
 		c.ha.dirty = true
 	}
 	c.ha.timer.Reset(max(time.Until(l.Until.Add(-stopAhead(c.ha.plan.lease))), time.Millisecond))
+	c.noteSummary()
 }
 
 func sameGrant(a, b raftnode.Grant) bool {

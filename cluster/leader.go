@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -180,6 +181,7 @@ func (c *Cluster) startFence(node string) {
 	f.mu.Unlock()
 	cmd, _ := c.cfg.Tab.Setting("stomith")
 	c.log.Warn("fencing a node that holds HA groups and is silent", zap.String("node", node), zap.String("command", cmd))
+	c.Emit(api.Event{Kind: api.EventFencing, Time: time.Now().UTC(), Node: node, Why: "holds HA groups and is silent: running " + cmd})
 	go func() {
 		out, err := c.runFence(cmd, node)
 		if err == nil {
@@ -205,6 +207,7 @@ func (c *Cluster) startFence(node string) {
 			f.retry[node] = time.Now().Add(wait)
 			c.log.Error("fencing failed; retrying", zap.String("node", node), zap.Error(err),
 				zap.String("output", strings.TrimSpace(string(out))), zap.Duration("retry", wait))
+			c.Emit(api.Event{Kind: api.EventFenceFailed, Time: time.Now().UTC(), Node: node, Why: fmt.Sprintf("%v; retrying in %v", err, wait)})
 		} else {
 			delete(f.backoff, node)
 			delete(f.retry, node)

@@ -179,7 +179,7 @@ func TestWatchShowsAssignments(t *testing.T) {
 	eventually(t, "3 alive", allAlive(nodes))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events, err := nodes[2].Watch(ctx)
+	events, err := nodes[2].Watch(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -105,8 +106,12 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			writeError(w, http.StatusBadRequest, msg, nil)
 			return
 		}
-		events, err := cl.Watch(r.Context())
-		if err != nil {
+		events, err := cl.Watch(r.Context(), node)
+		switch {
+		case errors.Is(err, cluster.ErrNoNode):
+			writeError(w, http.StatusNotFound, err.Error(), nil)
+			return
+		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
 			return
 		}
@@ -117,7 +122,9 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 		rc.Flush()
 		enc := json.NewEncoder(w)
 		for ev := range events {
-			if node != "" && ev.Node != node {
+			// An assignment is seen by this node; it is about the node
+			// it names too.
+			if node != "" && ev.Node != node && ev.Assigned != node {
 				continue
 			}
 			if enc.Encode(ev) != nil || rc.Flush() != nil {
@@ -151,6 +158,37 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 			writeError(w, http.StatusNotFound, "no such group: "+req.Group, nil)
 			return
 		}
+		// Refused, with nothing changed: what no node would honour.
+		switch off, err := cl.HAOff(r.Context()); {
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+			return
+		case off != "":
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s, so no node would keep %s at %s; nothing changed (tell it here with clinit %s %s)",
+				off, req.Group, req.Level, req.Group, req.Level), nil)
+			return
+		}
+		t, err := s.eng.Tab(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+			return
+		}
+		if msg := cltab.HALevelProblem(t, req.Group, req.Level); msg != "" {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s: the cluster would keep %s running nothing; nothing changed (its levels: %s; stop runs it nowhere)",
+				msg, req.Group, strings.Join(cltab.GroupLevels(t, req.Group), ", ")), nil)
+			return
+		}
+		var warnings []string
+		if len(req.Prefer) > 0 {
+			unknown, members, err := cl.UnknownNodes(r.Context(), req.Prefer)
+			if err != nil {
+				writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+				return
+			}
+			for _, n := range unknown {
+				warnings = append(warnings, fmt.Sprintf("preferred node %s is not in this cluster (members: %s): it ranks first only once it joins", n, strings.Join(members, ", ")))
+			}
+		}
 		v, err := cl.EditHactl(r.Context(), req.Group, req.Level, req.Prefer)
 		var invalid cltab.Errors
 		switch {
@@ -161,7 +199,7 @@ func (s *Server) serveCluster(cl *cluster.Cluster) {
 		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
 		default:
-			writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: HA level %s, committed as hactl version %d", req.Group, req.Level, v)})
+			writeJSON(w, http.StatusOK, api.Message{Message: fmt.Sprintf("%s: HA level %s, committed as hactl version %d", req.Group, req.Level, v), Warnings: warnings})
 		}
 	}}
 	s.routes[api.PathCluster] = route{http.MethodPost, func(w http.ResponseWriter, r *http.Request) {

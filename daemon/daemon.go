@@ -64,7 +64,19 @@ func Run(cfg Config, socket string) error {
 		}
 	}
 	var cl *cluster.Cluster
-	cfg.OnStatus = func(st api.Status) { cl.SetStatus(st) }
+	// Under systemd, STATUS= follows the engine's and the cluster's state.
+	var nt *notifier
+	if send := systemdNotify(); send != nil {
+		nt = newNotifier(send)
+		cfg.Cluster.OnSummary = nt.setCluster
+	}
+	cfg.OnStatus = func(st api.Status) {
+		cl.SetStatus(st)
+		if nt != nil {
+			nt.setEngine(st)
+		}
+	}
+	cfg.OnEvent = func(ev api.Event) { cl.Emit(ev) }
 	cfg.Handoff = func(ctx context.Context) { cl.Handoff(ctx) }
 	cfg.MayStart = func(g, l string) bool { return cl == nil || cl.MayStart(g, l) }
 	eng, err := NewEngine(cfg)
@@ -73,6 +85,10 @@ func Run(cfg Config, socket string) error {
 		return err
 	}
 	reread := func(why string) {
+		if nt != nil {
+			nt.reloading()
+			defer nt.reloaded()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_, err := eng.Reread(ctx)
@@ -141,6 +157,13 @@ func Run(cfg Config, socket string) error {
 			select {
 			case sig := <-sigs:
 				if sig == syscall.SIGHUP {
+					// logrotate's signal too: the next lines go to a new file
+					// of the --log name, the reread's first.
+					if cfg.ReopenLog != nil {
+						if err := cfg.ReopenLog(); err != nil {
+							log.Error("log file", zap.Error(err))
+						}
+					}
 					reread("SIGHUP")
 					continue
 				}
@@ -155,6 +178,14 @@ func Run(cfg Config, socket string) error {
 	log.Info("clinit daemon ready", zap.String("socket", socket), zap.String("cltab", cfg.CltabPath), zap.String("node", cfg.Node))
 	if _, err := sdaemon.SdNotify(false, sdaemon.SdNotifyReady); err != nil {
 		log.Warn("systemd notify", zap.Error(err))
+	}
+	if nt != nil {
+		go nt.run(stop)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if st, err := eng.Status(ctx); err == nil {
+			nt.setEngine(st)
+		}
+		cancel()
 	}
 	go watchdog(eng, log)
 	<-eng.Done()

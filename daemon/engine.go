@@ -36,6 +36,8 @@ type Config struct {
 	RunDir    string // where children's output FIFOs live (Run: beside the socket); "" puts them under StateDir
 	Node      string
 	Log       *zap.Logger
+	// ReopenLog opens the --log file again (on SIGHUP); nil: none to.
+	ReopenLog func() error
 
 	Metrics string // --metrics: metrics and status page address; "" serves none
 	Hactl   string // the HA control file, replicated
@@ -58,6 +60,9 @@ type Config struct {
 	// finds its services killed by the keeper, and must not restart
 	// them). It must not block.
 	MayStart func(group, level string) bool
+	// OnEvent is called by the loop with each respawn and throttle, for
+	// clinit --watch; it must not block (Run hands it to the cluster).
+	OnEvent func(api.Event)
 }
 
 // timing holds the settings that a reread may change.

@@ -92,6 +92,10 @@ func (e *Engine) start(p *proc) {
 		e.dirty = true
 		return
 	}
+	// Started again after a run that ended by itself (not by a stop),
+	// at the level it ran at (not after a tell).
+	respawn := p.run > 0 && p.entry.Mode == cltab.ModeRespawn && !p.term && p.exited && p.epoch == g.epoch
+	prevExit, prevSig := p.exit, p.sig
 	if p.run > 0 && p.entry.Mode == cltab.ModeRespawn {
 		p.restarts++
 	}
@@ -121,6 +125,15 @@ func (e *Engine) start(p *proc) {
 	p.startTicks, _, _ = procStart(pid)
 	e.journal(p)
 	e.dirty = true
+	if respawn {
+		ev := api.Event{Kind: api.EventRespawn, Group: g.name, Tag: p.entry.Tag, Pid: pid, Restarts: p.restarts}
+		if prevSig != 0 {
+			ev.Signal = signalName(prevSig)
+		} else {
+			ev.Exit = &prevExit
+		}
+		e.event(ev)
+	}
 	e.log.Debug("started", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
 }
 
@@ -377,6 +390,16 @@ func (e *Engine) rest(p *proc, why string) {
 	p.throttle = t
 	p.rest = resting{why: why, until: time.Now().Add(e.timing.pause), pause: e.timing.pause}
 	e.dirty = true
+	e.event(api.Event{Kind: api.EventThrottle, Group: p.g.name, Tag: p.entry.Tag, Until: p.rest.until.UTC(), Why: why})
+}
+
+// event hands an event of this node's to OnEvent, stamped.
+func (e *Engine) event(ev api.Event) {
+	if e.cfg.OnEvent == nil {
+		return
+	}
+	ev.Time, ev.Node = time.Now().UTC(), e.cfg.Node
+	e.cfg.OnEvent(ev)
 }
 
 func exitCode(x *reaper.Exit) int {

@@ -117,6 +117,9 @@ type daemon struct {
 	forced bool            // SIGKILLed: leftovers are expected, not a finding
 }
 
+// notifications are the sd_notify messages the daemon sent so far.
+func (d *daemon) notifications() []string { return d.kd.Notifications() }
+
 // tagEnv marks every process of a case's daemon.
 const tagEnv = "CLT_DAEMON"
 

@@ -74,6 +74,8 @@ type Daemon struct {
 	done      chan struct{} // closed once the process is reaped
 	code      int           // its exit status, valid once done is closed
 	watchdogs atomic.Int64  // WATCHDOG=1 messages received
+	notesMu   sync.Mutex
+	notes     []string // every sd_notify message, in order
 }
 
 // Launch starts a daemon without waiting for it (see WaitReady).
@@ -93,6 +95,9 @@ func Launch(cfg Config) (*Daemon, error) {
 			if err != nil {
 				return
 			}
+			d.notesMu.Lock()
+			d.notes = append(d.notes, string(buf[:k]))
+			d.notesMu.Unlock()
 			for _, l := range strings.Split(string(buf[:k]), "\n") {
 				switch l {
 				case "WATCHDOG=1":
@@ -177,6 +182,13 @@ func (d *Daemon) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// Notifications are the sd_notify messages received so far, in order.
+func (d *Daemon) Notifications() []string {
+	d.notesMu.Lock()
+	defer d.notesMu.Unlock()
+	return append([]string{}, d.notes...)
 }
 
 // Watchdogs counts the WATCHDOG=1 messages received so far.
