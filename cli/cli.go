@@ -314,6 +314,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		Hactl:     o.path("hactl", "hactl", t),
 		Hastat:    o.path("hastat", "hastat", t),
 		Metrics:   daemon.MetricsAddr(o.metrics),
+		Version:   Version(),
 		Cluster: cluster.Config{
 			Bind:      o.bind,
 			Advertise: o.advertise,

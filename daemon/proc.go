@@ -34,7 +34,12 @@ type proc struct {
 	startTicks uint64
 	adopted    bool
 	fifo       string // the output FIFO of the current run, if any
+	// restarts counts the starts of a respawn entry that follow an exit
+	// nobody asked for (respawning is set by such an exit), in the same
+	// level (a tell to another clears it): a level change, a reread or a
+	// stop is not a restart.
 	restarts   int
+	respawning bool
 
 	// Stopping: term is set once SIGTERM went to the process group, kill
 	// once SIGKILL did. linger is set when the leader exited but others
@@ -92,9 +97,10 @@ func (e *Engine) start(p *proc) {
 		e.dirty = true
 		return
 	}
-	if p.run > 0 && p.entry.Mode == cltab.ModeRespawn {
+	if p.respawning {
 		p.restarts++
 	}
+	p.respawning = false
 	p.run++
 	p.epoch = g.epoch
 	p.term, p.kill, p.linger, p.exited = false, false, false, false
@@ -294,8 +300,10 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 		// it left is stopped with the entry.
 		e.log.Warn(p.entry.Tag+" exited but left processes running in its process group: not restarted until they are gone; run the program in the foreground so that clinit supervises it",
 			append(fields, zap.Int("pgid", pgid))...)
+		p.respawning = true
 		e.linger(p)
 	case p.entry.Mode == cltab.ModeRespawn:
+		p.respawning = true
 		e.log.Info("exited", fields...)
 		e.respawnEnded(p)
 	case p.exit != 0 && (p.entry.Mode == cltab.ModeWait || p.entry.Mode == cltab.ModeTest):
