@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/internal/reaper"
@@ -20,8 +21,9 @@ import (
 
 // Output capture limits: a chatty child must neither grow the daemon's
 // memory nor flood its log. Lines are cut at lineMax bytes; beyond a burst
-// of burstLines, at most linesPerSec lines a second are logged and the
-// rest are counted as dropped (the child is never blocked by us).
+// of burstLines, at most linesPerSec lines a second are logged (a token
+// bucket, x/time/rate's) and the rest are counted as dropped (the child
+// is never blocked by us).
 const (
 	lineMax     = 4096
 	burstLines  = 1000
@@ -158,31 +160,38 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 		defer os.Remove(fifo)
 	}
 	br := bufio.NewReaderSize(r, lineMax)
-	lim := limiter{tokens: burstLines, last: time.Now()}
-	skipping := false // inside a line already cut
+	lim := rate.NewLimiter(linesPerSec, burstLines)
+	var dropped int        // lines dropped since the last report
+	var reported time.Time // when dropped lines were last reported
+	skipping := false      // inside a line already cut
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			cut := errors.Is(err, bufio.ErrBufferFull)
 			// A dropped line costs no copy: under a flood, most are.
-			if now := time.Now(); !skipping && lim.allow(now) {
+			now := time.Now()
+			switch {
+			case skipping:
+			case lim.AllowN(now, 1):
 				text := string(bytes.TrimRight(line, "\r\n"))
 				if cut {
 					text += " [line cut]"
 				}
 				// The count of what was dropped comes at most once a
 				// second, so as not to double a flood's share of the log.
-				if lim.dropped > 0 && now.Sub(lim.reported) >= time.Second {
-					log.Warn("output lines dropped", zap.Int("lines", lim.dropped))
-					lim.dropped, lim.reported = 0, now
+				if dropped > 0 && now.Sub(reported) >= time.Second {
+					log.Warn("output lines dropped", zap.Int("lines", dropped))
+					dropped, reported = 0, now
 				}
 				log.Info(text)
+			default:
+				dropped++
 			}
 			skipping = cut
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if lim.dropped > 0 {
-				log.Warn("output lines dropped", zap.Int("lines", lim.dropped))
+			if dropped > 0 {
+				log.Warn("output lines dropped", zap.Int("lines", dropped))
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				log.Debug("output", zap.Error(err))
@@ -190,28 +199,6 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 			return
 		}
 	}
-}
-
-// limiter is a token bucket of lines.
-type limiter struct {
-	tokens   float64
-	last     time.Time
-	dropped  int       // lines dropped since the last report
-	reported time.Time // when dropped lines were last reported
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	l.tokens += now.Sub(l.last).Seconds() * linesPerSec
-	if l.tokens > burstLines {
-		l.tokens = burstLines
-	}
-	l.last = now
-	if l.tokens >= 1 {
-		l.tokens--
-		return true
-	}
-	l.dropped++
-	return false
 }
 
 // RunCommand runs a command of the daemon's own (not a cltab entry: the
