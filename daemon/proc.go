@@ -112,7 +112,7 @@ func (e *Engine) start(p *proc) {
 		exitFile = e.exitFile(p.entry.Tag)
 	}
 	p.fifo = e.outFifo(p.entry.Tag, run)
-	pid, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
+	pid, ticks, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
 		e.post(func() { e.exited(p, run, x) })
 	})
 	if err != nil {
@@ -123,8 +123,7 @@ func (e *Engine) start(p *proc) {
 		}
 		return
 	}
-	p.pid = pid
-	p.startTicks, _, _ = procStart(pid)
+	p.pid, p.startTicks = pid, ticks
 	e.journal(p)
 	e.dirty = true
 	e.log.Debug("started", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))

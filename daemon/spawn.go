@@ -71,23 +71,24 @@ func keeperDir(stateDir string) string {
 // daemon that was not there to wait for it.
 const exitWrapper = `/bin/sh -c "$1"; s=$?; echo $s >"$2"; exit $s`
 
-// spawn starts ent's command and returns its pid. With exitFile set, the
-// command's exit status is also written there. onExit is called, on a
-// goroutine of its own, with the exit the reaper collected.
-func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, error) {
+// spawn starts ent's command and returns its pid and its start time
+// (clock ticks since boot, as /proc/PID/stat has it). With exitFile set,
+// the command's exit status is also written there. onExit is called, on
+// a goroutine of its own, with the exit the reaper collected.
+func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, uint64, error) {
 	argv := []string{"/bin/sh", "-c", ent.Command}
 	if exitFile != "" {
 		if err := os.MkdirAll(filepath.Dir(exitFile), 0o700); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := freshFile(exitFile); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		argv = []string{"/bin/sh", "-c", exitWrapper, "clinit-" + ent.Tag, ent.Command, exitFile}
 	}
 	r, w, err := outputPipe(outFifo)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	env := append(s.env[:len(s.env):len(s.env)],
 		"CLINIT_GROUP="+ent.Group, "CLINIT_TAG="+ent.Tag, "CLINIT_LEVEL="+level, "CLINIT_NODE="+s.node)
@@ -96,18 +97,22 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 		// told of by these: node, group, and its own directory.
 		env = append(env, "CLINIT_KEEPER="+s.keeper)
 	}
-	pid, exits, err := reaper.Start(argv, reaper.Attrs{Env: env, Stdout: w, Stderr: w})
+	var ticks uint64
+	pid, exits, err := reaper.Start(argv, reaper.Attrs{Env: env, Stdout: w, Stderr: w, StartTicks: &ticks})
 	w.Close()
 	if err != nil {
 		r.Close()
-		return 0, err
+		return 0, 0, err
+	}
+	if ticks == 0 {
+		ticks, _, _ = procStart(pid)
 	}
 	go s.capture(r, outFifo, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
 	go func() {
 		x := <-exits
 		onExit(&x)
 	}()
-	return pid, nil
+	return pid, ticks, nil
 }
 
 // outputPipe makes the pipe for a child's stdout and stderr. Without a
@@ -120,16 +125,21 @@ func outputPipe(fifo string) (r, w *os.File, err error) {
 	if fifo == "" {
 		return os.Pipe()
 	}
-	if err := os.MkdirAll(filepath.Dir(fifo), 0o700); err != nil {
-		return nil, nil, err
-	}
 	// A FIFO of the same name can only be a leftover of a run this
-	// daemon does not know (its predecessor died before saving it).
-	if err := os.Remove(fifo); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, err
+	// daemon does not know (its predecessor died before saving it). The
+	// directory is made when the FIFO cannot be for want of it: a start
+	// costs no stat of it.
+	if err := unix.Unlink(fifo); err != nil && err != unix.ENOENT {
+		return nil, nil, &os.PathError{Op: "remove", Path: fifo, Err: err}
 	}
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		return nil, nil, err
+	err = unix.Mkfifo(fifo, 0o600)
+	if err == unix.ENOENT {
+		if err = os.MkdirAll(filepath.Dir(fifo), 0o700); err == nil {
+			err = unix.Mkfifo(fifo, 0o600)
+		}
+	}
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
 	if r, err = openFifo(fifo); err != nil {
 		os.Remove(fifo)
