@@ -11,11 +11,13 @@ import (
 )
 
 // memberlist and raft report what they do to go-metrics' global metrics;
-// libSink, installed there once per process, keeps all of it for
+// the sink, installed there once per process, keeps all of it for
 // /metrics (package gometrics). Tests with several members in one process
-// see their sum.
+// see their sum. It is made on first use, not at init: every clinit
+// command links this package (t/startup_test.go).
 var (
-	libSink      = gometrics.New()
+	libSink      *gometrics.Sink
+	libSinkOnce  sync.Once
 	libSinceTime time.Time
 	libOnce      sync.Once
 )
@@ -24,20 +26,23 @@ func installMetrics() {
 	libOnce.Do(func() {
 		conf := metrics.DefaultConfig("")
 		conf.EnableHostname, conf.EnableRuntimeMetrics, conf.EnableHostnameLabel = false, false, false
-		metrics.NewGlobal(conf, libSink)
+		metrics.NewGlobal(conf, LibraryMetrics())
 		libSinceTime = time.Now().UTC()
 	})
 }
 
 // LibraryMetrics is the sink of memberlist's and raft's metrics.
-func LibraryMetrics() *gometrics.Sink { return libSink }
+func LibraryMetrics() *gometrics.Sink {
+	libSinkOnce.Do(func() { libSink = gometrics.New() })
+	return libSink
+}
 
 // GossipStats is what this process's memberlist sent and received.
 func GossipStats() api.GossipStats {
 	return api.GossipStats{
 		Since:            libSinceTime,
-		UDPSentBytes:     uint64(libSink.Counter("memberlist", "udp", "sent")),
-		TCPSentBytes:     uint64(libSink.Counter("memberlist", "tcp", "sent")),
-		UDPReceivedBytes: uint64(libSink.Counter("memberlist", "udp", "received")),
+		UDPSentBytes:     uint64(LibraryMetrics().Counter("memberlist", "udp", "sent")),
+		TCPSentBytes:     uint64(LibraryMetrics().Counter("memberlist", "tcp", "sent")),
+		UDPReceivedBytes: uint64(LibraryMetrics().Counter("memberlist", "udp", "received")),
 	}
 }
