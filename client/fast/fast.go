@@ -85,10 +85,11 @@ func tellWithin(timeout time.Duration, args []string, stdout, stderr io.Writer) 
 		return 0, false
 	}
 	defer syscall.Close(fd)
-	body := append(append(append(append([]byte(`{"group":"`), quote(t.group)...), `","level":"`...), quote(t.level)...), `"}`...)
+	body := `{"group":"` + quote(t.group) + `","level":"` + quote(t.level) + `"}`
 	req := "POST " + wire.PathTell + " HTTP/1.0\r\nHost: clinit\r\n" + wire.VersionHeader + ": " + wire.Version +
-		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body)
-	answer, err := writeAll(fd, []byte(req))
+		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	var answer []byte
+	err := writeAll(fd, []byte(req))
 	if err == nil {
 		answer, err = readAll(fd)
 	}
@@ -96,7 +97,7 @@ func tellWithin(timeout time.Duration, args []string, stdout, stderr io.Writer) 
 		msg, code := transportError(t.socket, timeout, err)
 		return failed(stderr, msg, code)
 	}
-	code, status, body, err := parseHTTP(answer)
+	code, status, payload, err := parseHTTP(answer)
 	if err == errNoHead {
 		msg, code := transportError(t.socket, timeout, err)
 		return failed(stderr, msg, code)
@@ -104,7 +105,7 @@ func tellWithin(timeout time.Duration, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return failed(stderr, "clinit: bad answer from the daemon on "+t.socket+": "+err.Error(), exitFail)
 	}
-	a, err := parseAnswer(body)
+	a, err := parseAnswer(payload)
 	if code/100 == 2 {
 		if err != nil {
 			return failed(stderr, "clinit: bad answer from the daemon on "+t.socket+": "+err.Error(), exitFail)
@@ -237,7 +238,7 @@ func plainName(s string) bool {
 }
 
 // quote escapes a plain name for a JSON string: only '"' and '\' need it.
-func quote(s string) []byte {
+func quote(s string) string {
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' || s[i] == '\\' {
@@ -245,7 +246,7 @@ func quote(s string) []byte {
 		}
 		b = append(b, s[i])
 	}
-	return b
+	return string(b)
 }
 
 // ScanSetting finds the first `:::name:value` line with a value in a
@@ -301,18 +302,18 @@ func dial(socket string, timeout time.Duration) (int, bool) {
 	return fd, true
 }
 
-func writeAll(fd int, b []byte) ([]byte, error) {
+func writeAll(fd int, b []byte) error {
 	for len(b) > 0 {
 		n, err := syscall.Write(fd, b)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b = b[n:]
 	}
-	return nil, nil
+	return nil
 }
 
 // readAll reads the answer until the daemon closes the connection, as
