@@ -7,24 +7,27 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clinit/clinit/api/wire"
 )
 
-// VersionHeader is sent both ways; Version is the protocol version.
+// VersionHeader is sent both ways; Version is the protocol version
+// (defined in package wire, with the paths).
 const (
-	VersionHeader = "Clinit-Version"
-	Version       = "0"
+	VersionHeader = wire.VersionHeader
+	Version       = wire.Version
 )
 
 // Paths of the protocol, all under /v0/.
 const (
-	PathTell     = "/v0/tell"     // POST TellRequest -> Message
-	PathReread   = "/v0/reread"   // POST -> Message
-	PathStatus   = "/v0/status"   // GET -> Status
-	PathShutdown = "/v0/shutdown" // POST -> Message, answered once every group has stopped
-	PathHastat   = "/v0/hastat"   // GET -> Hastat
-	PathHA       = "/v0/ha"       // POST HARequest -> Message
-	PathWatch    = "/v0/watch"    // GET [?node=NAME] -> a stream of Event, one JSON object a line
-	PathCluster  = "/v0/cluster"  // POST ClusterRequest -> Message
+	PathTell     = wire.PathTell     // POST TellRequest -> Message
+	PathReread   = wire.PathReread   // POST -> Message
+	PathStatus   = wire.PathStatus   // GET -> Status
+	PathShutdown = wire.PathShutdown // POST -> Message, answered once every group has stopped
+	PathHastat   = wire.PathHastat   // GET -> Hastat
+	PathHA       = wire.PathHA       // POST HARequest -> Message
+	PathWatch    = wire.PathWatch    // GET [?node=NAME] -> a stream of Event, one JSON object a line
+	PathCluster  = wire.PathCluster  // POST ClusterRequest -> Message
 )
 
 // MaxRequestBody bounds every request body the daemon reads.

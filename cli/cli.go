@@ -13,12 +13,12 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/client"
+	"github.com/clinit/clinit/client/fast"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
 	"github.com/clinit/clinit/daemon"
@@ -34,8 +34,8 @@ const (
 
 // Built-in defaults of the paths (SPEC 2).
 const (
-	DefaultCltab    = "/etc/cltab"
-	DefaultSocket   = "/var/run/clinit/clinit.s"
+	DefaultCltab    = fast.DefaultCltab
+	DefaultSocket   = fast.DefaultSocket
 	DefaultClstat   = "/var/run/clinit/clstat"
 	DefaultHastat   = "/var/run/clinit/hastat"
 	DefaultHactl    = "/var/lib/clinit/hactl"
@@ -44,7 +44,7 @@ const (
 
 // requestTimeout bounds every request but -k, which waits for the groups
 // to stop.
-const requestTimeout = 30 * time.Second
+const requestTimeout = fast.Timeout
 
 type options struct {
 	daemon, verbose, kill, help, check, json, status, debug bool
@@ -315,6 +315,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		Hactl:     o.path("hactl", "hactl", t),
 		Hastat:    o.path("hastat", "hastat", t),
 		Metrics:   daemon.MetricsAddr(o.metrics),
+		Version:   Version(),
 		Cluster: cluster.Config{
 			Bind:      o.bind,
 			Advertise: o.advertise,
@@ -336,7 +337,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 func (o *options) client() *client.Client {
 	socket := o.socket
 	if !o.flags.Lookup("socket").Changed {
-		if v, ok := scanSetting(o.cltab, "socket"); ok {
+		if v, ok := fast.ScanSetting(o.cltab, "socket"); ok {
 			socket = v
 		}
 	}
@@ -532,21 +533,4 @@ func fail(stderr io.Writer, err error) int {
 		return ExitNoDaemon
 	}
 	return ExitFail
-}
-
-// scanSetting finds a `:::name:value` line in a cltab without validating
-// the rest of the file.
-func scanSetting(path, name string) (string, bool) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", false
-	}
-	prefix := ":::" + name + ":"
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimRight(line, "\r")
-		if v, ok := strings.CutPrefix(line, prefix); ok && v != "" {
-			return v, true
-		}
-	}
-	return "", false
 }

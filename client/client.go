@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/client/fast"
 )
 
 // ErrNoDaemon is matched by the error of any call that could not reach a
@@ -136,8 +137,15 @@ func (c *Client) transportError(err error) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fmt.Errorf("the clinit daemon on %s did not answer in time: %w", c.Socket, err)
 	}
-	return fmt.Errorf("%w answers on %s: is clinit -d running?", ErrNoDaemon, c.Socket)
+	return noDaemon(c.Socket)
 }
+
+// noDaemon is the error of a socket no daemon answers on; it matches
+// ErrNoDaemon, and says what the fast tell says.
+type noDaemon string
+
+func (s noDaemon) Error() string        { return fast.NoDaemon(string(s)) }
+func (s noDaemon) Is(target error) bool { return target == ErrNoDaemon }
 
 // Hastat returns the cluster view as the daemon sees it.
 func (c *Client) Hastat(ctx context.Context) (api.Hastat, error) {

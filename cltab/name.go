@@ -6,12 +6,14 @@ import (
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/clinit/clinit/api/wire"
 )
 
 // MaxName is the longest name, in bytes: group, tag, level and node names
 // end up in status lines, file names, metrics labels and the argument of
 // the stomith command, and a host name is at most 64 bytes on Linux.
-const MaxName = 128
+const MaxName = wire.MaxName
 
 // NameRule says what a name may be, for messages.
 const NameRule = "want 1 to 128 printable characters, none of them ':', ',' or whitespace"

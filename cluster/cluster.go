@@ -182,7 +182,7 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if cfg.Clustered() {
-		countGossip()
+		installMetrics()
 		mc, err := cfg.memberlistConfig()
 		if err != nil {
 			return nil, err

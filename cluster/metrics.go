@@ -2,61 +2,47 @@ package cluster
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	metrics "github.com/hashicorp/go-metrics"
 
 	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/internal/gometrics"
 )
 
-// memberlist reports what it sends and receives to go-metrics' global
-// sink; gossipSink keeps the byte counts (one set per process: tests with
-// several members in one process see their sum).
-type gossipSink struct {
-	metrics.BlackholeSink
-	udpSent, tcpSent, udpRecv atomic.Uint64
-}
-
-func (s *gossipSink) IncrCounterWithLabels(key []string, val float32, _ []metrics.Label) {
-	s.IncrCounter(key, val)
-}
-
-func (s *gossipSink) IncrCounter(key []string, val float32) {
-	n := len(key)
-	if n < 3 || key[n-3] != "memberlist" {
-		return
-	}
-	switch key[n-2] + "." + key[n-1] {
-	case "udp.sent":
-		s.udpSent.Add(uint64(val))
-	case "tcp.sent":
-		s.tcpSent.Add(uint64(val))
-	case "udp.received":
-		s.udpRecv.Add(uint64(val))
-	}
-}
-
+// memberlist and raft report what they do to go-metrics' global metrics;
+// the sink, installed there once per process, keeps all of it for
+// /metrics (package gometrics). Tests with several members in one process
+// see their sum. It is made on first use, not at init: every clinit
+// command links this package (t/startup_test.go).
 var (
-	gossip      = &gossipSink{}
-	gossipSince time.Time
-	gossipOnce  sync.Once
+	libSink      *gometrics.Sink
+	libSinkOnce  sync.Once
+	libSinceTime time.Time
+	libOnce      sync.Once
 )
 
-func countGossip() {
-	gossipOnce.Do(func() {
+func installMetrics() {
+	libOnce.Do(func() {
 		conf := metrics.DefaultConfig("")
 		conf.EnableHostname, conf.EnableRuntimeMetrics, conf.EnableHostnameLabel = false, false, false
-		metrics.NewGlobal(conf, gossip)
-		gossipSince = time.Now().UTC()
+		metrics.NewGlobal(conf, LibraryMetrics())
+		libSinceTime = time.Now().UTC()
 	})
+}
+
+// LibraryMetrics is the sink of memberlist's and raft's metrics.
+func LibraryMetrics() *gometrics.Sink {
+	libSinkOnce.Do(func() { libSink = gometrics.New() })
+	return libSink
 }
 
 // GossipStats is what this process's memberlist sent and received.
 func GossipStats() api.GossipStats {
 	return api.GossipStats{
-		Since:        gossipSince,
-		UDPSentBytes: gossip.udpSent.Load(), TCPSentBytes: gossip.tcpSent.Load(),
-		UDPReceivedBytes: gossip.udpRecv.Load(),
+		Since:            libSinceTime,
+		UDPSentBytes:     uint64(LibraryMetrics().Counter("memberlist", "udp", "sent")),
+		TCPSentBytes:     uint64(LibraryMetrics().Counter("memberlist", "tcp", "sent")),
+		UDPReceivedBytes: uint64(LibraryMetrics().Counter("memberlist", "udp", "received")),
 	}
 }

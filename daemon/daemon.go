@@ -117,7 +117,7 @@ func Run(cfg Config, socket string) error {
 	srv := NewServer(eng, log)
 	srv.serveCluster(cl)
 	if cfg.Metrics != "" {
-		ms, err := serveMetrics(cfg.Metrics, eng, cl, log, cfg.Node, advertisedHost(cfg.Cluster.Advertise))
+		ms, err := serveMetrics(cfg.Metrics, cfg.Version, eng, cl, log, cfg.Node, advertisedHost(cfg.Cluster.Advertise))
 		if err != nil {
 			cl.Close()
 			ln.Close()

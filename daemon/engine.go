@@ -40,6 +40,7 @@ type Config struct {
 	ReopenLog func() error
 
 	Metrics string // --metrics: metrics and status page address; "" serves none
+	Version string // what clinit_build_info says the daemon was built from
 	Hactl   string // the HA control file, replicated
 	// HAGroups are the groups of the hactl when the daemon starts: after
 	// a crash, one of them is restored only if some of it still runs.
@@ -344,6 +345,7 @@ func (e *Engine) tell(name, level string) error {
 		g.epoch++
 		for _, p := range g.procs {
 			p.unthrottle()
+			p.respawning = false
 		}
 	}
 	g.told, g.level = true, level

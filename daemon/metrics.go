@@ -44,12 +44,12 @@ type StatusView struct {
 // page on /, and its data on /status.json. It returns once listening.
 // names are the names the page may be reached by, beside its address and
 // localhost (hostcheck.go).
-func serveMetrics(addr string, eng *Engine, cl *cluster.Cluster, log *zap.Logger, names ...string) (*http.Server, error) {
+func serveMetrics(addr, version string, eng *Engine, cl *cluster.Cluster, log *zap.Logger, names ...string) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: metricsHandler(eng, cl, log, allowedHosts(ln.Addr(), names...)), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: metricsHandler(version, eng, cl, log, allowedHosts(ln.Addr(), names...)), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(log.Named("metrics"))}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -60,12 +60,9 @@ func serveMetrics(addr string, eng *Engine, cl *cluster.Cluster, log *zap.Logger
 	return srv, nil
 }
 
-// metricsHandler routes the metrics listener; the page and its data
-// answer only the Hosts in allowed.
-
 // metricsHandler answers /metrics to any Host (scrapers name the node
 // as they will), the page and its data only to the names of allowed.
-func metricsHandler(eng *Engine, cl *cluster.Cluster, log *zap.Logger, allowed map[string]bool) http.Handler {
+func metricsHandler(version string, eng *Engine, cl *cluster.Cluster, log *zap.Logger, allowed map[string]bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		v, err := view(r.Context(), eng, cl)
@@ -74,7 +71,8 @@ func metricsHandler(eng *Engine, cl *cluster.Cluster, log *zap.Logger, allowed m
 			return
 		}
 		var m promtext.Writer
-		writeMetrics(&m, v, cl)
+		writeMetrics(&m, version, v, cl)
+		cluster.LibraryMetrics().Write(&m)
 		if err := m.WriteProcess(); err != nil {
 			log.Debug("metrics: process figures", zap.Error(err))
 		}

@@ -34,7 +34,12 @@ type proc struct {
 	startTicks uint64
 	adopted    bool
 	fifo       string // the output FIFO of the current run, if any
+	// restarts counts the starts of a respawn entry that follow an exit
+	// nobody asked for (respawning is set by such an exit), in the same
+	// level (a tell to another clears it): a level change, a reread or a
+	// stop is not a restart.
 	restarts   int
+	respawning bool
 
 	// Stopping: term is set once SIGTERM went to the process group, kill
 	// once SIGKILL did. linger is set when the leader exited but others
@@ -94,11 +99,12 @@ func (e *Engine) start(p *proc) {
 	}
 	// Started again after a run that ended by itself (not by a stop),
 	// at the level it ran at (not after a tell).
-	respawn := p.run > 0 && p.entry.Mode == cltab.ModeRespawn && !p.term && p.exited && p.epoch == g.epoch
+	respawn := p.respawning
 	prevExit, prevSig := p.exit, p.sig
-	if p.run > 0 && p.entry.Mode == cltab.ModeRespawn {
+	if respawn {
 		p.restarts++
 	}
+	p.respawning = false
 	p.run++
 	p.epoch = g.epoch
 	p.term, p.kill, p.linger, p.exited = false, false, false, false
@@ -110,7 +116,7 @@ func (e *Engine) start(p *proc) {
 		exitFile = e.exitFile(p.entry.Tag)
 	}
 	p.fifo = e.outFifo(p.entry.Tag, run)
-	pid, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
+	pid, ticks, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
 		e.post(func() { e.exited(p, run, x) })
 	})
 	if err != nil {
@@ -121,8 +127,7 @@ func (e *Engine) start(p *proc) {
 		}
 		return
 	}
-	p.pid = pid
-	p.startTicks, _, _ = procStart(pid)
+	p.pid, p.startTicks = pid, ticks
 	e.journal(p)
 	e.dirty = true
 	if respawn {
@@ -289,6 +294,10 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 	// Orphans the leader left that had exited were reaped before its
 	// exit was posted: only live members keep its process group alive.
 	left := !p.kill && groupAlive(pgid)
+	// The line saying how the process ended is logged once what follows
+	// has been started (its replacement, the next entry): a log line
+	// takes some 0.1 ms that a respawn need not wait for.
+	var report func()
 	switch {
 	case p.term:
 		// Stopped by us: a stop is complete once its group is gone.
@@ -297,7 +306,7 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 		} else if p.killTimer != nil {
 			p.killTimer.Stop()
 		}
-		e.log.Info("stopped", fields...)
+		report = func() { e.log.Info("stopped", fields...) }
 	case p.entry.Mode == cltab.ModeRespawn && left && (p.exit == 0 || x == nil):
 		// The program went to the background: its leader forked and
 		// exited 0 (or, adopted, with a status we cannot know). Supervise
@@ -307,19 +316,28 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 		// it left is stopped with the entry.
 		e.log.Warn(p.entry.Tag+" exited but left processes running in its process group: not restarted until they are gone; run the program in the foreground so that clinit supervises it",
 			append(fields, zap.Int("pgid", pgid))...)
+		p.respawning = true
 		e.linger(p)
 	case p.entry.Mode == cltab.ModeRespawn:
-		e.log.Info("exited", fields...)
-		e.respawnEnded(p)
+		p.respawning = true
+		if e.tooRapid(p) { // not started again now: logged in order
+			e.log.Info("exited", fields...)
+			e.throttle(p)
+		} else {
+			report = func() { e.log.Info("exited", fields...) }
+		}
 	case p.exit != 0 && (p.entry.Mode == cltab.ModeWait || p.entry.Mode == cltab.ModeTest):
-		e.log.Warn("failed", fields...)
+		report = func() { e.log.Warn("failed", fields...) }
 	default:
-		e.log.Info("exited", fields...)
+		report = func() { e.log.Info("exited", fields...) }
 	}
 	if left && !p.term && !p.linger {
 		p.residues = append(p.residues, pgid)
 	}
 	e.advance(g)
+	if report != nil {
+		report()
+	}
 	if len(g.procs) == 0 {
 		e.forget(g)
 	}
@@ -352,14 +370,24 @@ func (e *Engine) stopResidues(p *proc) {
 // respawnEnded counts the run of a respawn entry that just ended, and rests
 // the entry when too many runs in a row ended too soon.
 func (e *Engine) respawnEnded(p *proc) {
+	if e.tooRapid(p) {
+		e.throttle(p)
+	}
+}
+
+// tooRapid counts the run of a respawn entry that just ended, and reports
+// whether too many runs in a row ended too soon.
+func (e *Engine) tooRapid(p *proc) bool {
 	if p.started.Add(e.timing.window).After(p.since) {
 		p.rapid++
 	} else {
 		p.rapid = 0
 	}
-	if p.rapid <= e.timing.limit {
-		return
-	}
+	return p.rapid > e.timing.limit
+}
+
+// throttle rests a respawn entry that restarted too rapidly.
+func (e *Engine) throttle(p *proc) {
 	// A program that daemonizes out of its process group (setsid) looks
 	// like one that exits at once, and each start leaves one more copy:
 	// name what it left, which the subreaper sees reparented to us.

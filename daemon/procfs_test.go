@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,4 +55,51 @@ func TestGroupOf(t *testing.T) {
 		t.Error("an exited process group still counts as alive")
 	}
 	cmd.Wait()
+}
+
+func TestParseStat(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want statFields
+		ok   bool
+	}{
+		{"4242 (sleep) S 1 4242 4242 0 -1 4194560 100 0 0 0 2 1 0 0 20 0 1 0 123456 1048576 300 18446744073709551615\n", statFields{state: 'S', ppid: 1, pgid: 4242, start: 123456}, true},
+		// The command name may hold spaces and parentheses.
+		{"7 (a) b (c)) Z 3 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0 0 0\n", statFields{state: 'Z', ppid: 3, pgid: 9, start: 77}, true},
+		{"7 no parenthesis", statFields{}, false},
+		{"7 (x) S 1 2", statFields{}, false},
+		{"7 (x) S x 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0", statFields{}, false},
+		{"7 (x) SS 3 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0", statFields{}, false},
+	} {
+		got, err := parseStat("/proc/7/stat", []byte(c.line))
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("parseStat(%q) = %+v, %v; want %+v, ok %v", c.line, got, err, c.want, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "/proc/7/stat") {
+			t.Errorf("parseStat(%q): %v does not name the file", c.line, err)
+		}
+	}
+}
+
+// procStart reads a live process: this test's own, and a child's, whose
+// process group it leads.
+func TestProcStart(t *testing.T) {
+	cmd := exec.Command("/bin/sleep", "10")
+	cmd.SysProcAttr = setpgid()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	start, pgid, err := procStart(cmd.Process.Pid)
+	if err != nil || pgid != cmd.Process.Pid || start == 0 {
+		t.Errorf("procStart(child) = %d, %d, %v; want its own group and a start time", start, pgid, err)
+	}
+	self, _, err := procStart(os.Getpid())
+	if err != nil || self == 0 || self > start {
+		t.Errorf("procStart(self) = %d, %v; want a start time before the child's %d", self, err, start)
+	}
+	if _, _, err := procStart(1 << 30); err == nil || !strings.Contains(err.Error(), "/proc/1073741824/stat") {
+		t.Errorf("procStart of no process: %v", err)
+	}
 }

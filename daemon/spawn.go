@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/internal/reaper"
@@ -20,8 +21,9 @@ import (
 
 // Output capture limits: a chatty child must neither grow the daemon's
 // memory nor flood its log. Lines are cut at lineMax bytes; beyond a burst
-// of burstLines, at most linesPerSec lines a second are logged and the
-// rest are counted as dropped (the child is never blocked by us).
+// of burstLines, at most linesPerSec lines a second are logged (a token
+// bucket, x/time/rate's) and the rest are counted as dropped (the child
+// is never blocked by us).
 const (
 	lineMax     = 4096
 	burstLines  = 1000
@@ -69,23 +71,24 @@ func keeperDir(stateDir string) string {
 // daemon that was not there to wait for it.
 const exitWrapper = `/bin/sh -c "$1"; s=$?; echo $s >"$2"; exit $s`
 
-// spawn starts ent's command and returns its pid. With exitFile set, the
-// command's exit status is also written there. onExit is called, on a
-// goroutine of its own, with the exit the reaper collected.
-func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, error) {
+// spawn starts ent's command and returns its pid and its start time
+// (clock ticks since boot, as /proc/PID/stat has it). With exitFile set,
+// the command's exit status is also written there. onExit is called, on
+// a goroutine of its own, with the exit the reaper collected.
+func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, uint64, error) {
 	argv := []string{"/bin/sh", "-c", ent.Command}
 	if exitFile != "" {
 		if err := os.MkdirAll(filepath.Dir(exitFile), 0o700); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := freshFile(exitFile); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		argv = []string{"/bin/sh", "-c", exitWrapper, "clinit-" + ent.Tag, ent.Command, exitFile}
 	}
 	r, w, err := outputPipe(outFifo)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	env := append(s.env[:len(s.env):len(s.env)],
 		"CLINIT_GROUP="+ent.Group, "CLINIT_TAG="+ent.Tag, "CLINIT_LEVEL="+level, "CLINIT_NODE="+s.node)
@@ -94,18 +97,22 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 		// told of by these: node, group, and its own directory.
 		env = append(env, "CLINIT_KEEPER="+s.keeper)
 	}
-	pid, exits, err := reaper.Start(argv, reaper.Attrs{Env: env, Stdout: w, Stderr: w})
+	var ticks uint64
+	pid, exits, err := reaper.Start(argv, reaper.Attrs{Env: env, Stdout: w, Stderr: w, StartTicks: &ticks})
 	w.Close()
 	if err != nil {
 		r.Close()
-		return 0, err
+		return 0, 0, err
+	}
+	if ticks == 0 {
+		ticks, _, _ = procStart(pid)
 	}
 	go s.capture(r, outFifo, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
 	go func() {
 		x := <-exits
 		onExit(&x)
 	}()
-	return pid, nil
+	return pid, ticks, nil
 }
 
 // outputPipe makes the pipe for a child's stdout and stderr. Without a
@@ -118,16 +125,21 @@ func outputPipe(fifo string) (r, w *os.File, err error) {
 	if fifo == "" {
 		return os.Pipe()
 	}
-	if err := os.MkdirAll(filepath.Dir(fifo), 0o700); err != nil {
-		return nil, nil, err
-	}
 	// A FIFO of the same name can only be a leftover of a run this
-	// daemon does not know (its predecessor died before saving it).
-	if err := os.Remove(fifo); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, err
+	// daemon does not know (its predecessor died before saving it). The
+	// directory is made when the FIFO cannot be for want of it: a start
+	// costs no stat of it.
+	if err := unix.Unlink(fifo); err != nil && err != unix.ENOENT {
+		return nil, nil, &os.PathError{Op: "remove", Path: fifo, Err: err}
 	}
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		return nil, nil, err
+	err = unix.Mkfifo(fifo, 0o600)
+	if err == unix.ENOENT {
+		if err = os.MkdirAll(filepath.Dir(fifo), 0o700); err == nil {
+			err = unix.Mkfifo(fifo, 0o600)
+		}
+	}
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
 	if r, err = openFifo(fifo); err != nil {
 		os.Remove(fifo)
@@ -158,31 +170,38 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 		defer os.Remove(fifo)
 	}
 	br := bufio.NewReaderSize(r, lineMax)
-	lim := limiter{tokens: burstLines, last: time.Now()}
-	skipping := false // inside a line already cut
+	lim := rate.NewLimiter(linesPerSec, burstLines)
+	var dropped int        // lines dropped since the last report
+	var reported time.Time // when dropped lines were last reported
+	skipping := false      // inside a line already cut
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			cut := errors.Is(err, bufio.ErrBufferFull)
 			// A dropped line costs no copy: under a flood, most are.
-			if now := time.Now(); !skipping && lim.allow(now) {
+			now := time.Now()
+			switch {
+			case skipping:
+			case lim.AllowN(now, 1):
 				text := string(bytes.TrimRight(line, "\r\n"))
 				if cut {
 					text += " [line cut]"
 				}
 				// The count of what was dropped comes at most once a
 				// second, so as not to double a flood's share of the log.
-				if lim.dropped > 0 && now.Sub(lim.reported) >= time.Second {
-					log.Warn("output lines dropped", zap.Int("lines", lim.dropped))
-					lim.dropped, lim.reported = 0, now
+				if dropped > 0 && now.Sub(reported) >= time.Second {
+					log.Warn("output lines dropped", zap.Int("lines", dropped))
+					dropped, reported = 0, now
 				}
 				log.Info(text)
+			default:
+				dropped++
 			}
 			skipping = cut
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if lim.dropped > 0 {
-				log.Warn("output lines dropped", zap.Int("lines", lim.dropped))
+			if dropped > 0 {
+				log.Warn("output lines dropped", zap.Int("lines", dropped))
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				log.Debug("output", zap.Error(err))
@@ -190,28 +209,6 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 			return
 		}
 	}
-}
-
-// limiter is a token bucket of lines.
-type limiter struct {
-	tokens   float64
-	last     time.Time
-	dropped  int       // lines dropped since the last report
-	reported time.Time // when dropped lines were last reported
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	l.tokens += now.Sub(l.last).Seconds() * linesPerSec
-	if l.tokens > burstLines {
-		l.tokens = burstLines
-	}
-	l.last = now
-	if l.tokens >= 1 {
-		l.tokens--
-		return true
-	}
-	l.dropped++
-	return false
 }
 
 // RunCommand runs a command of the daemon's own (not a cltab entry: the

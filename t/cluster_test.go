@@ -49,6 +49,13 @@ type node struct {
 // so it must be the same everywhere): the key lives there too.
 func startCluster(t *testing.T, n int, cltabText string) []*node {
 	t.Helper()
+	return startClusterWith(t, n, cltabText, nil)
+}
+
+// startClusterWith is startCluster with more flags for node i (from 0)
+// when extra is not nil.
+func startClusterWith(t *testing.T, n int, cltabText string, extra func(i int) []string) []*node {
+	t.Helper()
 	keyDir := newCaseDir(t)
 	key := filepath.Join(keyDir, "key")
 	if _, errOut, code, err := runClinit("--keygen", key); err != nil || code != 0 {
@@ -67,6 +74,9 @@ func startCluster(t *testing.T, n int, cltabText string) []*node {
 		// another test's.
 		flags := []string{"--node", name, "--bind", seeds[i], "--raft-bind", "127.0.0.1:" + strconv.Itoa(freePort(t)),
 			"--join", strings.Join(seeds, ","), "--keyfile", key}
+		if extra != nil {
+			flags = append(extra(i), flags...)
+		}
 		dir := newCaseDir(t)
 		writeFile(t, filepath.Join(dir, "cltab"), expand(keyDir, cltabText))
 		nodes[i] = &node{daemon: launch(t, dir, flags...), name: name, flags: flags}

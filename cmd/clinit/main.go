@@ -1,9 +1,12 @@
 // Command clinit is the cluster-wide init: the daemon (-d) and its
-// command-line client. All the logic lives in package cli.
+// command-line client. All the logic lives in package cli; a plain tell
+// is done by package early before the rest is initialised.
 package main
 
 import (
 	"os"
+
+	_ "github.com/clinit/clinit/cmd/clinit/early" // first: a plain tell exits here
 
 	"github.com/clinit/clinit/cli"
 	"github.com/clinit/clinit/keeper"

@@ -1,5 +1,10 @@
 // Package atomicfile replaces files so that readers see the old content or
 // the new, never a mix: write a temporary file beside it, sync, rename.
+//
+// It is kept rather than github.com/google/renameio/v2, which does the
+// same write, sync and rename but always syncs: the status files (clstat,
+// hastat) are rewritten at every state change of a group and need no
+// sync (WriteStatus below), and renameio has no way to skip it.
 package atomicfile
 
 import (

@@ -17,6 +17,7 @@ func TestReferenceParser(t *testing.T) {
 	w.Write(Family{Name: "b", Help: "B \\ and\nnewline.", Type: Gauge, Labels: []string{"group", "tag"}},
 		With(1, "web", `say "hi"`), With(0.5, `c:\dir`, "two\nlines"), With(math.Inf(1), "inf", ""))
 	w.Write(Family{Name: "c_total", Help: "C.", Type: Counter}, One(7))
+	w.WriteSummary(Family{Name: "s", Help: "S.", Labels: []string{"a"}}, SummarySample{Labels: []string{"x"}, Sum: 2.5, Count: 3})
 	if err := w.WriteProcess(); err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +42,9 @@ func TestReferenceParser(t *testing.T) {
 	}
 	if c := fams["c_total"]; c == nil || c.GetMetric()[0].GetCounter().GetValue() != 7 {
 		t.Errorf("family c_total: %v", c)
+	}
+	if s := fams["s"]; s == nil || s.GetMetric()[0].GetSummary().GetSampleSum() != 2.5 || s.GetMetric()[0].GetSummary().GetSampleCount() != 3 {
+		t.Errorf("summary s: %v", s)
 	}
 	if r := fams["process_resident_memory_bytes"]; r == nil || r.GetMetric()[0].GetGauge().GetValue() <= 0 {
 		t.Errorf("process_resident_memory_bytes: %v", r)

@@ -21,13 +21,14 @@ const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 const (
 	Gauge   = "gauge"
 	Counter = "counter"
+	Summary = "summary" // written by WriteSummary
 )
 
 // Family is one metric name with its help, type and label names.
 type Family struct {
 	Name   string
 	Help   string
-	Type   string // Gauge or Counter
+	Type   string // Gauge or Counter; Summary for WriteSummary
 	Labels []string
 }
 
@@ -48,6 +49,32 @@ type Writer struct {
 // A sample whose label count is not the family's is a programming error
 // and panics.
 func (w *Writer) Write(f Family, samples ...Sample) {
+	w.head(f)
+	for _, s := range samples {
+		w.sample(f, f.Name, s)
+	}
+}
+
+// SummarySample is one series of a summary: the sum and the count of
+// what was observed (no quantiles).
+type SummarySample struct {
+	Labels []string
+	Sum    float64
+	Count  uint64
+}
+
+// WriteSummary adds a family of type Summary: for each sample, the
+// NAME_sum and NAME_count lines.
+func (w *Writer) WriteSummary(f Family, samples ...SummarySample) {
+	f.Type = Summary
+	w.head(f)
+	for _, s := range samples {
+		w.sample(f, f.Name+"_sum", Sample{Labels: s.Labels, Value: s.Sum})
+		w.sample(f, f.Name+"_count", Sample{Labels: s.Labels, Value: float64(s.Count)})
+	}
+}
+
+func (w *Writer) head(f Family) {
 	w.buf.WriteString("# HELP ")
 	w.buf.WriteString(f.Name)
 	w.buf.WriteByte(' ')
@@ -57,29 +84,30 @@ func (w *Writer) Write(f Family, samples ...Sample) {
 	w.buf.WriteByte(' ')
 	w.buf.WriteString(f.Type)
 	w.buf.WriteByte('\n')
-	for _, s := range samples {
-		if len(s.Labels) != len(f.Labels) {
-			panic("promtext: " + f.Name + ": " + strconv.Itoa(len(s.Labels)) + " label values for " + strconv.Itoa(len(f.Labels)) + " labels")
-		}
-		w.buf.WriteString(f.Name)
-		for i, l := range f.Labels {
-			if i == 0 {
-				w.buf.WriteByte('{')
-			} else {
-				w.buf.WriteByte(',')
-			}
-			w.buf.WriteString(l)
-			w.buf.WriteString(`="`)
-			w.escape(s.Labels[i], true)
-			w.buf.WriteByte('"')
-		}
-		if len(f.Labels) > 0 {
-			w.buf.WriteByte('}')
-		}
-		w.buf.WriteByte(' ')
-		w.buf.WriteString(formatValue(s.Value))
-		w.buf.WriteByte('\n')
+}
+
+func (w *Writer) sample(f Family, name string, s Sample) {
+	if len(s.Labels) != len(f.Labels) {
+		panic("promtext: " + f.Name + ": " + strconv.Itoa(len(s.Labels)) + " label values for " + strconv.Itoa(len(f.Labels)) + " labels")
 	}
+	w.buf.WriteString(name)
+	for i, l := range f.Labels {
+		if i == 0 {
+			w.buf.WriteByte('{')
+		} else {
+			w.buf.WriteByte(',')
+		}
+		w.buf.WriteString(l)
+		w.buf.WriteString(`="`)
+		w.escape(s.Labels[i], true)
+		w.buf.WriteByte('"')
+	}
+	if len(f.Labels) > 0 {
+		w.buf.WriteByte('}')
+	}
+	w.buf.WriteByte(' ')
+	w.buf.WriteString(formatValue(s.Value))
+	w.buf.WriteByte('\n')
 }
 
 // Bytes is everything written so far.

@@ -30,6 +30,23 @@ type Attrs struct {
 	Env []string // environment; nil passes the daemon's own
 	// The child's stdin, stdout and stderr; nil is /dev/null.
 	Stdin, Stdout, Stderr *os.File
+	// StartTicks, when not nil, is set to the child's start time as
+	// /proc/PID/stat's field 22 has it (clock ticks since boot), or to 0
+	// when it could not be known without reading /proc (see Start).
+	StartTicks *uint64
+}
+
+// tickNanos is a clock tick of /proc/PID/stat's start time: USER_HZ is
+// 100 on every Linux architecture Go runs on.
+const tickNanos = 1e9 / 100
+
+// bootNanos reads CLOCK_BOOTTIME, the clock of a process's start time.
+func bootNanos() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return -1
+	}
+	return ts.Nano()
 }
 
 // the is the one reaper of this process: waiting is process-wide, so
@@ -113,6 +130,14 @@ func reap() {
 
 // Start starts argv[0] (a path: no $PATH lookup) with argv. The child's
 // exit is sent once on the returned channel, which is never closed.
+//
+// The kernel stamps a child's start (CLOCK_BOOTTIME, shown in /proc in
+// 10 ms ticks) during the fork: when the clock read before the fork and
+// the one after are in the same tick, so is the start, and a.StartTicks
+// is that tick; else (a fork across a tick boundary, one in ten or so) it
+// is 0, and the caller reads /proc. A start costs two clock reads
+// instead of opening and reading /proc/PID/stat, which the kernel builds
+// anew each time.
 func Start(argv []string, a Attrs) (pid int, exits <-chan Exit, err error) {
 	if len(argv) == 0 {
 		return 0, nil, errors.New("reaper: no command")
@@ -135,9 +160,19 @@ func Start(argv []string, a Attrs) (pid int, exits <-chan Exit, err error) {
 	attr := &syscall.ProcAttr{Dir: a.Dir, Env: env, Files: fds, Sys: &syscall.SysProcAttr{Setpgid: true}}
 	c := make(chan Exit, 1)
 	the.mu.Lock()
+	var before int64
+	if a.StartTicks != nil {
+		before = bootNanos()
+	}
 	pid, err = syscall.ForkExec(argv[0], argv, attr)
 	if err == nil {
 		the.waiting[pid] = c
+		if a.StartTicks != nil {
+			*a.StartTicks = 0
+			if after := bootNanos(); before >= 0 && after >= 0 && before/tickNanos == after/tickNanos {
+				*a.StartTicks = uint64(before / tickNanos)
+			}
+		}
 	}
 	the.mu.Unlock()
 	runtime.KeepAlive(files)

@@ -201,3 +201,44 @@ func TestBackToBackExitsWithOrphans(t *testing.T) {
 		}
 	}
 }
+
+// statStart is field 22 of /proc/PID/stat, read the plain way.
+func statStart(t *testing.T, pid int) uint64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	var v uint64
+	if _, err := fmt.Sscan(f[19], &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// The start time Start gives is /proc's, whenever it gives one; most
+// forks take far less than a tick, so most starts have one.
+func TestStartTicks(t *testing.T) {
+	known := 0
+	const n = 100
+	for range n {
+		var ticks uint64
+		pid, exits, err := Start([]string{"/bin/sleep", "10"}, Attrs{StartTicks: &ticks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := statStart(t, pid)
+		unix.Kill(pid, syscall.SIGKILL)
+		await(t, exits)
+		if ticks != 0 {
+			known++
+			if ticks != want {
+				t.Fatalf("StartTicks %d, /proc says %d", ticks, want)
+			}
+		}
+	}
+	if known < n/2 {
+		t.Errorf("only %d of %d starts had their start time without /proc", known, n)
+	}
+}
