@@ -285,7 +285,7 @@ func (c *Cluster) report(cmds []store.Command) {
 				if e != nil {
 					c.log.Warn("HA report not committed", zap.String("op", cmd.Op), zap.String("group", cmd.Group), zap.Error(e))
 					delete(c.ha.mem.sent, cmd.Group) // try again
-					c.ha.timer.Reset(time.Second)
+					c.retryHA()
 				}
 			}
 			c.report(nil)
@@ -302,12 +302,19 @@ func (c *Cluster) haTell(a haAction, hold bool) {
 	if hold {
 		c.ha.kept[a.Group] = true
 	}
+	deadline, stop := c.ha.lease.UntilBoot, c.ha.stop
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		var err error
 		if hold && c.cfg.Keeper != nil {
-			if err = c.cfg.Keeper.Hold(ctx, a.Group); err != nil {
+			// The keeper holds a group only under a lease: the one this
+			// decision was made with goes first (keeperLease sends it on a
+			// goroutine of its own, which may not have run yet).
+			if err = c.sendKeeperLease(ctx, deadline, stop); err == nil {
+				err = c.cfg.Keeper.Hold(ctx, a.Group)
+			}
+			if err != nil {
 				c.log.Error("the keeper does not hold the group: not starting it", zap.String("group", a.Group), zap.Error(err))
 			}
 		}
@@ -322,7 +329,7 @@ func (c *Cluster) haTell(a haAction, hold bool) {
 			if c.ha.mem.pending[a.Group] == a.Level {
 				delete(c.ha.mem.pending, a.Group)
 			}
-			c.ha.timer.Reset(time.Second) // try again
+			c.retryHA()
 		})
 	}()
 }
@@ -341,19 +348,34 @@ func (c *Cluster) keeperLease(deadline int64) {
 	}
 	stop := c.ha.stop
 	go func() {
-		c.keeper.mu.Lock()
-		defer c.keeper.mu.Unlock()
-		if deadline <= c.keeper.sent {
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := c.cfg.Keeper.Lease(ctx, deadline, stop); err != nil {
+		if err := c.sendKeeperLease(ctx, deadline, stop); err != nil {
 			c.log.Error("the keeper did not take the lease", zap.Error(err))
-			return
 		}
-		c.keeper.sent = deadline
 	}()
+}
+
+// sendKeeperLease makes sure the keeper has a deadline at least as late
+// as deadline: sends it unless a later one went already.
+func (c *Cluster) sendKeeperLease(ctx context.Context, deadline int64, stop time.Duration) error {
+	c.keeper.mu.Lock()
+	defer c.keeper.mu.Unlock()
+	if deadline <= c.keeper.sent {
+		return nil
+	}
+	if err := c.cfg.Keeper.Lease(ctx, deadline, stop); err != nil {
+		return err
+	}
+	c.keeper.sent = deadline
+	return nil
+}
+
+// retryHA runs the HA rules again in a second: a tell or a report that
+// failed is made again. It has a timer of its own: ha.timer is set to the
+// lease's end at every renewal.
+func (c *Cluster) retryHA() {
+	time.AfterFunc(time.Second, func() { c.enqueue(func() { c.ha.dirty = true }) })
 }
 
 func (c *Cluster) keeperRelease(g string) {
