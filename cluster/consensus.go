@@ -514,7 +514,7 @@ func (c *Cluster) startRaft(mc *memberlist.Config, tr memberlist.Transport) erro
 		bind = net.JoinHostPort(bip.String(), p)
 		if c.rn, err = raftnode.Open(raftnode.Config{Node: c.cfg.Node, Dir: filepath.Join(c.cfg.StateDir, "raft"), Bind: bind, Advertise: adv,
 			Key: c.cfg.Key, Log: c.cfg.Log, Lease: c.ha.plan.lease, Resolve: c.resolveVoter,
-			OnSilent: c.probeSilent}); err != nil {
+			OnSilent: c.probeSilent, Fencing: c.fence.isRunning}); err != nil {
 			return err
 		}
 		c.bootstrapped = c.rn.Bootstrapped()

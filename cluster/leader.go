@@ -44,6 +44,14 @@ func newFencer() *fencer {
 	return &fencer{running: map[string]bool{}, retry: map[string]time.Time{}, backoff: map[string]time.Duration{}}
 }
 
+// isRunning reports whether node's fencing runs now (from its start to
+// its commit, or its failure).
+func (f *fencer) isRunning(node string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running[node]
+}
+
 // busy is the nodes whose fencing runs or waits to be retried.
 func (f *fencer) busy(now time.Time) map[string]bool {
 	f.mu.Lock()

@@ -96,7 +96,7 @@ func plan(in planInput) planOut {
 	// run its processes until its keeper woke). Otherwise it returns when
 	// time alone will free it (zero: never, as for a node that renews).
 	gone := func(node string, v uint64) (bool, time.Time) {
-		if f, ok := in.state.Fences[node]; ok && f.Version > v {
+		if in.state.FencedSince(store.Assignment{Node: node, Version: v}) {
 			return true, time.Time{}
 		}
 		exp, ok := in.expiry(node)
@@ -109,8 +109,7 @@ func plan(in planInput) planOut {
 	// fenced: node was fenced after version v (it is off: it starts
 	// nothing again, whatever a grant says).
 	fenced := func(node string, v uint64) bool {
-		f, ok := in.state.Fences[node]
-		return ok && f.Version > v
+		return in.state.FencedSince(store.Assignment{Node: node, Version: v})
 	}
 	// silent: the leader has not heard a renewal from node for d.
 	silent := func(node string, d time.Duration) bool {

@@ -337,9 +337,11 @@ func (s *sim) grant(l *simNode, node string, reply func(*raftnode.Grant)) {
 			l.raft.heard[node] = arrived
 		}
 		g := raftnode.Grant{Leader: l.name, Term: term, Index: s.index, Groups: map[string]uint64{}, Release: map[string]uint64{}}
+		f := l.raft.fencing[node]
+		withheld := f != nil && f.running // leader.go's fencer, as raftnode's Config.Fencing
 		for grp, a := range s.state.Assign {
 			switch {
-			case a.Node != node:
+			case a.Node != node, s.state.FencedSince(a), withheld && !a.Stop:
 			case a.Stop:
 				g.Release[grp] = a.Epoch
 			default:

@@ -92,6 +92,7 @@ type granter struct {
 	// no polling.
 	silent   map[string]*time.Timer
 	onSilent func(node string)
+	fencing  func(node string) bool // Config.Fencing
 }
 
 type renewal struct {
@@ -193,15 +194,17 @@ func (gr *granter) answer(batch []renewal) {
 		// One pass over the assignments for the whole batch, not one
 		// per renewal: a hundred nodes renew twice a second each.
 		byNode := make(map[string]*Grant, len(batch))
+		withheld := map[string]bool{}
 		for _, r := range batch {
 			if byNode[r.node] == nil {
 				byNode[r.node] = &Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files, Maintenance: s.Maintenance, Forgotten: forgotten}
+				withheld[r.node] = gr.fencing != nil && gr.fencing(r.node)
 			}
 		}
 		for grp, a := range s.Assign {
 			g := byNode[a.Node]
 			switch {
-			case g == nil:
+			case g == nil, s.FencedSince(a), withheld[a.Node] && !a.Stop:
 			case a.Stop:
 				g.Release[grp] = a.Epoch
 			default:

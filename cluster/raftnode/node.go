@@ -66,6 +66,11 @@ type Config struct {
 	// on the leader, a node that renewed has not renewed for
 	// FenceSilence(Lease).
 	OnSilent func(node string)
+	// Fencing, when not nil, reports whether this leader is fencing
+	// node now: a renewal of it is then answered with no group. Its
+	// fencing may have powered it off and it may be back, renewing
+	// before the fencing's commit frees its groups for another node.
+	Fencing func(node string) bool
 	// Resolve gives a voter's current raft address by its ID (from
 	// memberlist's metadata), so a voter whose port changed across a
 	// restart is still reached; nil or "" uses the configured address.
@@ -184,6 +189,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.grant = newGranter(n, cfg.Lease)
 	n.grant.onSilent = cfg.OnSilent
+	n.grant.fencing = cfg.Fencing
 	go n.grant.run()
 	return n, nil
 }

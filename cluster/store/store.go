@@ -87,6 +87,17 @@ type Ban struct {
 	Why string `json:"why,omitempty"`
 }
 
+// FencedSince reports whether a's node was fenced after a was made: the
+// copy it ran is gone, and the node holds nothing of a any more, even if
+// it comes back and renews before a new owner is committed (the HA
+// simulation, 3 nodes with stomith, seeds 270610 and 271490: a fenced
+// node restarted, renewed between the fencing's commit and the new
+// owner's, and started the group beside it).
+func (s *State) FencedSince(a Assignment) bool {
+	f, ok := s.Fences[a.Node]
+	return ok && f.Version > a.Version
+}
+
 // Banned reports whether group is banned from node.
 func (s *State) Banned(group, node string) bool {
 	_, ok := s.Bans[group][node]
