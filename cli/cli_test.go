@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -8,9 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/daemon"
+	"github.com/clinit/clinit/internal/reaper"
 	"github.com/clinit/clinit/internal/testkit"
 )
 
@@ -280,24 +282,38 @@ func TestSocketFromCltabAndInvalidReread(t *testing.T) {
 func TestKill(t *testing.T) {
 	dir := tempDir(t)
 	sock := filepath.Join(dir, "sock")
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), fakeShutdownEnv+"="+sock)
-	exited, err := testkit.StartListening(cmd)
+	// Started through the reaper, not os/exec: the engines other tests
+	// of this package run start the reaper, which waits for every child
+	// of the test process, an exec.Cmd's too.
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
+	}
+	pid, exited, err := reaper.Start([]string{os.Args[0]}, reaper.Attrs{Env: append(os.Environ(), fakeShutdownEnv+"="+sock), Stdout: w})
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	r.Close()
+	if line != "listening\n" {
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-exited
+		t.Fatalf("the stand-in daemon does not say it listens: %q", line)
 	}
 	// -v adds nothing after -k.
 	code, stdout, errOut := run("-c", filepath.Join(dir, "cltab"), "-s", sock, "-k", "-v")
 	if code != ExitOK || stdout != "every group stopped; daemon exiting\n" || errOut != "" {
 		t.Errorf("-k: status %d, stdout %q, stderr %q", code, stdout, errOut)
 	}
-	// Exited: a zombie, or reaped already by the waiter.
-	if testkit.Alive(cmd.Process.Pid) {
-		cmd.Process.Kill()
+	// Exited: a zombie, or reaped already by the reaper.
+	if testkit.Alive(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
 		t.Error("-k returned before the daemon exited")
 	}
-	if err := <-exited; err != nil {
-		t.Errorf("the stand-in daemon: %v", err)
+	if x := <-exited; !x.Status.Exited() || x.Status.ExitStatus() != 0 {
+		t.Errorf("the stand-in daemon: %v", x.Status)
 	}
 }
 
