@@ -91,6 +91,10 @@ type Engine struct {
 	cfg  Config
 	log  *zap.Logger
 	kids *spawner
+	// child and clock are what the engine starts children and keeps time
+	// with: the spawner and the wall clock, but for transcript tests.
+	child starter
+	clock clock
 
 	onDisk tabFile // the cltab file as last read
 
@@ -126,6 +130,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		log:       cfg.Log,
 		kids:      kids,
+		child:     kids,
+		clock:     wallClock{},
 		events:    make(chan func(), 1024),
 		reqs:      make(chan func()),
 		done:      make(chan struct{}),

@@ -75,7 +75,7 @@ func (e *Engine) setState(g *group, s string) {
 	if g.state == s {
 		return
 	}
-	g.state, g.since = s, time.Now()
+	g.state, g.since = s, e.clock.Now()
 	e.dirty = true
 	fields := []zap.Field{zap.String("group", g.name), zap.String("level", g.level), zap.String("state", s)}
 	if s == api.StateFailed {

@@ -47,7 +47,7 @@ type proc struct {
 	// deadline; for a respawn entry whose program went to the background,
 	// until they are gone, and only then is it started again.
 	term, kill, linger bool
-	killTimer          *time.Timer
+	killTimer          timer
 
 	// residues are the process groups exited runs left members in
 	// (helpers started in the background): stopped with the entry.
@@ -58,9 +58,9 @@ type proc struct {
 	hashOf   *cltab.Entry
 	hashText string
 
-	rapid    int         // consecutive exits within the respawn window
-	throttle *time.Timer // non-nil while a too-rapid respawn entry rests
-	rest     resting     // why and until when it rests, while throttle is set
+	rapid    int     // consecutive exits within the respawn window
+	throttle timer   // non-nil while a too-rapid respawn entry rests
+	rest     resting // why and until when it rests, while throttle is set
 }
 
 func (p *proc) alive() bool { return p.pid != 0 || p.linger }
@@ -108,7 +108,7 @@ func (e *Engine) start(p *proc) {
 	p.run++
 	p.epoch = g.epoch
 	p.term, p.kill, p.linger, p.exited = false, false, false, false
-	p.started = time.Now()
+	p.started = e.clock.Now()
 	p.since = p.started
 	run := p.run
 	exitFile := ""
@@ -116,7 +116,7 @@ func (e *Engine) start(p *proc) {
 		exitFile = e.exitFile(p.entry.Tag)
 	}
 	p.fifo = e.outFifo(p.entry.Tag, run)
-	pid, ticks, err := e.kids.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
+	pid, ticks, err := e.child.spawn(p.entry, g.level, exitFile, p.fifo, func(x *reaper.Exit) {
 		e.post(func() { e.exited(p, run, x) })
 	})
 	if err != nil {
@@ -154,7 +154,7 @@ func (e *Engine) stop(p *proc) {
 	}
 	e.signal(p, syscall.SIGTERM)
 	run := p.run
-	p.killTimer = time.AfterFunc(e.timing.stop, func() {
+	p.killTimer = e.clock.AfterFunc(e.timing.stop, func() {
 		e.post(func() { e.killDeadline(p, run) })
 	})
 }
@@ -179,13 +179,13 @@ func (e *Engine) killDeadline(p *proc, run int) {
 // now, and then its stop is complete, or its respawn entry's run is over.
 func (e *Engine) lingerCheck() {
 	for pgid, g := range e.residues {
-		if !groupAlive(pgid) {
+		if !e.child.groupAlive(pgid) {
 			delete(e.residues, pgid)
 			e.advance(g)
 		}
 	}
 	for p := range e.lingering {
-		if groupAlive(p.lastPid) {
+		if e.child.groupAlive(p.lastPid) {
 			continue
 		}
 		e.lingerEnded(p)
@@ -209,7 +209,7 @@ func (e *Engine) lingerEnded(p *proc) {
 	e.dirty = true
 	if !p.term && p.entry.Mode == cltab.ModeRespawn {
 		// The run of a program that went to the background ends here.
-		p.since = time.Now()
+		p.since = e.clock.Now()
 		e.log.Info("process group ended", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", p.lastPid))
 		e.respawnEnded(p)
 	}
@@ -233,7 +233,7 @@ func (e *Engine) watchLinger(p *proc, run int) {
 				if p.run != run || !p.linger || p.lastPid != pgid {
 					return
 				}
-				if groupAlive(pgid) {
+				if e.child.groupAlive(pgid) {
 					e.watchLinger(p, run)
 					return
 				}
@@ -247,7 +247,7 @@ func (e *Engine) watchLinger(p *proc, run int) {
 	// Empty already: the loop ends the linger as an event of its own,
 	// not inside its caller (and post must not block the loop itself).
 	go e.post(func() {
-		if p.run == run && p.linger && p.lastPid == pgid && !groupAlive(pgid) {
+		if p.run == run && p.linger && p.lastPid == pgid && !e.child.groupAlive(pgid) {
 			e.lingerEnded(p)
 		}
 	})
@@ -267,7 +267,7 @@ func (e *Engine) signal(p *proc, sig syscall.Signal) {
 	if pgid <= 0 {
 		return
 	}
-	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := e.child.kill(pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		e.log.Warn("signal", zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), zap.Stringer("signal", sig), zap.Error(err))
 	}
 }
@@ -287,13 +287,13 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 		p.exit = e.readExit(p)
 	}
 	p.adopted = false
-	p.since = time.Now()
+	p.since = e.clock.Now()
 	p.lastPid = pgid
 	e.dirty = true
 	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), p.endField()}
 	// Orphans the leader left that had exited were reaped before its
 	// exit was posted: only live members keep its process group alive.
-	left := !p.kill && groupAlive(pgid)
+	left := !p.kill && e.child.groupAlive(pgid)
 	// The line saying how the process ended is logged once what follows
 	// has been started (its replacement, the next entry): a log line
 	// takes some 0.1 ms that a respawn need not wait for.
@@ -348,16 +348,16 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 // engine is not idle, so -k leaves nothing behind.
 func (e *Engine) stopResidues(p *proc) {
 	for _, pgid := range p.residues {
-		if e.residues[pgid] != nil || !groupAlive(pgid) {
+		if e.residues[pgid] != nil || !e.child.groupAlive(pgid) {
 			continue
 		}
 		e.residues[pgid] = p.g
 		e.log.Info("stopping what the entry left in its process group", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", pgid))
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		time.AfterFunc(e.timing.stop, func() {
+		e.child.kill(pgid, syscall.SIGTERM)
+		e.clock.AfterFunc(e.timing.stop, func() {
 			e.post(func() {
 				if g := e.residues[pgid]; g != nil {
-					syscall.Kill(-pgid, syscall.SIGKILL)
+					e.child.kill(pgid, syscall.SIGKILL)
 					delete(e.residues, pgid)
 					e.advance(g)
 				}
@@ -405,8 +405,8 @@ func (e *Engine) throttle(p *proc) {
 // rest pauses a respawn entry, then lets advance start it again.
 func (e *Engine) rest(p *proc, why string) {
 	e.log.Warn(p.entry.Tag+" "+why, zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Duration("pause", e.timing.pause))
-	var t *time.Timer
-	t = time.AfterFunc(e.timing.pause, func() {
+	var t timer
+	t = e.clock.AfterFunc(e.timing.pause, func() {
 		e.post(func() {
 			if p.throttle != t {
 				return
@@ -416,7 +416,7 @@ func (e *Engine) rest(p *proc, why string) {
 		})
 	})
 	p.throttle = t
-	p.rest = resting{why: why, until: time.Now().Add(e.timing.pause), pause: e.timing.pause}
+	p.rest = resting{why: why, until: e.clock.Now().Add(e.timing.pause), pause: e.timing.pause}
 	e.dirty = true
 	e.event(api.Event{Kind: api.EventThrottle, Group: p.g.name, Tag: p.entry.Tag, Until: p.rest.until.UTC(), Why: why})
 }
@@ -426,7 +426,7 @@ func (e *Engine) event(ev api.Event) {
 	if e.cfg.OnEvent == nil {
 		return
 	}
-	ev.Time, ev.Node = time.Now().UTC(), e.cfg.Node
+	ev.Time, ev.Node = e.clock.Now().UTC(), e.cfg.Node
 	e.cfg.OnEvent(ev)
 }
 

@@ -312,7 +312,7 @@ func (e *Engine) restore() {
 			os.Remove(sp.Fifo)
 			// It ended while we were away.
 			lost++
-			p.exited, p.exit, p.since = true, e.readExit(p), time.Now()
+			p.exited, p.exit, p.since = true, e.readExit(p), e.clock.Now()
 			if groupOf(sp.Pid, sg.Group, sp.Tag) {
 				// It left others in its process group. How it ended is
 				// unknown: a respawn entry may have gone to the
