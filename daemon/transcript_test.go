@@ -1,0 +1,255 @@
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/cltab"
+)
+
+// TestTranscripts runs the runlevel rules of SPEC 3 as transcripts
+// (testdata/transcripts/*.txt, in the datadriven format of etcd-io/raft's
+// testdata): each file drives one engine, through its real loop, with a
+// fake child starter and a fake clock, and holds after every command what
+// the engine must have done. Commands:
+//
+//	cltab                 the cltab (given as the command's input) to start with; first
+//	tell GROUP LEVEL      tell(GROUP, LEVEL)
+//	exit WHO CODE         a child ends: WHO is a tag or a pid name (TAG.N, the
+//	                      Nth start of TAG); CODE an exit status or a signal (TERM)
+//	reread                the cltab is replaced by the input and reread
+//	tick DURATION         the clock moves on; timers due meanwhile fire in order
+//	entries               every told entry: pid, restarts, last exit, rest
+//	running               the children alive
+//
+// Each step's output is what the engine did, in order: starts (start
+// TAG.N), signals to a process group (kill -SIG -TAG.N), timers armed,
+// stopped and fired (times since the clock's start), group state changes,
+// warnings; then the clstat lines. Run with -rewrite (or CLINIT_REWRITE=1)
+// to write the outputs of the engine in place of the expected ones.
+func TestTranscripts(t *testing.T) {
+	if os.Getenv("CLINIT_REWRITE") != "" {
+		if err := flag.Set("rewrite", "true"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	datadriven.Walk(t, filepath.Join("testdata", "transcripts"), func(t *testing.T, path string) {
+		s := &script{t: t, dir: t.TempDir()}
+		defer s.close()
+		datadriven.RunTest(t, path, s.step)
+	})
+}
+
+// script is one transcript's engine and fakes.
+type script struct {
+	t     *testing.T
+	dir   string
+	eng   *Engine
+	fx    *effects
+	kids  *fakeStarter
+	clock *fakeClock
+}
+
+func (s *script) cltabPath() string { return filepath.Join(s.dir, "cltab") }
+
+func (s *script) step(t *testing.T, d *datadriven.TestData) string {
+	if d.Cmd != "cltab" && s.eng == nil {
+		d.Fatalf(t, "%s before cltab: a transcript starts with its cltab", d.Cmd)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []string
+	switch d.Cmd {
+	case "cltab":
+		s.args(t, d, 0)
+		if s.eng != nil {
+			d.Fatalf(t, "a second cltab: use reread")
+		}
+		if err := s.start(d.Input); err != nil {
+			return "error: " + err.Error() + "\n"
+		}
+		return "ok\n"
+	case "tell":
+		a := s.args(t, d, 2)
+		g, err := s.eng.Tell(ctx, a[0], a[1])
+		if err != nil {
+			out = append(out, "error: "+err.Error())
+		} else if g != a[0] {
+			out = append(out, "told "+g)
+		}
+	case "exit":
+		a := s.args(t, d, 2)
+		c, x, err := s.kids.exit(a[0], a[1])
+		if err != nil {
+			d.Fatalf(t, "%v", err)
+		}
+		// As the reaper does: from a goroutine other than the loop.
+		c.onExit(x)
+	case "reread":
+		s.args(t, d, 0)
+		if err := os.WriteFile(s.cltabPath(), []byte(d.Input), 0o644); err != nil {
+			d.Fatalf(t, "%v", err)
+		}
+		changed, err := s.eng.Reread(ctx)
+		if err != nil {
+			out = append(out, strings.Split(strings.ReplaceAll(err.Error(), s.dir+"/", ""), "\n")...)
+		} else {
+			out = append(out, "changed: "+strings.Join(changed, " "))
+		}
+	case "tick":
+		a := s.args(t, d, 1)
+		dur, err := time.ParseDuration(a[0])
+		if err != nil || dur < 0 {
+			d.Fatalf(t, "tick %s: want a duration such as 10s or 1m", a[0])
+		}
+		until := s.clock.Now().Add(dur)
+		// One timer at a time, each handled by the loop before the next
+		// fires: a timer armed by what another's firing did can fall
+		// within the same tick.
+		for s.clock.fireNext(until) {
+			s.settle(t, d, ctx)
+		}
+		out = append(out, "now "+s.clock.rel(until))
+	case "entries":
+		s.args(t, d, 0)
+		s.settle(t, d, ctx)
+		return strings.Join(s.entries(t, d, ctx), "\n") + "\n"
+	case "running":
+		s.args(t, d, 0)
+		s.settle(t, d, ctx)
+		var names []string
+		for _, c := range s.kids.running() {
+			names = append(names, c.name)
+		}
+		if len(names) == 0 {
+			return "none\n"
+		}
+		return strings.Join(names, " ") + "\n"
+	default:
+		d.Fatalf(t, "unknown command %q (want cltab, tell, exit, reread, tick, entries or running)", d.Cmd)
+	}
+	s.settle(t, d, ctx)
+	out = append(s.fx.take(), out...)
+	st, err := s.eng.Status(ctx)
+	if err != nil {
+		d.Fatalf(t, "status: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(st.Clstat(), "\n"), "\n") {
+		if line != "" {
+			out = append(out, "clstat: "+line)
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+// args checks that the command has n positional arguments and returns them.
+func (s *script) args(t *testing.T, d *datadriven.TestData, n int) []string {
+	var a []string
+	for _, arg := range d.CmdArgs {
+		if len(arg.Vals) > 0 {
+			d.Fatalf(t, "%s: unexpected %s", d.Cmd, arg)
+		}
+		a = append(a, arg.Key)
+	}
+	if len(a) != n {
+		d.Fatalf(t, "%s takes %d arguments, got %d", d.Cmd, n, len(a))
+	}
+	if n == 0 && d.Cmd != "cltab" && d.Cmd != "reread" && d.Input != "" {
+		d.Fatalf(t, "%s takes no input", d.Cmd)
+	}
+	return a
+}
+
+// start builds the engine on the cltab text and runs its loop.
+func (s *script) start(text string) error {
+	if err := os.WriteFile(s.cltabPath(), []byte(text), 0o644); err != nil {
+		return err
+	}
+	tab, err := cltab.Load(s.cltabPath())
+	if err != nil {
+		return err
+	}
+	s.fx = &effects{}
+	eng, err := NewEngine(Config{CltabPath: s.cltabPath(), Tab: tab, Clstat: filepath.Join(s.dir, "clstat"),
+		Node: "n1", Log: zap.New(&logCore{fx: s.fx})})
+	if err != nil {
+		return err
+	}
+	s.kids, s.clock = newFakeStarter(s.fx), newFakeClock(s.fx)
+	eng.child, eng.clock = s.kids, s.clock
+	s.eng = eng
+	go eng.Run()
+	return nil
+}
+
+// settle returns once the loop has handled every event posted so far:
+// exits and timers post before settle is called, and the loop runs what
+// is queued before it takes a call.
+func (s *script) settle(t *testing.T, d *datadriven.TestData, ctx context.Context) {
+	err := s.eng.call(ctx, func() {
+		for len(s.eng.events) > 0 {
+			(<-s.eng.events)()
+		}
+	})
+	if err != nil {
+		d.Fatalf(t, "engine: %v", err)
+	}
+}
+
+// entries describes every entry of every told group, in file order.
+func (s *script) entries(t *testing.T, d *datadriven.TestData, ctx context.Context) []string {
+	st, err := s.eng.Status(ctx)
+	if err != nil {
+		d.Fatalf(t, "status: %v", err)
+	}
+	var out []string
+	for _, g := range st.Groups {
+		for _, e := range g.Entries {
+			line := fmt.Sprintf("%s/%s %s", g.Group, e.Tag, e.Mode)
+			if e.Pid != 0 {
+				line += " pid=" + s.kids.nameOf(e.Pid)
+			}
+			if e.Restarts > 0 {
+				line += fmt.Sprintf(" restarts=%d", e.Restarts)
+			}
+			if e.Exit != nil {
+				line += fmt.Sprintf(" exit=%d", *e.Exit)
+			}
+			if e.Signal != "" {
+				line += " signal=" + strings.TrimPrefix(e.Signal, "SIG")
+			}
+			if e.Throttled {
+				line += " resting-until=" + s.clock.rel(e.ThrottledUntil)
+			}
+			out = append(out, line)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"none"}
+	}
+	return out
+}
+
+// close stops the engine: every child ends on its first signal.
+func (s *script) close() {
+	if s.eng == nil {
+		return
+	}
+	s.kids.mu.Lock()
+	s.kids.exitOnSignal = true
+	s.kids.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.eng.Shutdown(ctx); err != nil {
+		s.t.Errorf("shutdown: %v", err)
+	}
+}
