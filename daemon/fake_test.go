@@ -51,6 +51,8 @@ type fakeChild struct {
 	name   string // TAG.N: the Nth start of entry TAG
 	tag    string
 	onExit func(*reaper.Exit)
+	// signalled: the engine has sent its process group a signal.
+	signalled bool
 }
 
 // fakeStarter stands in for the spawner: spawn records the start and
@@ -93,6 +95,7 @@ func (f *fakeStarter) kill(pgid int, sig syscall.Signal) error {
 		return syscall.ESRCH
 	}
 	f.fx.add("kill -%s -%s", sigName(sig), c.name)
+	c.signalled = true
 	if f.exitOnSignal {
 		delete(f.live, pgid)
 		// From a goroutine of its own, as the reaper reports exits: the
@@ -142,6 +145,20 @@ func (f *fakeStarter) exit(who, how string) (*fakeChild, *reaper.Exit, error) {
 	}
 	delete(f.live, c.pid)
 	return c, &reaper.Exit{Pid: c.pid, Status: status}, nil
+}
+
+// endOnSignal makes every child end on its next signal, and ends at once
+// those that had one already: the engine, shutting down, stops them all.
+func (f *fakeStarter) endOnSignal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exitOnSignal = true
+	for pid, c := range f.live {
+		if c.signalled {
+			delete(f.live, pid)
+			go c.onExit(&reaper.Exit{Pid: pid, Status: unix.WaitStatus(syscall.SIGTERM)})
+		}
+	}
 }
 
 // running lists the live children by name, sorted.
@@ -290,7 +307,11 @@ func (l *logCore) Write(ent zapcore.Entry, fs []zapcore.Field) error {
 		}
 		l.fx.add("%s", line)
 	case ent.Level >= zapcore.WarnLevel:
-		l.fx.add("%s: %s", ent.Level, ent.Message)
+		line := ent.Level.String() + ": " + ent.Message
+		if tag, ok := enc.Fields["tag"]; ok && !strings.HasPrefix(ent.Message, fmt.Sprint(tag)+" ") {
+			line += fmt.Sprintf(" (%v)", tag)
+		}
+		l.fx.add("%s", line)
 	}
 	return nil
 }

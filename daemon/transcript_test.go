@@ -103,6 +103,9 @@ func (s *script) step(t *testing.T, d *datadriven.TestData) string {
 		if err != nil {
 			out = append(out, strings.Split(strings.ReplaceAll(err.Error(), s.dir+"/", ""), "\n")...)
 		} else {
+			if len(changed) == 0 {
+				changed = []string{"none"}
+			}
 			out = append(out, "changed: "+strings.Join(changed, " "))
 		}
 	case "tick":
@@ -244,9 +247,7 @@ func (s *script) close() {
 	if s.eng == nil {
 		return
 	}
-	s.kids.mu.Lock()
-	s.kids.exitOnSignal = true
-	s.kids.mu.Unlock()
+	s.kids.endOnSignal()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.eng.Shutdown(ctx); err != nil {
