@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,13 +47,13 @@ func TestTranscripts(t *testing.T) {
 	datadriven.Walk(t, filepath.Join("testdata", "transcripts"), func(t *testing.T, path string) {
 		s := &script{t: t, dir: t.TempDir()}
 		defer s.close()
-		datadriven.RunTest(t, path, s.step)
+		datadriven.RunTestAny(t, path, s.step)
 	})
 }
 
 // script is one transcript's engine and fakes.
 type script struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	eng   *Engine
 	fx    *effects
@@ -61,7 +63,7 @@ type script struct {
 
 func (s *script) cltabPath() string { return filepath.Join(s.dir, "cltab") }
 
-func (s *script) step(t *testing.T, d *datadriven.TestData) string {
+func (s *script) step(t testing.TB, d *datadriven.TestData) string {
 	if d.Cmd != "cltab" && s.eng == nil {
 		d.Fatalf(t, "%s before cltab: a transcript starts with its cltab", d.Cmd)
 	}
@@ -155,7 +157,7 @@ func (s *script) step(t *testing.T, d *datadriven.TestData) string {
 }
 
 // args checks that the command has n positional arguments and returns them.
-func (s *script) args(t *testing.T, d *datadriven.TestData, n int) []string {
+func (s *script) args(t testing.TB, d *datadriven.TestData, n int) []string {
 	var a []string
 	for _, arg := range d.CmdArgs {
 		if len(arg.Vals) > 0 {
@@ -197,7 +199,7 @@ func (s *script) start(text string) error {
 // settle returns once the loop has handled every event posted so far:
 // exits and timers post before settle is called, and the loop runs what
 // is queued before it takes a call.
-func (s *script) settle(t *testing.T, d *datadriven.TestData, ctx context.Context) {
+func (s *script) settle(t testing.TB, d *datadriven.TestData, ctx context.Context) {
 	err := s.eng.call(ctx, func() {
 		for len(s.eng.events) > 0 {
 			(<-s.eng.events)()
@@ -209,7 +211,7 @@ func (s *script) settle(t *testing.T, d *datadriven.TestData, ctx context.Contex
 }
 
 // entries describes every entry of every told group, in file order.
-func (s *script) entries(t *testing.T, d *datadriven.TestData, ctx context.Context) []string {
+func (s *script) entries(t testing.TB, d *datadriven.TestData, ctx context.Context) []string {
 	st, err := s.eng.Status(ctx)
 	if err != nil {
 		d.Fatalf(t, "status: %v", err)
@@ -253,4 +255,75 @@ func (s *script) close() {
 	if err := s.eng.Shutdown(ctx); err != nil {
 		s.t.Errorf("shutdown: %v", err)
 	}
+}
+
+// A mistake in a transcript is reported with its file and line.
+func TestTranscriptErrors(t *testing.T) {
+	const tab = "cltab\ng:a:1:respawn:a\n----\nok\n\n"
+	for _, tc := range []struct{ script, want string }{
+		{"tell g 1\n----\n", "<string>:1: tell before cltab"},
+		{tab + "tell g\n----\n", "<string>:6: tell takes 2 arguments, got 1"},
+		{tab + "frob\n----\n", `<string>:6: unknown command "frob"`},
+		{tab + "exit a 0\n----\n", "<string>:6: no child of a is running"},
+		{tab + "tell g 1\n----\nstart a.1 (g level 1: a)\nstate g 1 DONE\nclstat: g 1 DONE\n\nexit a seven\n----\n", "<string>:12: exit a seven: want an exit status"},
+		{tab + "tick soon\n----\n", "<string>:6: tick soon: want a duration"},
+		{tab + "tell g 1\n----\nclstat: g 1 DONE\n", "<string>:6:"},
+		{tab + "cltab\n----\n", "<string>:6: a second cltab"},
+	} {
+		msgs := runFailing(t, tc.script)
+		if !strings.Contains(msgs, tc.want) {
+			t.Errorf("script\n%s\nreported %q, want %q in it", tc.script, msgs, tc.want)
+		}
+	}
+}
+
+// runFailing runs a transcript that must fail and returns what it
+// reported.
+func runFailing(t *testing.T, text string) string {
+	tb := &failTB{TB: t}
+	s := &script{t: t, dir: t.TempDir()}
+	defer s.close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		datadriven.RunTestFromStringAny(tb, text, s.step)
+	}()
+	<-done
+	if !tb.Failed() {
+		t.Errorf("script\n%s\ndid not fail", text)
+	}
+	return strings.Join(tb.msgs, "\n")
+}
+
+// failTB records the failures of a transcript run instead of failing the
+// test; a fatal one ends the goroutine, as testing's does.
+type failTB struct {
+	testing.TB
+	mu     sync.Mutex
+	msgs   []string
+	failed bool
+}
+
+func (f *failTB) record(msg string) {
+	f.mu.Lock()
+	f.msgs, f.failed = append(f.msgs, msg), true
+	f.mu.Unlock()
+}
+
+func (f *failTB) Errorf(format string, args ...any) { f.record(fmt.Sprintf(format, args...)) }
+func (f *failTB) Error(args ...any)                 { f.record(fmt.Sprint(args...)) }
+func (f *failTB) Fatalf(format string, args ...any) {
+	f.record(fmt.Sprintf(format, args...))
+	runtime.Goexit()
+}
+func (f *failTB) Fatal(args ...any)   { f.record(fmt.Sprint(args...)); runtime.Goexit() }
+func (f *failTB) Fail()               { f.record("failed") }
+func (f *failTB) FailNow()            { f.record("failed"); runtime.Goexit() }
+func (f *failTB) Logf(string, ...any) {}
+func (f *failTB) Log(...any)          {}
+
+func (f *failTB) Failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
 }
