@@ -420,10 +420,15 @@ func (e *Engine) reconcile(t *cltab.Tab) []string {
 	var names []string
 	for g := range touched {
 		names = append(names, g.name)
+	}
+	sort.Strings(names)
+	// In name order, as a tell of each would: what a reread starts and
+	// stops, and what it logs, is the same every time.
+	for _, name := range names {
+		g := e.groups[name]
 		e.advance(g)
 		e.forget(g)
 	}
-	sort.Strings(names)
 	if len(names) > 0 {
 		e.log.Info("cltab reread", zap.Strings("changed", names))
 	}
