@@ -66,18 +66,25 @@ type fakeStarter struct {
 	starts map[string]int     // starts by tag
 	live   map[int]*fakeChild // by pid
 	names  map[int]string     // every pid ever given, by pid
+	// failing holds the tags whose next start fails.
+	failing map[string]bool
 	// exitOnSignal makes every signal end its child at once (for the
 	// shutdown at the end of a transcript).
 	exitOnSignal bool
 }
 
 func newFakeStarter(fx *effects) *fakeStarter {
-	return &fakeStarter{fx: fx, starts: map[string]int{}, live: map[int]*fakeChild{}, names: map[int]string{}}
+	return &fakeStarter{fx: fx, starts: map[string]int{}, live: map[int]*fakeChild{}, names: map[int]string{}, failing: map[string]bool{}}
 }
 
 func (f *fakeStarter) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failing[ent.Tag] {
+		delete(f.failing, ent.Tag)
+		f.fx.add("start %s fails (%s level %s: %s)", ent.Tag, ent.Group, level, ent.Command)
+		return 0, 0, syscall.ENOEXEC
+	}
 	f.next++
 	f.starts[ent.Tag]++
 	c := &fakeChild{pid: fakePidBase + f.next, name: fmt.Sprintf("%s.%d", ent.Tag, f.starts[ent.Tag]), tag: ent.Tag, onExit: onExit}
@@ -145,6 +152,13 @@ func (f *fakeStarter) exit(who, how string) (*fakeChild, *reaper.Exit, error) {
 	}
 	delete(f.live, c.pid)
 	return c, &reaper.Exit{Pid: c.pid, Status: status}, nil
+}
+
+// failNext makes the next start of tag fail, as a fork or exec can.
+func (f *fakeStarter) failNext(tag string) {
+	f.mu.Lock()
+	f.failing[tag] = true
+	f.mu.Unlock()
 }
 
 // endOnSignal makes every child end on its next signal, and ends at once

@@ -30,6 +30,7 @@ import (
 //	                      Nth start of TAG); CODE an exit status or a signal (TERM)
 //	reread                the cltab is replaced by the input and reread
 //	tick DURATION         the clock moves on; timers due meanwhile fire in order
+//	failstart TAG         the next start of TAG fails (as a fork or exec can)
 //	entries               every told entry: pid, restarts, last exit, rest
 //	running               the children alive
 //
@@ -96,6 +97,10 @@ func (s *script) step(t testing.TB, d *datadriven.TestData) string {
 		}
 		// As the reaper does: from a goroutine other than the loop.
 		c.onExit(x)
+	case "failstart":
+		a := s.args(t, d, 1)
+		s.kids.failNext(a[0])
+		return "ok\n"
 	case "reread":
 		s.args(t, d, 0)
 		if err := os.WriteFile(s.cltabPath(), []byte(d.Input), 0o644); err != nil {
@@ -140,7 +145,7 @@ func (s *script) step(t testing.TB, d *datadriven.TestData) string {
 		}
 		return strings.Join(names, " ") + "\n"
 	default:
-		d.Fatalf(t, "unknown command %q (want cltab, tell, exit, reread, tick, entries or running)", d.Cmd)
+		d.Fatalf(t, "unknown command %q (want cltab, tell, exit, reread, tick, failstart, entries or running)", d.Cmd)
 	}
 	s.settle(t, d, ctx)
 	out = append(s.fx.take(), out...)
