@@ -128,3 +128,29 @@ func TestStoppedGroupsLeaveTheStatus(t *testing.T) {
 		t.Errorf("gossiped groups %v, want new, going, bad and web", got)
 	}
 }
+
+// BenchmarkPlan is the leader's planner on 100 members and 1,000 groups:
+// steady (every group placed and running) and placing (none placed).
+func BenchmarkPlan(b *testing.B) {
+	for _, placed := range []bool{true, false} {
+		b.Run(fmt.Sprintf("placed=%v", placed), func(b *testing.B) {
+			c := bigCluster(b, 100, 1000)
+			now := time.Now()
+			st := c.committed
+			if !placed {
+				st = store.New()
+			}
+			in := planInput{now: now, cfg: planConfig{fenceTime: 10 * time.Second, lease: 8 * time.Second}, state: st,
+				hactl: c.hactl.Groups, members: map[string]planMember{}, fencing: map[string]bool{}, leader: "n1",
+				expiry: func(string) (time.Time, bool) { return now.Add(time.Second), true }}
+			for name, m := range c.view.members {
+				s, ok := c.view.statuses[name]
+				in.members[name] = planMember{state: m.state, status: s, hasStatus: ok}
+			}
+			b.ResetTimer()
+			for range b.N {
+				plan(in)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,10 @@ const (
 const maxRPCLine = 16 << 20
 
 type rpcRequest struct {
+	// ID names the request on its connection; its reply carries it
+	// back, so a client that gave up waiting for a reply can keep the
+	// connection and skip the reply when it comes.
+	ID      uint64         `json:"id,omitempty"`
 	Op      string         `json:"op"`
 	Node    string         `json:"node,omitempty"`
 	Command *store.Command `json:"command,omitempty"`
@@ -48,6 +53,7 @@ type rpcResult struct {
 }
 
 type rpcReply struct {
+	ID      uint64          `json:"id,omitempty"` // the request's
 	Error   string          `json:"error,omitempty"`
 	Leader  string          `json:"leader,omitempty"`  // not the leader: where it is, if known
 	Version uint64          `json:"version,omitempty"` // propose: the commit's index
@@ -77,6 +83,7 @@ func (n *Node) serveRPC(c net.Conn) {
 		if rep.Error == ErrNotLeader.Error() {
 			_, rep.Leader = n.Leader()
 		}
+		rep.ID = req.ID
 		if err := enc.Encode(rep); err != nil {
 			return
 		}
@@ -166,7 +173,21 @@ type Client struct {
 	rd   *bufio.Reader
 	addr string // the connection's, or the leader named last
 	next int    // the next target to try
+
+	// A call whose reply is late gives up without dropping the
+	// connection, when its request was sent whole and the other end
+	// echoes request IDs: the late reply is skipped when it comes. A
+	// busy leader then keeps its connections, instead of a TLS
+	// handshake with each node at every renewal that ran out of time.
+	seq     uint64 // the last request's ID
+	owed    int    // replies still to come for calls given up
+	echoes  bool   // the other end has sent back a request's ID
+	partial []byte // what was read of a reply when a call gave up
 }
+
+// maxOwed is how many late replies a connection may owe before a call
+// that gives up drops it.
+const maxOwed = 8
 
 // NewClient returns a client that looks for the leader among targets
 // (the voters' raft addresses, from memberlist).
@@ -184,7 +205,7 @@ func (c *Client) Close() {
 func (c *Client) drop() {
 	if c.conn != nil {
 		c.conn.Close()
-		c.conn, c.rd = nil, nil
+		c.forget()
 	}
 }
 
@@ -193,8 +214,13 @@ func (c *Client) drop() {
 func (c *Client) abandon() {
 	if c.conn != nil {
 		abort(c.conn)
-		c.conn, c.rd = nil, nil
+		c.forget()
 	}
+}
+
+func (c *Client) forget() {
+	c.conn, c.rd = nil, nil
+	c.owed, c.echoes, c.partial = 0, false, nil
 }
 
 // callTimeout bounds one attempt when the context has no deadline.
@@ -205,11 +231,6 @@ const callTimeout = 5 * time.Second
 func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b, err := json.Marshal(req)
-	if err != nil {
-		return rpcReply{}, err
-	}
-	b = append(b, '\n')
 	var last error
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -244,14 +265,26 @@ func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
 			}
 			c.conn, c.rd, c.addr = conn, bufio.NewReaderSize(conn, 64<<10), addr
 		}
+		c.seq++
+		req.ID = c.seq
+		b, err := json.Marshal(req)
+		if err != nil {
+			return rpcReply{}, err
+		}
+		b = append(b, '\n')
 		deadline := time.Now().Add(callTimeout)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
 		c.conn.SetDeadline(deadline)
-		rep, err := c.roundTrip(b)
+		rep, sent, err := c.roundTrip(b, req.ID)
 		if err != nil {
-			last, c.addr = err, ""
+			last = err
+			if sent && c.echoes && c.owed < maxOwed && errors.Is(err, os.ErrDeadlineExceeded) {
+				c.owed++ // late, not lost: skipped when it comes
+				continue
+			}
+			c.addr = ""
 			c.abandon()
 			continue
 		}
@@ -268,26 +301,57 @@ func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
 	}
 }
 
-func (c *Client) roundTrip(b []byte) (rpcReply, error) {
+// roundTrip sends request id and reads replies up to its own, skipping
+// the late replies of calls given up. sent reports that the request
+// went out whole.
+func (c *Client) roundTrip(b []byte, id uint64) (rep rpcReply, sent bool, err error) {
 	if _, err := c.conn.Write(b); err != nil {
-		return rpcReply{}, err
+		return rpcReply{}, false, err
 	}
-	line, err := c.rd.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		// A state larger than the buffer: copy what was read before
-		// reading the rest of the line, which reuses the buffer.
-		line = append([]byte(nil), line...)
-		rest, err2 := c.rd.ReadBytes('\n')
-		line, err = append(line, rest...), err2
+	for {
+		line, err := c.readLine()
+		if err != nil {
+			return rpcReply{}, true, err
+		}
+		rep = rpcReply{}
+		if err := json.Unmarshal(line, &rep); err != nil {
+			return rpcReply{}, true, fmt.Errorf("bad reply: %w", err)
+		}
+		switch {
+		case rep.ID == id:
+			c.echoes = true
+			return rep, true, nil
+		case rep.ID != 0 && rep.ID < id && c.owed > 0:
+			c.owed-- // the reply of a call given up
+		case rep.ID == 0 && c.owed == 0:
+			return rep, true, nil // an end that does not echo IDs
+		default:
+			return rpcReply{}, true, fmt.Errorf("reply %d to request %d", rep.ID, id)
+		}
 	}
-	if err != nil {
-		return rpcReply{}, err
+}
+
+// readLine reads one reply. What a read cut short by the deadline got
+// is kept, and the next read goes on from it.
+func (c *Client) readLine() ([]byte, error) {
+	for {
+		frag, err := c.rd.ReadSlice('\n')
+		if err == nil {
+			if len(c.partial) == 0 {
+				return frag, nil // valid until the next read
+			}
+			line := append(c.partial, frag...)
+			c.partial = nil
+			return line, nil
+		}
+		c.partial = append(c.partial, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+		if len(c.partial) > maxRPCLine {
+			return nil, fmt.Errorf("a reply longer than %d bytes", maxRPCLine)
+		}
 	}
-	var rep rpcReply
-	if err := json.Unmarshal(line, &rep); err != nil {
-		return rpcReply{}, fmt.Errorf("bad reply: %w", err)
-	}
-	return rep, nil
 }
 
 // Propose commits a command through the leader.
