@@ -74,7 +74,7 @@ func newHAState(t *cltab.Tab) *haState {
 func (h *haState) configure(t *cltab.Tab) {
 	_, on, _ := votersOf(t)
 	h.on = on
-	h.plan = planConfig{fenceTime: DefaultFenceTime, lease: raftnode.DefaultLease}
+	h.plan = planConfig{fenceTime: DefaultFenceTime, lease: raftnode.DefaultLease, failback: true}
 	h.node = nodeConfig{testBackoff: testBackoff, failBackoff: failBackoff}
 	h.stop = cltab.DefaultStopTimeout
 	if t == nil {
@@ -82,6 +82,12 @@ func (h *haState) configure(t *cltab.Tab) {
 	}
 	h.plan.fenceTime = t.Duration("fencetime", DefaultFenceTime)
 	h.plan.lease = t.Duration("lease", raftnode.DefaultLease)
+	h.plan.failback, h.plan.failbackHold = t.Failback(), FailbackHold(h.plan.lease)
+	h.plan.settle = t.Duration("settle", cltab.DefaultSettle)
+	if v, ok := t.Setting("servers"); ok {
+		h.plan.expectNames = cltab.SplitNames(v)
+	}
+	h.plan.expectCount = t.Int("nodes", 0)
 	_, h.plan.stomith = t.Setting("stomith")
 	if v, ok := t.Setting("witness"); ok {
 		h.plan.witness = map[string]bool{}
