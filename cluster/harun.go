@@ -476,6 +476,10 @@ func (c *Cluster) hastatNow() api.Hastat {
 			why[g.Group] = "assigned to " + a.Node + ", not running yet"
 		case a.Why != "":
 			why[g.Group] = a.Why
+		case c.committed != nil && c.committed.SettleFrom > 0 && len(c.committed.Assign) == 0 && c.ha.plan.settle > 0:
+			// The leader's why names who it waits for; here, the
+			// committed start says it waits.
+			why[g.Group] = whySettling + "the leader waits for the expected members up to " + c.ha.plan.settle.String()
 		default:
 			why[g.Group] = "not placed yet"
 		}

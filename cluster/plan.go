@@ -196,8 +196,13 @@ func plan(in planInput) planOut {
 	// start, so the wait stays bounded by the settle time (and the
 	// skew of the two leaders' clocks). Waiting only delays placement:
 	// nothing runs yet that it could leave running twice.
+	//
+	// The settle begins with the first plan that has a group to place
+	// (listed at a level other than stop): a cluster bootstrapped with an
+	// empty hactl has placed nothing, and waits when its first group
+	// comes, not from a start long past.
 	settling := ""
-	if in.cfg.settle > 0 && len(in.state.Assign) == 0 {
+	if in.cfg.settle > 0 && len(in.state.Assign) == 0 && hasWork(in.hactl) {
 		from := in.now
 		if in.state.SettleFrom > 0 {
 			from = time.UnixMilli(in.state.SettleFrom)
@@ -424,6 +429,16 @@ func plan(in planInput) planOut {
 		}
 	}
 	return out
+}
+
+// hasWork reports whether an hactl lists a group to run somewhere.
+func hasWork(hactl []*cltab.HAGroup) bool {
+	for _, h := range hactl {
+		if h.Level != cltab.LevelStop {
+			return true
+		}
+	}
+	return false
 }
 
 // settleMissing says which expected members a forming cluster still

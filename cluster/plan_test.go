@@ -514,6 +514,26 @@ func TestPlanSettle(t *testing.T) {
 	}
 }
 
+// A cluster with nothing to place does not begin its settle: it begins
+// with the first group to place, however late that comes.
+func TestPlanSettleBeginsWithWork(t *testing.T) {
+	w := newWorld(t, "other stop\n", "n0", "n2")
+	w.cfg.settle, w.cfg.expectCount = 20*time.Second, 3
+	if p := w.step(t); len(p.cmds) != 0 || w.state.SettleFrom != 0 {
+		t.Fatalf("nothing to place: cmds %+v, settle start %d", p.cmds, w.state.SettleFrom)
+	}
+	h, err := cltab.ParseHactl("hactl", []byte("other stop\nweb start n1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.hactl = h.Groups
+	w.now = pt0.Add(time.Hour)
+	w.renew("n0", "n2")
+	if p := w.step(t); w.owner("web") != "" || w.state.SettleFrom != w.now.UnixMilli() || !p.wake.Equal(w.now.Add(20*time.Second)) {
+		t.Fatalf("first group to place: web on %q, settle start %d, wake %v", w.owner("web"), w.state.SettleFrom, p.wake)
+	}
+}
+
 // A leader elected during the settle, whose clock reads later, goes on
 // from the committed start: it does not wait a whole settle again.
 func TestPlanSettleSurvivesLeaderChange(t *testing.T) {
