@@ -157,6 +157,10 @@ func (c *Cluster) planOnce() time.Time {
 			c.log.Warn("planned change refused", zap.String("group", cmd.Group), zap.Error(r.Err))
 			continue
 		}
+		if cmd.Op == store.OpSettle {
+			c.log.Info("cluster settling: waiting for the expected members before the first placement", zap.Duration("settle", in.cfg.settle))
+			continue
+		}
 		c.log.Info("HA assignment", zap.String("group", cmd.Group), zap.String("node", cmd.Node), zap.Bool("stop", cmd.Stop), zap.String("why", cmd.Why), zap.Uint64("version", r.Version))
 	}
 	// Every member renews now, for its grant to name what it was just

@@ -1,6 +1,7 @@
 package t
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,45 @@ func TestHASettleFirstPlacement(t *testing.T) {
 				t.Fatalf("web services running: %v, want one on %s", r, o)
 			}
 		})
+	}
+}
+
+// A cold start: every node has "web start n1" in its hactl, and n1
+// starts after n2 and n3 see each other. Nothing runs before n1 is in
+// (the cluster bootstraps once the three voters see each other, and then
+// settles until n1 is alive and renewing), and web is placed on n1.
+func TestHASettleColdStart(t *testing.T) {
+	t.Parallel()
+	start := prepareCluster(t, 3, settleCltab("20s"), nil, func(i int, dir string) {
+		writeFile(t, filepath.Join(dir, "hactl"), "web start n1\n")
+	})
+	n2, n3 := start(1), start(2)
+	n2.waitReady()
+	n3.waitReady()
+	shared := sharedDir([]*node{n2})
+	stop := doubleRuns(t, shared)
+	defer func() {
+		if d := stop(); d > 0 {
+			t.Errorf("web ran on two nodes for %v", d)
+		} else {
+			t.Logf("longest double run: 0 ms")
+		}
+	}()
+	early := []*node{n2, n3}
+	eventually(t, hang, everyNode(early, func(nd *node) bool { return nd.hastat().Alive() == 2 }), "n2 and n3 to see each other")
+	if r := running(t, shared); len(r) != 0 {
+		t.Fatalf("web runs before n1 started: %v", r)
+	}
+	started := time.Now()
+	n1 := start(0)
+	n1.waitReady()
+	nodes := []*node{n1, n2, n3}
+	if o := waitOwnerWithin(t, 30*time.Second, nodes, "start"); o != "n1" {
+		t.Fatalf("web on %s, want the preferred n1", o)
+	}
+	t.Logf("web on n1 %v after n1 started", time.Since(started).Round(time.Millisecond))
+	if r := running(t, shared); len(r) != 1 || r["n1"] != 1 {
+		t.Fatalf("web services running: %v, want one on n1", r)
 	}
 }
 
