@@ -161,8 +161,7 @@ func TestHAFailback(t *testing.T) {
 				}
 			}()
 
-			moved, rest, took := killOwner(t, nodes, "n1", "start", 40*time.Second)
-			t.Logf("n1 killed: web on %s after %v", moved, took.Round(time.Millisecond))
+			moved, rest, _ := killOwner(t, nodes, "n1", "start", 40*time.Second)
 			old := byName(nodes, "n1")
 			back := &node{daemon: launch(t, old.dir, old.flags...), name: "n1", flags: old.flags}
 			back.waitReady()
