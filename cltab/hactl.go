@@ -18,7 +18,50 @@ type HAGroup struct {
 	Group  string
 	Level  string
 	Prefer []string
-	Line   int
+	// Failback is the line's failback=on|off: whether the group goes
+	// back to a more preferred node when that node returns; "" leaves it
+	// to the cltab's :::failback: setting.
+	Failback string
+	Line     int
+}
+
+// failbackField starts the optional last field of an hactl line.
+const failbackField = "failback="
+
+// hactlUsage is the form of a line, for messages.
+const hactlUsage = "want GROUP LEVEL [NODE,...] [failback=on|off]"
+
+// FailsBack reports whether the group goes back to a more preferred
+// node when it returns: its own failback= when given, else def (the
+// cltab's setting).
+func (g *HAGroup) FailsBack(def bool) bool {
+	switch g.Failback {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return def
+}
+
+// splitOptions parses the fields after GROUP LEVEL: an optional node
+// list, then an optional failback=on|off. ok is false for more fields
+// than that.
+func splitOptions(f []string) (nodes string, hasNodes bool, failback string, ok bool) {
+	if n := len(f); n > 0 && strings.HasPrefix(f[n-1], failbackField) {
+		failback = f[n-1][len(failbackField):]
+		if failback == "" {
+			failback = "?" // failback= alone: reported as a bad value
+		}
+		f = f[:n-1]
+	}
+	switch len(f) {
+	case 0:
+		return "", false, failback, true
+	case 1:
+		return f[0], true, failback, true
+	}
+	return "", false, "", false
 }
 
 // Hactl is a parsed, validated hactl file (SPEC 7).
@@ -93,15 +136,23 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 			continue
 		}
 		if len(f) < 2 {
-			errorf(n, "missing level: want GROUP LEVEL [NODE,...]")
+			errorf(n, "missing level: %s", hactlUsage)
 			continue
 		}
-		if len(f) > 3 {
-			errorf(n, "too many fields: want GROUP LEVEL [NODE,...]")
+		list, hasList, failback, fieldsOK := splitOptions(f[2:])
+		if !fieldsOK {
+			errorf(n, "too many fields: %s", hactlUsage)
 			continue
 		}
 		g := &HAGroup{Group: f[0], Level: f[1], Line: n}
 		ok := true
+		if failback != "" {
+			if _, good := ParseOnOff(failback); !good {
+				errorf(n, "bad failback %s: want failback=on or failback=off", quote(failback))
+				ok = false
+			}
+			g.Failback = failback
+		}
 		if !ValidName(g.Group) {
 			errorf(n, "%s", BadName("group", g.Group))
 			ok = false
@@ -113,9 +164,9 @@ func ParseHactl(path string, data []byte) (*Hactl, error) {
 			errorf(n, "%s", BadName("level", g.Level))
 			ok = false
 		}
-		if len(f) == 3 {
+		if hasList {
 			nodes := map[string]bool{}
-			for _, node := range strings.Split(f[2], ",") {
+			for _, node := range strings.Split(list, ",") {
 				switch {
 				case node == "":
 					continue
@@ -153,12 +204,15 @@ func (g *HAGroup) String() string {
 	if len(g.Prefer) > 0 {
 		s += " " + strings.Join(g.Prefer, ",")
 	}
+	if g.Failback != "" {
+		s += " " + failbackField + g.Failback
+	}
 	return s
 }
 
 // SetHactl returns hactl text with group g set to level (and preferred
 // nodes, when prefer is not nil), keeping every other line, comment and
-// blank as it was. A group not yet listed is appended. data must be valid.
+// blank as it was, and the line's failback= field. A group not yet listed is appended. data must be valid.
 func SetHactl(data []byte, g, level string, prefer []string) []byte {
 	lines := strings.Split(string(data), "\n")
 	if n := len(lines); n > 0 && lines[n-1] == "" {
@@ -168,9 +222,11 @@ func SetHactl(data []byte, g, level string, prefer []string) []byte {
 	for i, line := range lines {
 		f := strings.FieldsFunc(line, unicode.IsSpace)
 		if len(f) >= 2 && f[0] == g {
-			if prefer == nil && len(f) == 3 {
-				set.Prefer = strings.Split(f[2], ",")
+			list, hasList, failback, _ := splitOptions(f[2:])
+			if prefer == nil && hasList {
+				set.Prefer = strings.Split(list, ",")
 			}
+			set.Failback = failback
 			lines[i] = set.String()
 			return []byte(strings.Join(lines, "\n") + "\n")
 		}

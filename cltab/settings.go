@@ -21,6 +21,18 @@ const (
 	// A fencing command still running then is killed and counts as
 	// failed (Pacemaker's stonith-timeout has the same default).
 	DefaultStomithTimeout = 60 * time.Second
+
+	// DefaultSettle is how long a forming cluster waits for every
+	// expected member before it places its HA groups: Pacemaker's
+	// dc-deadtime has the same default, enough for machines powered on
+	// together to boot a few seconds apart.
+	DefaultSettle = 20 * time.Second
+	// MinSettle is the shortest settle time other than 0 (off): below a
+	// second the wait covers no start-up skew worth waiting for, and
+	// looks like a typo for seconds.
+	MinSettle = time.Second
+	// MaxSettle bounds the wait: placement is delayed, never stopped.
+	MaxSettle = time.Hour
 )
 
 // settings are every known setting with the check of its value, sorted
@@ -32,6 +44,8 @@ var settings = []struct {
 	check func(string) error
 }{
 	{"clstat", nonEmpty},
+	// whether HA groups go back to a more preferred node when it returns
+	{"failback", onOff},
 	{"fencetime", checkDuration},
 	{"hactl", nonEmpty},
 	{"hastat", nonEmpty},
@@ -45,6 +59,8 @@ var settings = []struct {
 	{"respawnwindow", respawnWindow},
 	// the raft voters, by node name: 1 to 5 of them
 	{"servers", nodeList},
+	// how long a forming cluster waits for its expected members
+	{"settle", settleDuration},
 	{"socket", nonEmpty},
 	{"statedir", nonEmpty},
 	{"stomith", nonEmpty},
@@ -105,6 +121,50 @@ func leaseDuration(v string) error {
 		return fmt.Errorf("must be at least %v", MinLease)
 	}
 	return err
+}
+
+func settleDuration(v string) error {
+	d, err := ParseDuration(v)
+	switch {
+	case err != nil:
+		return err
+	case d != 0 && d < MinSettle:
+		return fmt.Errorf("must be 0 (no wait) or at least %v", MinSettle)
+	case d > MaxSettle:
+		return fmt.Errorf("must be at most %v", MaxSettle)
+	}
+	return nil
+}
+
+func onOff(v string) error {
+	if _, ok := ParseOnOff(v); !ok {
+		return errors.New("want on or off")
+	}
+	return nil
+}
+
+// ParseOnOff reads an on/off value (failback): "on" or "off".
+func ParseOnOff(v string) (on, ok bool) {
+	switch v {
+	case "on":
+		return true, true
+	case "off":
+		return false, true
+	}
+	return false, false
+}
+
+// Failback reports the cltab's failback setting (on unless set off).
+func (t *Tab) Failback() bool {
+	if t == nil {
+		return true
+	}
+	v, ok := t.Setting("failback")
+	if !ok {
+		return true
+	}
+	on, ok := ParseOnOff(v)
+	return on || !ok
 }
 
 // SplitNames is the names of a node list setting (servers, witness):

@@ -75,8 +75,8 @@ func TestDurationAndInt(t *testing.T) {
 
 func TestKnownSettings(t *testing.T) {
 	got := KnownSettings()
-	if !sort.StringsAreSorted(got) || len(got) != 18 {
-		t.Errorf("KnownSettings() = %q, want 18 sorted names", got)
+	if !sort.StringsAreSorted(got) || len(got) != 20 {
+		t.Errorf("KnownSettings() = %q, want 20 sorted names", got)
 	}
 	got[0] = "clobbered" // callers get their own copy
 	if KnownSettings()[0] == "clobbered" {
@@ -100,6 +100,15 @@ func TestServersAndLease(t *testing.T) {
 		":::nodes:3\n:::witness:w\n":       "",
 		":::servers:a,b,c\n:::witness:w\n": "witness w is not one of the servers (line 1)",
 		":::witness:\n":                    "names 0 nodes",
+		":::settle:0\n":                    "",
+		":::settle:1s\n":                   "",
+		":::settle:1h\n":                   "",
+		":::settle:999ms\n":                "cltab:1: bad value for settle: \"999ms\": must be 0 (no wait) or at least 1s",
+		":::settle:61m\n":                  "must be at most 1h0m0s",
+		":::settle:-5s\n":                  "must not be negative",
+		":::failback:on\n":                 "",
+		":::failback:off\n":                "",
+		":::failback:yes\n":                "cltab:1: bad value for failback: \"yes\": want on or off",
 	} {
 		_, err := Parse("cltab", []byte(text))
 		switch {
@@ -108,5 +117,21 @@ func TestServersAndLease(t *testing.T) {
 		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 			t.Errorf("%q: %v, want %q", text, err, want)
 		}
+	}
+}
+
+func TestFailbackSetting(t *testing.T) {
+	for text, want := range map[string]bool{"": true, ":::failback:on\n": true, ":::failback:off\n": false} {
+		tab, err := Parse("cltab", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tab.Failback(); got != want {
+			t.Errorf("%q: failback %v, want %v", text, got, want)
+		}
+	}
+	var none *Tab
+	if !none.Failback() {
+		t.Error("no cltab: failback off, want the default on")
 	}
 }

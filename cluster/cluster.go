@@ -57,7 +57,10 @@ type Cluster struct {
 	renewKick   chan struct{}        // a renewal now, please
 	gate        atomic.Pointer[gate] // MayStart's; written by the loop
 	fence       *fencer
-	keeper      keeperState
+	// renewSince: since when each member has renewed with this leader
+	// without a lapse, for the failback hold. planLoop's only.
+	renewSince map[string]time.Time
+	keeper     keeperState
 
 	events   chan func() // from memberlist's delegates; never blocks them
 	overflow atomic.Bool // an event was dropped: resync from memberlist

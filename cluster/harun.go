@@ -74,7 +74,7 @@ func newHAState(t *cltab.Tab) *haState {
 func (h *haState) configure(t *cltab.Tab) {
 	_, on, _ := votersOf(t)
 	h.on = on
-	h.plan = planConfig{fenceTime: DefaultFenceTime, lease: raftnode.DefaultLease}
+	h.plan = planConfig{fenceTime: DefaultFenceTime, lease: raftnode.DefaultLease, failback: true}
 	h.node = nodeConfig{testBackoff: testBackoff, failBackoff: failBackoff}
 	h.stop = cltab.DefaultStopTimeout
 	if t == nil {
@@ -82,6 +82,12 @@ func (h *haState) configure(t *cltab.Tab) {
 	}
 	h.plan.fenceTime = t.Duration("fencetime", DefaultFenceTime)
 	h.plan.lease = t.Duration("lease", raftnode.DefaultLease)
+	h.plan.failback, h.plan.failbackHold = t.Failback(), FailbackHold(h.plan.lease)
+	h.plan.settle = t.Duration("settle", cltab.DefaultSettle)
+	if v, ok := t.Setting("servers"); ok {
+		h.plan.expectNames = cltab.SplitNames(v)
+	}
+	h.plan.expectCount = t.Int("nodes", 0)
 	_, h.plan.stomith = t.Setting("stomith")
 	if v, ok := t.Setting("witness"); ok {
 		h.plan.witness = map[string]bool{}
@@ -470,6 +476,10 @@ func (c *Cluster) hastatNow() api.Hastat {
 			why[g.Group] = "assigned to " + a.Node + ", not running yet"
 		case a.Why != "":
 			why[g.Group] = a.Why
+		case c.committed != nil && c.committed.SettleFrom > 0 && len(c.committed.Assign) == 0 && c.ha.plan.settle > 0:
+			// The leader's why names who it waits for; here, the
+			// committed start says it waits.
+			why[g.Group] = whySettling + "the leader waits for the expected members up to " + c.ha.plan.settle.String()
 		default:
 			why[g.Group] = "not placed yet"
 		}

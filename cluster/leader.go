@@ -90,6 +90,7 @@ func (c *Cluster) planLoop() {
 func (c *Cluster) planOnce() time.Time {
 	if !c.rn.IsLeader() {
 		c.call(context.Background(), func() { c.ha.why = map[string]string{} })
+		c.renewSince = nil // a later term counts afresh
 		return time.Time{}
 	}
 	if err := c.rn.Ready(); err != nil {
@@ -105,7 +106,7 @@ func (c *Cluster) planOnce() time.Time {
 		in.cfg = c.ha.plan
 		for name, m := range c.view.members {
 			s, ok := c.view.statuses[name]
-			in.members[name] = planMember{state: m.state, status: s, hasStatus: ok}
+			in.members[name] = planMember{state: m.state, status: s, hasStatus: ok, up: m.changed}
 		}
 	}); err != nil || !on {
 		return time.Time{}
@@ -119,6 +120,7 @@ func (c *Cluster) planOnce() time.Time {
 			in.members[name] = m
 		}
 	}
+	c.noteUp(in)
 	st, _ := c.rn.State()
 	in.state = st
 	if f, ok := st.Files[store.KindHactl]; ok {
@@ -155,6 +157,10 @@ func (c *Cluster) planOnce() time.Time {
 			c.log.Warn("planned change refused", zap.String("group", cmd.Group), zap.Error(r.Err))
 			continue
 		}
+		if cmd.Op == store.OpSettle {
+			c.log.Info("cluster settling: waiting for the expected members before the first placement", zap.Duration("settle", in.cfg.settle))
+			continue
+		}
 		c.log.Info("HA assignment", zap.String("group", cmd.Group), zap.String("node", cmd.Node), zap.Bool("stop", cmd.Stop), zap.String("why", cmd.Why), zap.Uint64("version", r.Version))
 	}
 	// Every member renews now, for its grant to name what it was just
@@ -174,6 +180,47 @@ func (c *Cluster) planOnce() time.Time {
 	c.kickRenewal()
 	// What was committed may allow the next step at once.
 	return time.Now()
+}
+
+// noteUp sets each member's up time: since when it has been alive to
+// memberlist (from the view) and renewing with this leader, whichever is
+// later; zero for a member that is not both now. A renewal lapse seen
+// by no plan goes unnoticed here, but a daemon that restarted is also a
+// new member to memberlist, and a new leader counts from its own first
+// plan: the hold can only come out longer than the truth, never shorter
+// than this leader has seen.
+func (c *Cluster) noteUp(in planInput) {
+	if c.renewSince == nil {
+		c.renewSince = map[string]time.Time{}
+	}
+	for name, m := range in.members {
+		exp, ok := in.expiry(name)
+		if m.state != api.NodeAlive || !ok || !in.now.Before(exp) {
+			delete(c.renewSince, name)
+			m.up = time.Time{}
+			in.members[name] = m
+			continue
+		}
+		since, seen := c.renewSince[name]
+		if !seen {
+			since = in.now
+			c.renewSince[name] = since
+		}
+		m.up = maxTime(m.up, since)
+		in.members[name] = m
+	}
+	for name := range c.renewSince {
+		if _, ok := in.members[name]; !ok {
+			delete(c.renewSince, name)
+		}
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // startFence runs the stomith command for a node, once at a time, and

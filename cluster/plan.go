@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/clinit/clinit/api"
@@ -25,7 +26,29 @@ type planConfig struct {
 	stomith   bool // a fencing command is configured
 	lease     time.Duration
 	witness   map[string]bool // voters that hold no group (:::witness:)
+
+	// settle is how long a forming cluster waits for its expected
+	// members (:::settle:; 0: it does not wait). Expected are the
+	// :::servers: by name and :::nodes: by count: the shape the cltab
+	// gives the cluster. Preferred nodes are not: an hactl may prefer a
+	// node that is not (yet) a member, and --ha says so.
+	settle      time.Duration
+	expectNames []string
+	expectCount int
+	// failback: whether a group goes back to a more preferred node that
+	// returns (:::failback:, each hactl line's failback= wins); that node
+	// must have been up (alive and renewing) for failbackHold first.
+	failback     bool
+	failbackHold time.Duration
 }
+
+// FailbackHold is how long a node must have been up, alive to
+// memberlist and renewing its lease without a break, before a group
+// goes back to it: two leases, eight renewals at least. A node that
+// crashes in a loop, or whose link flaps, is never up that long, so its
+// groups do not follow it back and forth; and the lease is already the
+// time the cluster trusts a node's liveness for.
+func FailbackHold(lease time.Duration) time.Duration { return 2 * lease }
 
 // fenceSilence is raftnode.FenceSilence of the lease.
 func (c planConfig) fenceSilence() time.Duration { return raftnode.FenceSilence(c.lease) }
@@ -35,6 +58,10 @@ type planMember struct {
 	state     string // api.NodeAlive, ...
 	status    nodeStatus
 	hasStatus bool
+	// up is since when the leader has seen it alive and renewing without
+	// a break (the later of memberlist's verdict and the leader's first
+	// renewal from it in this term); zero: unknown, never long enough.
+	up time.Time
 }
 
 // planInput is everything a plan depends on.
@@ -68,6 +95,7 @@ const (
 	whyNoNode      = "no eligible node"
 	whyUnlisted    = "no longer in the hactl"
 	whyMaintenance = "maintenance mode: HA starts, stops and moves nothing"
+	whySettling    = "cluster settling: "
 )
 
 // plan applies the HA rules on the leader.
@@ -158,6 +186,62 @@ func plan(in planInput) planOut {
 		return inPool[node] && !in.state.Banned(g, node) && !in.state.RuledOut(g, node, nowMs)
 	}
 
+	// A forming cluster (it has never assigned a group) waits for every
+	// expected member before it places anything, up to the settle time:
+	// a quorum of the first nodes up would otherwise place every group
+	// among them, and stickiness keep it there when the preferred node
+	// joins a second later. The wait runs from a start committed in the
+	// store by the first leader that waited, not from this leader's
+	// election: a leader change during the settle goes on from the same
+	// start, so the wait stays bounded by the settle time (and the
+	// skew of the two leaders' clocks). Waiting only delays placement:
+	// nothing runs yet that it could leave running twice.
+	//
+	// The settle begins with the first plan that has a group to place
+	// (listed at a level other than stop): a cluster bootstrapped with an
+	// empty hactl has placed nothing, and waits when its first group
+	// comes, not from a start long past.
+	settling := ""
+	if in.cfg.settle > 0 && len(in.state.Assign) == 0 && hasWork(in.hactl) {
+		from := in.now
+		if in.state.SettleFrom > 0 {
+			from = time.UnixMilli(in.state.SettleFrom)
+		}
+		if until := from.Add(in.cfg.settle); in.now.Before(until) {
+			if wait := settleMissing(in, renewing); wait != "" {
+				settling = whySettling + wait + " up to " + in.cfg.settle.String()
+				wake(until)
+				if in.state.SettleFrom == 0 {
+					out.cmds = append(out.cmds, store.Command{Op: store.OpSettle, At: nowMs})
+				}
+			}
+		}
+	}
+
+	// failbackTo is the more preferred node than x that g goes back to,
+	// if g fails back: one that may take g and has been up for the hold.
+	// Otherwise it returns when the first such node will have been.
+	failbackTo := func(h *cltab.HAGroup, x string) (string, time.Time) {
+		var soonest time.Time
+		if !h.FailsBack(in.cfg.failback) || in.state.Moves[h.Group] != "" {
+			return "", soonest // no failback, or an operator's move rules
+		}
+		for _, p := range h.Prefer[:min(preferIndex(h, x), len(h.Prefer))] {
+			up := in.members[p].up
+			if !eligible(h.Group, p) || up.IsZero() {
+				continue
+			}
+			at := up.Add(in.cfg.failbackHold)
+			if !in.now.Before(at) {
+				return p, time.Time{}
+			}
+			if soonest.IsZero() || at.Before(soonest) {
+				soonest = at
+			}
+		}
+		return "", soonest
+	}
+
 	// leaveFor is why an operator's command takes g off x, where it
 	// runs: "" when none does. A move waits for its node to be eligible.
 	leaveFor := func(g, x string) string {
@@ -191,6 +275,10 @@ func plan(in planInput) planOut {
 			// the fence silence: a false death under load, while the node
 			// still renews, moves nothing and fences nobody.
 			deadish := m.state != api.NodeAlive && silent(x, in.cfg.fenceSilence())
+			back, backAt := "", time.Time{}
+			if len(h.Prefer) > 0 {
+				back, backAt = failbackTo(h, x)
+			}
 			switch {
 			case h.Level == cltab.LevelStop && !a.Stop:
 				assign(x, true, "hactl says stop")
@@ -203,8 +291,19 @@ func plan(in planInput) planOut {
 				assign(x, true, leaveFor(g, x))
 				out.why[g] = "waiting for " + x + " to stop it"
 				continue
+			case !isGone && !a.Stop && !deadish && renewing(x) && back != "":
+				// Failback: a more preferred node is back and has been up
+				// for the hold. A graceful move, as an operator's: x stops
+				// g and releases it, then it is placed, and the preferred
+				// node ranks first.
+				assign(x, true, "failback to "+back+", preferred before "+x)
+				out.why[g] = "waiting for " + x + " to stop it (failback to " + back + ")"
+				continue
 			case !isGone && !a.Stop && !deadish && renewing(x):
 				out.why[g] = "" // runs there: stickiness
+				if !backAt.IsZero() {
+					wake(backAt) // a preferred node's hold ends then
+				}
 				// Look again when it would count as dead, or lapse. No
 				// polling while it is silent but held alive: its pings
 				// failing (probe.go) or memberlist's verdict plan again.
@@ -273,6 +372,10 @@ func plan(in planInput) planOut {
 			continue
 		}
 
+		if settling != "" {
+			out.why[g] = settling
+			continue
+		}
 		cands = cands[:0]
 		for _, c := range pool {
 			if in.state.RuledOut(g, c.node, nowMs) {
@@ -326,4 +429,45 @@ func plan(in planInput) planOut {
 		}
 	}
 	return out
+}
+
+// hasWork reports whether an hactl lists a group to run somewhere.
+func hasWork(hactl []*cltab.HAGroup) bool {
+	for _, h := range hactl {
+		if h.Level != cltab.LevelStop {
+			return true
+		}
+	}
+	return false
+}
+
+// settleMissing says which expected members a forming cluster still
+// waits for ("" when none): a member counts once it is alive, has a
+// status and renews its lease, as a candidate must; a forgotten one is
+// not waited for.
+func settleMissing(in planInput, renewing func(string) bool) string {
+	up := func(n string) bool {
+		m, ok := in.members[n]
+		return ok && m.state == api.NodeAlive && m.hasStatus && renewing(n)
+	}
+	var missing []string
+	for _, n := range in.cfg.expectNames {
+		if !up(n) && in.state.Forgotten[n] == 0 {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return "waiting for " + strings.Join(missing, ", ")
+	}
+	n := 0
+	for name := range in.members {
+		if up(name) {
+			n++
+		}
+	}
+	if want := in.cfg.expectCount - len(in.state.Forgotten); n < want {
+		return fmt.Sprintf("%d of %d nodes up, waiting for the others", n, want)
+	}
+	return ""
 }

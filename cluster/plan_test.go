@@ -436,3 +436,217 @@ func TestPlanOperatorCommands(t *testing.T) {
 		t.Errorf("n0 forgotten: web on %q, want n1", w.owner("web"))
 	}
 }
+
+// hasOp reports whether cmds holds a command of op.
+func hasOp(cmds []store.Command, op string) bool {
+	for _, c := range cmds {
+		if c.Op == op {
+			return true
+		}
+	}
+	return false
+}
+
+// A forming cluster (no group ever assigned) waits for its expected
+// members up to the settle time, from a start it commits once; a leader
+// elected meanwhile goes on from that start.
+func TestPlanSettle(t *testing.T) {
+	const settle = 20 * time.Second
+	cases := []struct {
+		name     string
+		names    []string // :::servers:
+		count    int      // :::nodes:
+		settle   time.Duration
+		assigned bool // a group was assigned before: not forming
+		joinAt   time.Duration
+		why      string // while it waits
+		want     string // where web runs in the end
+		placedAt time.Duration
+	}{
+		{name: "count: waits for n1, places on it once it is in", count: 3, settle: settle, joinAt: 5 * time.Second,
+			why: "cluster settling: 2 of 3 nodes up, waiting for the others up to 20s", want: "n1", placedAt: 5 * time.Second},
+		{name: "servers: names the missing one", names: []string{"n0", "n1", "n2"}, settle: settle, joinAt: 19 * time.Second,
+			why: "cluster settling: waiting for n1 up to 20s", want: "n1", placedAt: 19 * time.Second},
+		{name: "n1 never joins: placed anyway after the settle time", count: 3, settle: settle, joinAt: time.Hour,
+			why: "cluster settling: 2 of 3 nodes up, waiting for the others up to 20s", want: "n0|n2", placedAt: settle},
+		{name: "no settle: placed at once among those up", count: 3, joinAt: 5 * time.Second, want: "n0|n2"},
+		{name: "formed before: no wait", count: 3, settle: settle, assigned: true, joinAt: 5 * time.Second, want: "n0|n2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, "web start n1\nother stop\n", "n0", "n2")
+			w.cfg.settle, w.cfg.expectNames, w.cfg.expectCount = c.settle, c.names, c.count
+			if c.assigned {
+				w.commit(t, []store.Command{{Op: store.OpAssign, Group: "old", Node: "n0"}, {Op: store.OpAssign, Group: "old", Epoch: 1}})
+			}
+			placed := time.Duration(-1)
+			for d := time.Duration(0); d <= settle+2*time.Second; d += time.Second {
+				w.now = pt0.Add(d)
+				if d == c.joinAt {
+					w.members["n1"] = planMember{state: api.NodeAlive, status: nodeStatus{Node: "n1", CPUs: 2}, hasStatus: true}
+				}
+				w.renew(append([]string{"n0", "n2"}, map[bool][]string{true: {"n1"}}[d >= c.joinAt]...)...)
+				p := w.step(t)
+				if w.owner("web") != "" {
+					placed = d
+					break
+				}
+				if p.why["web"] != c.why {
+					t.Fatalf("at %v: why %q, want %q", d, p.why["web"], c.why)
+				}
+				if p.why["other"] != whyStopped {
+					t.Fatalf("at %v: a stopped group's why %q", d, p.why["other"])
+				}
+				if want := pt0.Add(settle); !p.wake.Equal(want) {
+					t.Fatalf("at %v: wake %v, want the settle's end %v", d, p.wake, want)
+				}
+				if hasOp(p.cmds, store.OpSettle) != (d == 0) {
+					t.Fatalf("at %v: settle start proposed: %v (only the first plan proposes it)", d, hasOp(p.cmds, store.OpSettle))
+				}
+				if w.state.SettleFrom != pt0.UnixMilli() {
+					t.Fatalf("at %v: committed settle start %d, want %d", d, w.state.SettleFrom, pt0.UnixMilli())
+				}
+			}
+			if placed != c.placedAt || !strings.Contains("|"+c.want+"|", "|"+w.owner("web")+"|") {
+				t.Fatalf("web placed on %q at %v, want %s at %v", w.owner("web"), placed, c.want, c.placedAt)
+			}
+		})
+	}
+}
+
+// A cluster with nothing to place does not begin its settle: it begins
+// with the first group to place, however late that comes.
+func TestPlanSettleBeginsWithWork(t *testing.T) {
+	w := newWorld(t, "other stop\n", "n0", "n2")
+	w.cfg.settle, w.cfg.expectCount = 20*time.Second, 3
+	if p := w.step(t); len(p.cmds) != 0 || w.state.SettleFrom != 0 {
+		t.Fatalf("nothing to place: cmds %+v, settle start %d", p.cmds, w.state.SettleFrom)
+	}
+	h, err := cltab.ParseHactl("hactl", []byte("other stop\nweb start n1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.hactl = h.Groups
+	w.now = pt0.Add(time.Hour)
+	w.renew("n0", "n2")
+	if p := w.step(t); w.owner("web") != "" || w.state.SettleFrom != w.now.UnixMilli() || !p.wake.Equal(w.now.Add(20*time.Second)) {
+		t.Fatalf("first group to place: web on %q, settle start %d, wake %v", w.owner("web"), w.state.SettleFrom, p.wake)
+	}
+}
+
+// A leader elected during the settle, whose clock reads later, goes on
+// from the committed start: it does not wait a whole settle again.
+func TestPlanSettleSurvivesLeaderChange(t *testing.T) {
+	w := newWorld(t, "web start n1\n", "n0", "n2")
+	w.cfg.settle, w.cfg.expectCount = 20*time.Second, 3
+	w.step(t)
+	if w.state.SettleFrom != pt0.UnixMilli() {
+		t.Fatalf("settle start %d not committed", w.state.SettleFrom)
+	}
+	// A new leader plans on the same committed state, 15 s later: it
+	// waits the 5 s left, not 20 s from its election.
+	w.now = pt0.Add(15 * time.Second)
+	w.renew("n0", "n2")
+	if p := w.step(t); w.owner("web") != "" || !p.wake.Equal(pt0.Add(20*time.Second)) || hasOp(p.cmds, store.OpSettle) {
+		t.Fatalf("new leader: web on %q, wake %v, cmds %+v", w.owner("web"), p.wake, p.cmds)
+	}
+	w.now = pt0.Add(20 * time.Second)
+	w.renew("n0", "n2")
+	if w.step(t); w.owner("web") == "" {
+		t.Fatal("web not placed once the settle time since the committed start passed")
+	}
+}
+
+// Failback: a group on a less preferred node goes back, gracefully, to
+// a more preferred one that has been up for the hold; never with
+// failback off (cluster-wide or on its line), never to a node that is
+// not up long enough, never against an operator's move.
+func TestPlanFailback(t *testing.T) {
+	const hold = 2 * testLease
+	cases := []struct {
+		name    string
+		line    string
+		cluster bool
+		moved   string // an operator's move
+		back    bool   // web goes back to n1
+	}{
+		{"on cluster-wide", "web start n1,n2\n", true, "", true},
+		{"off cluster-wide", "web start n1,n2\n", false, "", false},
+		{"off on its line", "web start n1,n2 failback=off\n", true, "", false},
+		{"on on its line, off cluster-wide", "web start n1,n2 failback=on\n", false, "", true},
+		{"an operator's move rules", "web start n1,n2\n", true, "n2", false},
+		{"not preferred: nowhere to go back to", "web start\n", true, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, c.line, "n1", "n2", "n3")
+			w.cfg.failback, w.cfg.failbackHold = c.cluster, hold
+			// web runs on n2 (it moved there while n1 was away); n1 is
+			// back since now.
+			w.commit(t, []store.Command{{Op: store.OpAssign, Group: "web", Node: "n2"}})
+			if c.moved != "" {
+				w.commit(t, []store.Command{{Op: store.OpMove, Group: "web", Node: c.moved}})
+			}
+			back := w.now
+			w.members["n1"] = planMember{state: api.NodeAlive, status: nodeStatus{Node: "n1", CPUs: 2}, hasStatus: true, up: back}
+			// Within the hold nothing moves; the planner wakes at its end.
+			for d := time.Duration(0); d < hold; d += time.Second {
+				w.now = back.Add(d)
+				w.renew("n1", "n2", "n3")
+				p := w.step(t)
+				if w.owner("web") != "n2" || p.why["web"] != "" {
+					t.Fatalf("at %v into the hold: web %q, why %q", d, w.owner("web"), p.why["web"])
+				}
+				if c.back && (p.wake.IsZero() || p.wake.After(back.Add(hold))) {
+					t.Fatalf("at %v: wake %v, want by the hold's end %v", d, p.wake, back.Add(hold))
+				}
+			}
+			w.now = back.Add(hold)
+			w.renew("n1", "n2", "n3")
+			p := w.step(t)
+			if !c.back {
+				if w.owner("web") != "n2" || len(p.cmds) != 0 {
+					t.Fatalf("web moved with failback off: %q, %+v", w.owner("web"), p.cmds)
+				}
+				return
+			}
+			// Graceful: n2 is asked to stop first; only its release frees
+			// web, and then it is placed on n1.
+			if w.owner("web") != "n2(stop)" || w.state.Assign["web"].Why != "failback to n1, preferred before n2" ||
+				p.why["web"] != "waiting for n2 to stop it (failback to n1)" {
+				t.Fatalf("failback: web %q (%q), why %q", w.owner("web"), w.state.Assign["web"].Why, p.why["web"])
+			}
+			if w.step(t); w.owner("web") != "n2(stop)" {
+				t.Fatalf("web left n2 before n2 released it: %q", w.owner("web"))
+			}
+			w.release(t, "web")
+			if w.step(t); w.owner("web") != "n1" {
+				t.Fatalf("after n2 released it, web on %q, want n1", w.owner("web"))
+			}
+		})
+	}
+}
+
+// A node whose up time the leader does not know (just elected, or the
+// node not renewing) takes nothing back; nor does a node that ranks
+// after the owner.
+func TestPlanFailbackNeedsUp(t *testing.T) {
+	w := newWorld(t, "web start n1,n2\n", "n1", "n2", "n3")
+	w.cfg.failback, w.cfg.failbackHold = true, 2*testLease
+	w.commit(t, []store.Command{{Op: store.OpAssign, Group: "web", Node: "n2"}})
+	w.now = w.now.Add(time.Hour)
+	w.renew("n1", "n2", "n3")
+	if p := w.step(t); w.owner("web") != "n2" || len(p.cmds) != 0 {
+		t.Fatalf("web moved to a node with no up time: %q %+v", w.owner("web"), p.cmds)
+	}
+	// n1 runs it; n2, less preferred, up for long: nothing moves.
+	w = newWorld(t, "web start n1,n2\n", "n1", "n2", "n3")
+	w.cfg.failback, w.cfg.failbackHold = true, 2*testLease
+	w.step(t)
+	w.members["n2"] = planMember{state: api.NodeAlive, status: nodeStatus{Node: "n2", CPUs: 2}, hasStatus: true, up: pt0.Add(-time.Hour)}
+	w.now = w.now.Add(time.Second)
+	w.renew("n1", "n2", "n3")
+	if p := w.step(t); w.owner("web") != "n1" || len(p.cmds) != 0 {
+		t.Fatalf("web left its most preferred node: %q %+v", w.owner("web"), p.cmds)
+	}
+}

@@ -138,6 +138,7 @@ type sim struct {
 	chk           simChecker
 	trace         []string // the last lines, printed on a failure
 	events        int
+	failbacks     int // failback stops committed (plan.go)
 }
 
 // simNode is one machine: its clock, its processes and keeper (which
@@ -181,6 +182,7 @@ type simPeer struct {
 	seen      bool
 	lastReach time.Duration
 	state     string
+	alive     time.Duration // when it last became alive in this view
 }
 
 func newSim(t testing.TB, cfg simConfig, seed int64) *sim {

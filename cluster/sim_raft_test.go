@@ -14,6 +14,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/clinit/clinit/api"
@@ -156,6 +157,9 @@ func (s *sim) probe(n *simNode) {
 			p.state = api.NodeSuspect
 		}
 		if p.state != was {
+			if p.state == api.NodeAlive {
+				p.alive = s.now
+			}
 			s.kick(n)
 		}
 	}
@@ -285,6 +289,9 @@ func (s *sim) apply(cmds []store.Command) []store.Result {
 		s.index++
 		r := s.state.Apply(s.index, c)
 		s.logf("commit %d: %s %s %s stop=%v epoch=%d: %v (%s)", s.index, c.Op, c.Group, c.Node, c.Stop, c.Epoch, r.Err, c.Why)
+		if c.Op == store.OpAssign && r.Err == nil && strings.HasPrefix(c.Why, "failback to ") {
+			s.failbacks++
+		}
 		res = append(res, r)
 	}
 	for _, l := range s.nodes[:s.cfg.voters] {
@@ -408,7 +415,13 @@ func (s *sim) planOnce(l *simNode) {
 	members := map[string]planMember{l.name: {state: api.NodeAlive, status: nodeStatus{Node: l.name, CPUs: 2, Load: l.load}, hasStatus: true}}
 	for name, p := range l.view {
 		if p.seen {
-			members[name] = planMember{state: p.state, status: nodeStatus{Node: name, CPUs: 2, Load: s.byName[name].load}, hasStatus: true}
+			// Up since memberlist last held it alive (leader.go's noteUp
+			// also counts from the leader's first renewal of it).
+			var up time.Time
+			if p.state == api.NodeAlive {
+				up = l.clock(p.alive)
+			}
+			members[name] = planMember{state: p.state, status: nodeStatus{Node: name, CPUs: 2, Load: s.byName[name].load}, hasStatus: true, up: up}
 		}
 	}
 	busy := map[string]bool{}
@@ -417,7 +430,11 @@ func (s *sim) planOnce(l *simNode) {
 			busy[x] = true
 		}
 	}
-	out := plan(planInput{now: now, cfg: planConfig{fenceTime: simFenceTime, stomith: s.cfg.stomith, lease: simLease}, state: s.state, hactl: s.hactl,
+	// Failback and the settle as a daemon has them: a group preferring a
+	// node goes back to it after the hold, through the graceful move.
+	cfg := planConfig{fenceTime: simFenceTime, stomith: s.cfg.stomith, lease: simLease,
+		failback: true, failbackHold: FailbackHold(simLease), settle: 2 * simLease, expectCount: s.cfg.nodes}
+	out := plan(planInput{now: now, cfg: cfg, state: s.state, hactl: s.hactl,
 		members: members, expiry: func(x string) (time.Time, bool) { return s.expiry(l, x) }, fencing: busy})
 	// leader.go checks its leadership before it fences.
 	if len(out.fence) > 0 && !s.quorumOK(l) {

@@ -56,6 +56,24 @@ func startCluster(t *testing.T, n int, cltabText string) []*node {
 // when extra is not nil.
 func startClusterWith(t *testing.T, n int, cltabText string, extra func(i int) []string) []*node {
 	t.Helper()
+	start := prepareCluster(t, n, cltabText, extra)
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = start(i)
+	}
+	for _, nd := range nodes {
+		nd.waitReady()
+	}
+	return nodes
+}
+
+// prepareCluster makes the key, ports, directories and cltabs of a
+// startClusterWith cluster and returns what starts node i (without
+// waiting for it), for cases that start nodes at different times or put
+// more files in a node's directory first (before gives node i's
+// directory, when not nil).
+func prepareCluster(t *testing.T, n int, cltabText string, extra func(i int) []string, before ...func(i int, dir string)) (start func(i int) *node) {
+	t.Helper()
 	keyDir := newCaseDir(t)
 	key := filepath.Join(keyDir, "key")
 	if _, errOut, code, err := runClinit("--keygen", key); err != nil || code != 0 {
@@ -67,24 +85,27 @@ func startClusterWith(t *testing.T, n int, cltabText string, extra func(i int) [
 		ports[i] = freePort(t)
 		seeds = append(seeds, "127.0.0.1:"+strconv.Itoa(ports[i]))
 	}
-	nodes := make([]*node, n)
-	for i := range nodes {
-		name := fmt.Sprintf("n%d", i+1)
+	names, dirs, flagsOf := make([]string, n), make([]string, n), make([][]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("n%d", i+1)
 		// The raft port is chosen too: memberlist's port + 1 may be
 		// another test's.
-		flags := []string{"--node", name, "--bind", seeds[i], "--raft-bind", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		flags := []string{"--node", names[i], "--bind", seeds[i], "--raft-bind", "127.0.0.1:" + strconv.Itoa(freePort(t)),
 			"--join", strings.Join(seeds, ","), "--keyfile", key}
 		if extra != nil {
 			flags = append(extra(i), flags...)
 		}
-		dir := newCaseDir(t)
-		writeFile(t, filepath.Join(dir, "cltab"), expand(keyDir, cltabText))
-		nodes[i] = &node{daemon: launch(t, dir, flags...), name: name, flags: flags}
+		flagsOf[i] = flags
+		dirs[i] = newCaseDir(t)
+		writeFile(t, filepath.Join(dirs[i], "cltab"), expand(keyDir, cltabText))
+		for _, b := range before {
+			b(i, dirs[i])
+		}
 	}
-	for _, nd := range nodes {
-		nd.waitReady()
+	return func(i int) *node {
+		t.Helper()
+		return &node{daemon: launch(t, dirs[i], flagsOf[i]...), name: names[i], flags: flagsOf[i]}
 	}
-	return nodes
 }
 
 // hastat is the node's cluster view, as `clinit --hastat --json` prints it.

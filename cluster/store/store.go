@@ -78,7 +78,14 @@ type State struct {
 	Standby     map[string]bool           `json:"standby,omitempty"`   // node -> holds no HA group
 	Forgotten   map[string]int64          `json:"forgotten,omitempty"` // node -> when (Unix ms)
 	Maintenance bool                      `json:"maintenance,omitempty"`
-	Index       uint64                    `json:"index"` // last applied raft index
+	// SettleFrom is when the cluster began to settle (Unix ms, the
+	// clock of the leader that first planned): a cluster that has never
+	// assigned a group waits from then, up to the cltab's settle time,
+	// for every expected member before it places anything. Committed so
+	// that a leader elected during the wait goes on from the same start,
+	// not from its own election. 0: not begun.
+	SettleFrom int64  `json:"settle_from,omitempty"`
+	Index      uint64 `json:"index"` // last applied raft index
 }
 
 // Ban keeps a group off a node until an operator clears it.
@@ -130,6 +137,8 @@ const (
 	OpStandby     = "standby"     // Node, On: holds no HA group while on; off: online, not forgotten
 	OpMaintenance = "maintenance" // On: the planner and the nodes start, stop and move nothing
 	OpForget      = "forget"      // Node, At: gone for good: counts as fenced, leaves the view
+	// The planner's.
+	OpSettle = "settle" // At: the cluster began to settle then (the first one committed stays)
 	// OpBatch applies Batch, in order, at one raft index: a planner's
 	// thousand assignments, a node's releases and failures, as one log
 	// entry (one write, one replication, one apply on each voter)
@@ -142,7 +151,7 @@ const (
 // Batchable reports whether c may go in a batch.
 func Batchable(c Command) bool {
 	switch c.Op {
-	case OpAssign, OpFail, OpRuleOut, OpClear:
+	case OpAssign, OpFail, OpRuleOut, OpClear, OpSettle:
 		return true
 	}
 	return false
@@ -353,6 +362,14 @@ func (s *State) Apply(index uint64, c Command) Result {
 	case OpMaintenance:
 		s.Maintenance = c.On
 		return Result{Version: index}
+	case OpSettle:
+		if c.At <= 0 {
+			return Result{Err: fmt.Errorf("settle needs a time")}
+		}
+		if s.SettleFrom == 0 {
+			s.SettleFrom = c.At
+		}
+		return Result{Version: index}
 	case OpForget:
 		if c.Node == "" {
 			return Result{Err: fmt.Errorf("forget needs a node")}
@@ -443,6 +460,7 @@ func (s *State) Clone() *State {
 		Standby:     maps.Clone(s.Standby),
 		Forgotten:   maps.Clone(s.Forgotten),
 		Maintenance: s.Maintenance,
+		SettleFrom:  s.SettleFrom,
 		Index:       s.Index,
 	}
 	if s.Bans != nil {

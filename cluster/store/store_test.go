@@ -150,6 +150,7 @@ func TestCloneIsWhole(t *testing.T) {
 	s.Apply(7, Command{Op: OpStandby, Node: "x", On: true})
 	s.Apply(8, Command{Op: OpForget, Node: "y", At: 9})
 	s.Apply(9, Command{Op: OpMaintenance, On: true})
+	s.Apply(10, Command{Op: OpSettle, At: 11})
 	want, err := s.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +163,7 @@ func TestCloneIsWhole(t *testing.T) {
 		t.Errorf("clone encodes as\n%s\nwant\n%s", got, want)
 	}
 	if len(s.Files) == 0 || len(s.Fences) == 0 || len(s.RuleOuts) == 0 || len(s.Bans) == 0 || len(s.Moves) == 0 ||
-		len(s.Standby) == 0 || len(s.Forgotten) == 0 || !s.Maintenance {
+		len(s.Standby) == 0 || len(s.Forgotten) == 0 || !s.Maintenance || s.SettleFrom == 0 {
 		t.Fatalf("the state to clone is missing parts: %s", want)
 	}
 }
@@ -287,5 +288,23 @@ func TestOperatorCommands(t *testing.T) {
 	r := apply(Command{Op: OpForget, Node: "n4", At: 5})
 	if f := s.Fences["n4"]; f.Version != r.Version || s.Forgotten["n4"] != 5 {
 		t.Errorf("forgotten: fence %+v, forgotten %v", f, s.Forgotten)
+	}
+}
+
+// The first settle start committed stays: a leader elected during the
+// settle goes on from it, whatever its own clock proposes.
+func TestSettleFromFirstStays(t *testing.T) {
+	s := New()
+	if r := s.Apply(1, Command{Op: OpSettle}); r.Err == nil || s.SettleFrom != 0 {
+		t.Errorf("a settle without a time: %v, from %d", r.Err, s.SettleFrom)
+	}
+	if r := s.Apply(2, Command{Op: OpSettle, At: 1000}); r.Err != nil || s.SettleFrom != 1000 {
+		t.Errorf("first settle: %v, from %d", r.Err, s.SettleFrom)
+	}
+	if r := s.Apply(3, Command{Op: OpSettle, At: 5000}); r.Err != nil || s.SettleFrom != 1000 {
+		t.Errorf("second settle: %v, from %d, want 1000", r.Err, s.SettleFrom)
+	}
+	if !Batchable(Command{Op: OpSettle}) {
+		t.Error("a settle may not go in a batch with the first assignments")
 	}
 }
