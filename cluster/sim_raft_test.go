@@ -328,7 +328,7 @@ func (s *sim) proposeFrom(n *simNode, cmd store.Command, done func(error)) {
 
 // grant is granter.answer for one renewal that arrived now: after the
 // barrier of the term, a leadership check; then the time heard and the
-// grant from the state as of now.
+// grant from the state as of now, by raftnode's own Grants.
 func (s *sim) grant(l *simNode, node string, reply func(*raftnode.Grant)) {
 	arrived, term := l.nowT(), l.raft.term
 	if !l.raft.leader {
@@ -343,19 +343,10 @@ func (s *sim) grant(l *simNode, node string, reply func(*raftnode.Grant)) {
 		if arrived.After(l.raft.heard[node]) {
 			l.raft.heard[node] = arrived
 		}
-		g := raftnode.Grant{Leader: l.name, Term: term, Index: s.index, Groups: map[string]uint64{}, Release: map[string]uint64{}}
 		f := l.raft.fencing[node]
-		withheld := f != nil && f.running // leader.go's fencer, as raftnode's Config.Fencing
-		for grp, a := range s.state.Assign {
-			switch {
-			case a.Node != node, s.state.FencedSince(a), withheld && !a.Stop:
-			case a.Stop:
-				g.Release[grp] = a.Epoch
-			default:
-				g.Groups[grp] = a.Epoch
-			}
-		}
-		reply(&g)
+		withheld := func(string) bool { return f != nil && f.running } // leader.go's fencer, as raftnode's Config.Fencing
+		g := raftnode.Grants(s.state, l.name, term, []string{node}, withheld)[node]
+		reply(g)
 	})
 }
 

@@ -180,37 +180,13 @@ func (gr *granter) answer(batch []renewal) {
 	gr.mu.Unlock()
 	var grants []Grant
 	gr.n.fsm.read(func(s *store.State) {
-		files := map[string]uint64{}
-		for k, f := range s.Files {
-			files[k] = f.Version
-		}
-		var forgotten map[string]bool
-		for n := range s.Forgotten {
-			if forgotten == nil {
-				forgotten = map[string]bool{}
-			}
-			forgotten[n] = true
-		}
 		// One pass over the assignments for the whole batch, not one
 		// per renewal: a hundred nodes renew twice a second each.
-		byNode := make(map[string]*Grant, len(batch))
-		withheld := map[string]bool{}
-		for _, r := range batch {
-			if byNode[r.node] == nil {
-				byNode[r.node] = &Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files, Maintenance: s.Maintenance, Forgotten: forgotten}
-				withheld[r.node] = gr.fencing != nil && gr.fencing(r.node)
-			}
+		nodes := make([]string, len(batch))
+		for i, r := range batch {
+			nodes[i] = r.node
 		}
-		for grp, a := range s.Assign {
-			g := byNode[a.Node]
-			switch {
-			case g == nil, s.FencedSince(a), withheld[a.Node] && !a.Stop:
-			case a.Stop:
-				g.Release[grp] = a.Epoch
-			default:
-				g.Groups[grp] = a.Epoch
-			}
-		}
+		byNode := Grants(s, leader, term, nodes, gr.fencing)
 		for _, r := range batch {
 			grants = append(grants, *byNode[r.node])
 		}
@@ -218,6 +194,45 @@ func (gr *granter) answer(batch []renewal) {
 	for i, r := range batch {
 		r.reply <- renewResult{g: grants[i]}
 	}
+}
+
+// Grants is what leader, in term, grants each of nodes from the
+// committed state s: the groups assigned to it (Groups) and those it is
+// to stop (Release), each with its epoch, as of s.Index. A node whose
+// fencing runs now (withheld, nil for none) is granted no group to
+// run, and no assignment made before its node was fenced is granted at
+// all: its copy is gone, or the fence's success says so (HA.md I2).
+func Grants(s *store.State, leader string, term uint64, nodes []string, withheld func(node string) bool) map[string]*Grant {
+	files := map[string]uint64{}
+	for k, f := range s.Files {
+		files[k] = f.Version
+	}
+	var forgotten map[string]bool
+	for n := range s.Forgotten {
+		if forgotten == nil {
+			forgotten = map[string]bool{}
+		}
+		forgotten[n] = true
+	}
+	byNode := make(map[string]*Grant, len(nodes))
+	held := map[string]bool{}
+	for _, n := range nodes {
+		if byNode[n] == nil {
+			byNode[n] = &Grant{Leader: leader, Term: term, Index: s.Index, Groups: map[string]uint64{}, Release: map[string]uint64{}, Files: files, Maintenance: s.Maintenance, Forgotten: forgotten}
+			held[n] = withheld != nil && withheld(n)
+		}
+	}
+	for grp, a := range s.Assign {
+		g := byNode[a.Node]
+		switch {
+		case g == nil, s.FencedSince(a), held[a.Node] && !a.Stop:
+		case a.Stop:
+			g.Release[grp] = a.Epoch
+		default:
+			g.Groups[grp] = a.Epoch
+		}
+	}
+	return byNode
 }
 
 // ready returns the term this node leads, once its state machine has
