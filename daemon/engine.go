@@ -106,7 +106,7 @@ type Engine struct {
 	tab         *cltab.Tab
 	timing      timing
 	groups      map[string]*group
-	lingering   map[*proc]bool // stopped leaders whose process group lives on
+	lingering   map[*proc]bool // the procs in a state that lingers (kept by step)
 	dirty       bool           // clstat must be rewritten
 	journalFile *os.File       // children started since the last state snapshot
 	residues    map[int]*group // residue process groups being stopped, by their group
@@ -350,8 +350,7 @@ func (e *Engine) tell(name, level string) error {
 	if !g.told || g.level != level {
 		g.epoch++
 		for _, p := range g.procs {
-			p.unthrottle()
-			p.respawning = false
+			e.step(p, input{ev: evRelease})
 		}
 	}
 	g.told, g.level = true, level
@@ -394,7 +393,7 @@ func (e *Engine) reconcile(t *cltab.Tab) []string {
 		for _, p := range g.procs {
 			n := newByTag[p.entry.Tag]
 			if n == nil || n.Group != p.entry.Group || n.Mode != p.entry.Mode || n.Command != p.entry.Command {
-				g.retire(p)
+				e.retire(g, p)
 				touched[g] = true
 				continue
 			}
@@ -437,7 +436,7 @@ func (e *Engine) reconcile(t *cltab.Tab) []string {
 
 // forget drops a group that left the cltab once nothing of it runs.
 func (e *Engine) forget(g *group) {
-	if len(g.procs) == 0 && len(g.retiring) == 0 {
+	if len(g.procs) == 0 && len(g.retired) == 0 {
 		delete(e.groups, g.name)
 		e.dirty = true
 	}
