@@ -17,7 +17,6 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
-	"github.com/clinit/clinit/internal/reaper"
 )
 
 // Sentinel errors callers branch on.
@@ -155,9 +154,8 @@ const maxBatch = 256
 func (e *Engine) Run() {
 	defer close(e.done)
 	defer func() { close(e.saved) }() // nothing waits past the end
-	orphans := make(chan struct{}, 1)
-	reaper.NotifyOrphans(orphans)
-	defer reaper.StopOrphans(orphans)
+	orphans, stopOrphans := e.child.orphans()
+	defer stopOrphans()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	e.restore()
