@@ -79,6 +79,12 @@ func (p *proc) status() api.EntryStatus {
 // step moves p by in (pstate.go) and carries out the effects.
 func (e *Engine) step(p *proc, in input) {
 	in.mode = p.entry.Mode
+	if table[p.m.state][in.ev].kind == cellImpossible {
+		// The loop posts no such event: a bug, said so, and nothing done.
+		e.log.Error("impossible process transition", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag),
+			zap.Stringer("state", p.m.state), zap.Stringer("event", in.ev))
+		return
+	}
 	m, fx := step(p.m, in)
 	p.m = m
 	if m.state.lingers() {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"go.uber.org/zap"
+
 	"github.com/clinit/clinit/cltab"
 )
 
@@ -187,5 +189,20 @@ func TestProcessTableNames(t *testing.T) {
 		if f.String() == "" {
 			t.Errorf("effect %d has no name", f)
 		}
+	}
+}
+
+// An impossible event is logged as the bug it is, and changes nothing.
+func TestImpossibleTransitionReported(t *testing.T) {
+	fx := &effects{}
+	e := &Engine{log: zap.New(&logCore{fx: fx}), lingering: map[*proc]bool{}}
+	p := &proc{g: &group{name: "g"}, entry: &cltab.Entry{Group: "g", Tag: "a", Mode: cltab.ModeOnce}}
+	p.m = machine{state: sDown, rapid: 2, again: true}
+	e.step(p, input{ev: evExit, left: true})
+	if want := (machine{state: sDown, rapid: 2, again: true}); p.m != want {
+		t.Errorf("machine %+v after an impossible event, want %+v", p.m, want)
+	}
+	if got, want := fx.take(), []string{"error: impossible process transition (a)"}; !slices.Equal(got, want) {
+		t.Errorf("logged %q, want %q", got, want)
 	}
 }
