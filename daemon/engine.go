@@ -17,7 +17,6 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
-	"github.com/clinit/clinit/internal/reaper"
 )
 
 // Sentinel errors callers branch on.
@@ -106,7 +105,7 @@ type Engine struct {
 	tab         *cltab.Tab
 	timing      timing
 	groups      map[string]*group
-	lingering   map[*proc]bool // stopped leaders whose process group lives on
+	lingering   map[*proc]bool // the procs in a state that lingers (kept by step)
 	dirty       bool           // clstat must be rewritten
 	journalFile *os.File       // children started since the last state snapshot
 	residues    map[int]*group // residue process groups being stopped, by their group
@@ -155,9 +154,8 @@ const maxBatch = 256
 func (e *Engine) Run() {
 	defer close(e.done)
 	defer func() { close(e.saved) }() // nothing waits past the end
-	orphans := make(chan struct{}, 1)
-	reaper.NotifyOrphans(orphans)
-	defer reaper.StopOrphans(orphans)
+	orphans, stopOrphans := e.child.orphans()
+	defer stopOrphans()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	e.restore()
@@ -350,8 +348,7 @@ func (e *Engine) tell(name, level string) error {
 	if !g.told || g.level != level {
 		g.epoch++
 		for _, p := range g.procs {
-			p.unthrottle()
-			p.respawning = false
+			e.step(p, input{ev: evRelease})
 		}
 	}
 	g.told, g.level = true, level
@@ -394,7 +391,7 @@ func (e *Engine) reconcile(t *cltab.Tab) []string {
 		for _, p := range g.procs {
 			n := newByTag[p.entry.Tag]
 			if n == nil || n.Group != p.entry.Group || n.Mode != p.entry.Mode || n.Command != p.entry.Command {
-				g.retire(p)
+				e.retire(g, p)
 				touched[g] = true
 				continue
 			}
@@ -437,7 +434,7 @@ func (e *Engine) reconcile(t *cltab.Tab) []string {
 
 // forget drops a group that left the cltab once nothing of it runs.
 func (e *Engine) forget(g *group) {
-	if len(g.procs) == 0 && len(g.retiring) == 0 {
+	if len(g.procs) == 0 && len(g.retired) == 0 {
 		delete(e.groups, g.name)
 		e.dirty = true
 	}

@@ -31,7 +31,7 @@ func (e *Engine) fail(g *group, why string) {
 // entry runs again, the group's state follows.
 func restingWhy(g *group) string {
 	for _, p := range g.procs {
-		if p.throttle != nil && g.wanted(p) {
+		if p.m.state == sResting && g.wanted(p) {
 			return p.entry.Tag + " " + p.rest.why + ": resting for " + p.rest.pause.String()
 		}
 	}

@@ -56,16 +56,24 @@ type fakeChild struct {
 }
 
 // fakeStarter stands in for the spawner: spawn records the start and
-// returns a fake pid; the script ends a child with exit. Its process
-// groups have no members but their leader.
+// returns a fake pid; the script ends a child with exit. A process group
+// has no members but its leader, unless the script says the leader left
+// some (leave): then the group lingers until the script empties it.
 type fakeStarter struct {
 	fx *effects
+	// orphanc is the engine's notice that orphans were reaped: unbuffered,
+	// so that a send returns once the loop has taken it, and what the
+	// loop does with it falls within the script's step.
+	orphanc chan struct{}
+	// quit ends the notices still pending when the engine stops.
+	quit chan struct{}
 
 	mu     sync.Mutex
 	next   int
 	starts map[string]int     // starts by tag
 	live   map[int]*fakeChild // by pid
 	names  map[int]string     // every pid ever given, by pid
+	groups map[int]*fakeChild // process groups whose leader exited, by pgid
 	// failing holds the tags whose next start fails.
 	failing map[string]bool
 	// exitOnSignal makes every signal end its child at once (for the
@@ -74,7 +82,8 @@ type fakeStarter struct {
 }
 
 func newFakeStarter(fx *effects) *fakeStarter {
-	return &fakeStarter{fx: fx, starts: map[string]int{}, live: map[int]*fakeChild{}, names: map[int]string{}, failing: map[string]bool{}}
+	return &fakeStarter{fx: fx, orphanc: make(chan struct{}), quit: make(chan struct{}),
+		starts: map[string]int{}, live: map[int]*fakeChild{}, names: map[int]string{}, groups: map[int]*fakeChild{}, failing: map[string]bool{}}
 }
 
 func (f *fakeStarter) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, uint64, error) {
@@ -97,6 +106,15 @@ func (f *fakeStarter) kill(pgid int, sig syscall.Signal) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.live[pgid]
+	if c == nil && f.groups[pgid] != nil {
+		f.fx.add("kill -%s -%s (group)", sigName(sig), f.name(pgid))
+		f.groups[pgid].signalled = true
+		if f.exitOnSignal {
+			delete(f.groups, pgid)
+			go f.notifyOrphans()
+		}
+		return nil
+	}
 	if c == nil {
 		f.fx.add("kill -%s -%s (no such process)", sigName(sig), f.name(pgid))
 		return syscall.ESRCH
@@ -115,13 +133,48 @@ func (f *fakeStarter) kill(pgid int, sig syscall.Signal) error {
 func (f *fakeStarter) groupAlive(pgid int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.live[pgid] != nil
+	return f.live[pgid] != nil || f.groups[pgid] != nil
+}
+
+func (f *fakeStarter) orphans() (<-chan struct{}, func()) { return f.orphanc, func() {} }
+
+// notifyOrphans tells the engine, as the reaper does, that orphans were
+// reaped; it returns once the loop has taken the notice.
+func (f *fakeStarter) notifyOrphans() {
+	select {
+	case f.orphanc <- struct{}{}:
+	case <-f.quit:
+	}
+}
+
+// empty ends the last members of the lingering process group named (by
+// its leader, TAG.N, or TAG when one group of TAG lingers).
+func (f *fakeStarter) empty(who string) error {
+	f.mu.Lock()
+	var found []*fakeChild
+	for _, c := range f.groups {
+		if c.name == who || c.tag == who {
+			found = append(found, c)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		f.mu.Unlock()
+		return fmt.Errorf("no process group of %s lingers", who)
+	case len(found) > 1:
+		f.mu.Unlock()
+		return fmt.Errorf("%s names more than one process group: say which", who)
+	}
+	delete(f.groups, found[0].pid)
+	f.mu.Unlock()
+	f.notifyOrphans()
+	return nil
 }
 
 // exit ends the live child named (TAG.N) or of entry TAG with how,
 // an exit status or a signal name; it returns what it ended, or an error
-// for the script.
-func (f *fakeStarter) exit(who, how string) (*fakeChild, *reaper.Exit, error) {
+// for the script. With leave, others of its process group live on.
+func (f *fakeStarter) exit(who, how string, leave bool) (*fakeChild, *reaper.Exit, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var found []*fakeChild
@@ -151,6 +204,9 @@ func (f *fakeStarter) exit(who, how string) (*fakeChild, *reaper.Exit, error) {
 		return nil, nil, fmt.Errorf("exit %s %s: want an exit status 0-255 or a signal name", who, how)
 	}
 	delete(f.live, c.pid)
+	if leave {
+		f.groups[c.pid] = c
+	}
 	return c, &reaper.Exit{Pid: c.pid, Status: status}, nil
 }
 
@@ -173,17 +229,30 @@ func (f *fakeStarter) endOnSignal() {
 			go c.onExit(&reaper.Exit{Pid: pid, Status: unix.WaitStatus(syscall.SIGTERM)})
 		}
 	}
+	for pgid, c := range f.groups {
+		if c.signalled {
+			delete(f.groups, pgid)
+			go f.notifyOrphans()
+		}
+	}
 }
 
-// running lists the live children by name, sorted.
-func (f *fakeStarter) running() []*fakeChild {
+// stop ends the notices the engine will not take any more.
+func (f *fakeStarter) stop() { close(f.quit) }
+
+// running lists the live children by name, sorted, and the process
+// groups that linger after their leader, as "TAG.N (group)".
+func (f *fakeStarter) running() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []*fakeChild
+	var out []string
 	for _, c := range f.live {
-		out = append(out, c)
+		out = append(out, c.name)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	for _, c := range f.groups {
+		out = append(out, c.name+" (group)")
+	}
+	sort.Strings(out)
 	return out
 }
 

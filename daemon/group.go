@@ -22,10 +22,12 @@ type group struct {
 	since time.Time
 	why   string // why it is FAILED
 
-	procs    []*proc // current cltab entries, in file order
-	byTag    map[string]*proc
-	retiring []*proc // entries gone from the cltab (or changed), being stopped
-	gone     []*proc // retired entries whose exited runs left residues
+	procs []*proc // current cltab entries, in file order
+	byTag map[string]*proc
+	// retired are entries gone from the cltab (or changed) that are still
+	// alive, or whose exited runs left residues: advance stops both, and
+	// drops each once nothing of it is left.
+	retired []*proc
 }
 
 func (g *group) add(p *proc) {
@@ -36,15 +38,12 @@ func (g *group) add(p *proc) {
 	g.byTag[p.entry.Tag] = p
 }
 
-// retire takes p out of the current entries; it is stopped if it runs.
-func (g *group) retire(p *proc) {
+// retire takes p out of g's current entries; it is stopped if it runs.
+func (e *Engine) retire(g *group, p *proc) {
 	delete(g.byTag, p.entry.Tag)
-	p.unthrottle()
-	if p.alive() {
-		g.retiring = append(g.retiring, p)
-	}
-	if len(p.residues) > 0 {
-		g.gone = append(g.gone, p)
+	e.step(p, input{ev: evRelease})
+	if p.alive() || len(p.residues) > 0 {
+		g.retired = append(g.retired, p)
 	}
 }
 
@@ -53,7 +52,7 @@ func (g *group) sortByLine() {
 }
 
 func (g *group) alive() bool {
-	for _, p := range g.retiring {
+	for _, p := range g.retired {
 		if p.alive() {
 			return true
 		}
@@ -91,22 +90,23 @@ func (e *Engine) setState(g *group, s string) {
 // run is stopped; only once that is done are the wanted entries started,
 // in file order, a wait or test holding back the entries after it.
 func (e *Engine) advance(g *group) {
-	g.retiring = pruneDead(g.retiring)
 	pending := false
-	for _, p := range g.retiring {
-		e.stop(p)
-		pending = true
+	for _, p := range g.retired {
+		if p.alive() {
+			e.stop(p)
+			pending = true
+		}
 	}
-	for _, p := range g.gone {
+	for _, p := range g.retired {
 		e.stopResidues(p)
 	}
-	g.gone = nil
+	g.retired = pruneRetired(g.retired)
 	for _, p := range g.procs {
 		switch {
 		case p.alive() && (e.stopping || !g.wanted(p)):
 			e.stop(p)
 			pending = true
-		case p.alive() && p.term:
+		case p.m.state.stopping():
 			// A stop under way finishes even if the level wants the
 			// entry again: then it runs anew, and the exit our own
 			// signal caused is not taken for its result.
@@ -135,7 +135,7 @@ func (e *Engine) advance(g *group) {
 		}
 		switch p.entry.Mode {
 		case cltab.ModeRespawn:
-			if !p.alive() && p.throttle == nil {
+			if p.m.state == sDown {
 				e.start(p)
 			}
 		case cltab.ModeOnce:
@@ -201,10 +201,11 @@ func (e *Engine) doneState(g *group) string {
 	return api.StatePassed
 }
 
-func pruneDead(ps []*proc) []*proc {
+// pruneRetired drops the retired entries of which nothing is left.
+func pruneRetired(ps []*proc) []*proc {
 	out := ps[:0]
 	for _, p := range ps {
-		if p.alive() {
+		if p.alive() || len(p.residues) > 0 {
 			out = append(out, p)
 		}
 	}

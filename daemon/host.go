@@ -20,6 +20,10 @@ type starter interface {
 	kill(pgid int, sig syscall.Signal) error
 	// groupAlive reports whether process group pgid has live members.
 	groupAlive(pgid int) bool
+	// orphans delivers a value after members of children's process
+	// groups that were not the children themselves have been reaped: a
+	// lingering process group may be empty now. stop ends the deliveries.
+	orphans() (c <-chan struct{}, stop func())
 }
 
 // clock is the engine's time: the wall clock in production, a fake one
@@ -39,6 +43,12 @@ type timer interface {
 func (s *spawner) kill(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
 
 func (s *spawner) groupAlive(pgid int) bool { return groupAlive(pgid) }
+
+func (s *spawner) orphans() (<-chan struct{}, func()) {
+	c := make(chan struct{}, 1)
+	reaper.NotifyOrphans(c)
+	return c, func() { reaper.StopOrphans(c) }
+}
 
 // wallClock is the clock of production.
 type wallClock struct{}

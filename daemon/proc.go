@@ -14,40 +14,33 @@ import (
 
 // proc is the runtime of one cltab entry: at most one process at a time.
 // Owned by the engine loop; the goroutines that await its exit and read
-// its output only post.
+// its output only post. Where it stands is m (pstate.go); do carries out
+// the effects of its transitions.
 type proc struct {
 	g     *group
 	entry *cltab.Entry
+	m     machine
 
-	run     int // counts starts; tells a late event from a current one
-	pid     int // 0 when no process runs
+	run int // counts starts; tells a late event from a current one
+	// pid is the leader of the current or last run, and so its process
+	// group: it names a live process while m.state.leader(), the process
+	// group watched while m.state.lingers().
+	pid     int
 	epoch   int // group epoch of the last start
 	started time.Time
 	since   time.Time
 	exit    int  // last exit status; -1 for a signal
 	exited  bool // exit is meaningful
-	lastPid int  // the process group of a lingering stop
 	// sig is the signal that ended the last run, if one did.
 	sig syscall.Signal
 	// startTicks is the /proc start time of pid: with it, the pid names
-	// this process for good. adopted: started by a previous daemon.
+	// this process for good.
 	startTicks uint64
-	adopted    bool
 	fifo       string // the output FIFO of the current run, if any
 	// restarts counts the starts of a respawn entry that follow an exit
-	// nobody asked for (respawning is set by such an exit), in the same
-	// level (a tell to another clears it): a level change, a reread or a
-	// stop is not a restart.
-	restarts   int
-	respawning bool
-
-	// Stopping: term is set once SIGTERM went to the process group, kill
-	// once SIGKILL did. linger is set when the leader exited but others
-	// of its process group live on: after SIGTERM, until the kill
-	// deadline; for a respawn entry whose program went to the background,
-	// until they are gone, and only then is it started again.
-	term, kill, linger bool
-	killTimer          timer
+	// nobody asked for, in the same level (a tell to another clears it):
+	// a level change, a reread or a stop is not a restart.
+	restarts int
 
 	// residues are the process groups exited runs left members in
 	// (helpers started in the background): stopped with the entry.
@@ -58,27 +51,22 @@ type proc struct {
 	hashOf   *cltab.Entry
 	hashText string
 
-	rapid    int     // consecutive exits within the respawn window
-	throttle timer   // non-nil while a too-rapid respawn entry rests
-	rest     resting // why and until when it rests, while throttle is set
+	killTimer timer   // the kill deadline, while one is armed
+	restTimer timer   // the end of the rest, in sResting
+	rest      resting // why and until when it rests, in sResting
 }
 
-func (p *proc) alive() bool { return p.pid != 0 || p.linger }
-
-func (p *proc) unthrottle() {
-	if p.throttle != nil {
-		p.throttle.Stop()
-		p.throttle = nil
-	}
-	p.rapid = 0
-}
+func (p *proc) alive() bool { return p.m.state.alive() }
 
 func (p *proc) status() api.EntryStatus {
-	s := api.EntryStatus{Tag: p.entry.Tag, Mode: string(p.entry.Mode), Pid: p.pid, Restarts: p.restarts, Since: p.since, Throttled: p.throttle != nil}
+	s := api.EntryStatus{Tag: p.entry.Tag, Mode: string(p.entry.Mode), Restarts: p.restarts, Since: p.since, Throttled: p.m.state == sResting}
+	if p.m.state.leader() {
+		s.Pid = p.pid
+	}
 	if s.Throttled {
 		s.ThrottledUntil = p.rest.until
 	}
-	if p.exited && p.pid == 0 {
+	if p.exited && !p.m.state.leader() {
 		code := p.exit
 		s.Exit = &code
 		if p.sig != 0 {
@@ -88,7 +76,88 @@ func (p *proc) status() api.EntryStatus {
 	return s
 }
 
-// start runs p's command in a process group of its own.
+// step moves p by in (pstate.go) and carries out the effects.
+func (e *Engine) step(p *proc, in input) {
+	in.mode = p.entry.Mode
+	if table[p.m.state][in.ev].kind == cellImpossible {
+		// The loop posts no such event: a bug, said so, and nothing done.
+		e.log.Error("impossible process transition", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag),
+			zap.Stringer("state", p.m.state), zap.Stringer("event", in.ev))
+		return
+	}
+	m, fx := step(p.m, in)
+	p.m = m
+	if m.state.lingers() {
+		e.lingering[p] = true
+	} else {
+		delete(e.lingering, p)
+	}
+	for _, f := range fx {
+		e.do(p, f)
+	}
+}
+
+// do carries out one effect of a transition of p.
+func (e *Engine) do(p *proc, f effect) {
+	g := p.g
+	switch f {
+	case fxSpawn, fxRespawn:
+		e.spawn(p, f == fxRespawn)
+	case fxTerm:
+		e.signal(p, syscall.SIGTERM)
+	case fxKill:
+		e.signal(p, syscall.SIGKILL)
+	case fxArmKill:
+		run := p.run
+		p.killTimer = e.clock.AfterFunc(e.timing.stop, func() {
+			e.post(func() {
+				if p.run == run {
+					p.killTimer = nil
+					e.step(p, input{ev: evDeadline})
+				}
+			})
+		})
+	case fxStopKill:
+		if p.killTimer != nil {
+			p.killTimer.Stop()
+			p.killTimer = nil
+		}
+	case fxWarnLate:
+		e.log.Warn("did not stop in time: SIGKILL", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", p.pid))
+	case fxWatch:
+		e.watchLinger(p, p.run)
+	case fxWarnBackground:
+		e.log.Warn(p.entry.Tag+" exited but left processes running in its process group: not restarted until they are gone; run the program in the foreground so that clinit supervises it",
+			append(e.exitFields(p), zap.Int("pgid", p.pid))...)
+	case fxGroupEnded:
+		e.log.Info("process group ended", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", p.pid))
+	case fxResidue:
+		p.residues = append(p.residues, p.pid)
+	case fxThrottle:
+		e.throttle(p)
+	case fxRestFailed:
+		e.rest(p, "cannot start")
+	case fxStopRest:
+		if p.restTimer != nil {
+			p.restTimer.Stop()
+			p.restTimer = nil
+		}
+	case fxLogExit, fxReportExit:
+		e.log.Info("exited", e.exitFields(p)...)
+	case fxReportFailed:
+		e.log.Warn("failed", e.exitFields(p)...)
+	case fxReportStopped:
+		e.log.Info("stopped", e.exitFields(p)...)
+	case fxAdvance:
+		e.advance(g)
+	}
+}
+
+func (e *Engine) exitFields(p *proc) []zap.Field {
+	return []zap.Field{zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", p.pid), p.endField()}
+}
+
+// start asks for p's process, unless the cluster's gate holds it back.
 func (e *Engine) start(p *proc) {
 	g := p.g
 	if e.cfg.MayStart != nil && !e.cfg.MayStart(g.name, g.level) {
@@ -97,17 +166,21 @@ func (e *Engine) start(p *proc) {
 		e.dirty = true
 		return
 	}
-	// Started again after a run that ended by itself (not by a stop),
-	// at the level it ran at (not after a tell).
-	respawn := p.respawning
+	e.step(p, input{ev: evStart})
+}
+
+// spawn runs p's command in a process group of its own; respawn: it is
+// started again after a run that ended by itself (not by a stop), at the
+// level it ran at (not after a tell).
+func (e *Engine) spawn(p *proc, respawn bool) {
+	g := p.g
 	prevExit, prevSig := p.exit, p.sig
 	if respawn {
 		p.restarts++
 	}
-	p.respawning = false
 	p.run++
 	p.epoch = g.epoch
-	p.term, p.kill, p.linger, p.exited = false, false, false, false
+	p.exited = false
 	p.started = e.clock.Now()
 	p.since = p.started
 	run := p.run
@@ -122,9 +195,7 @@ func (e *Engine) start(p *proc) {
 	if err != nil {
 		e.log.Error("cannot start", zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Error(err))
 		p.exit, p.exited = 127, true
-		if p.entry.Mode == cltab.ModeRespawn {
-			e.rest(p, "cannot start")
-		}
+		e.step(p, input{ev: evStartFailed})
 		return
 	}
 	p.pid, p.startTicks = pid, ticks
@@ -144,34 +215,7 @@ func (e *Engine) start(p *proc) {
 
 // stop sends SIGTERM to p's process group, and SIGKILL after the grace.
 func (e *Engine) stop(p *proc) {
-	if p.term || !p.alive() {
-		return
-	}
-	p.term = true
-	if e.timing.stop <= 0 {
-		e.killNow(p)
-		return
-	}
-	e.signal(p, syscall.SIGTERM)
-	run := p.run
-	p.killTimer = e.clock.AfterFunc(e.timing.stop, func() {
-		e.post(func() { e.killDeadline(p, run) })
-	})
-}
-
-func (e *Engine) killDeadline(p *proc, run int) {
-	if p.run != run || !p.alive() {
-		return
-	}
-	if p.pid != 0 {
-		e.log.Warn("did not stop in time: SIGKILL", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", p.pid))
-	}
-	e.killNow(p)
-	if p.linger {
-		p.linger = false
-		delete(e.lingering, p)
-		e.advance(p.g)
-	}
+	e.step(p, input{ev: evStop, grace: e.timing.stop > 0})
 }
 
 // lingerCheck runs after orphans were reaped, or a watched member of a
@@ -185,35 +229,22 @@ func (e *Engine) lingerCheck() {
 		}
 	}
 	for p := range e.lingering {
-		if e.child.groupAlive(p.lastPid) {
+		if e.child.groupAlive(p.pid) {
 			continue
 		}
-		e.lingerEnded(p)
+		e.groupGone(p)
 	}
 }
 
-// linger keeps p alive, after its leader exited, for as long as its
-// process group has members.
-func (e *Engine) linger(p *proc) {
-	p.linger = true
-	e.lingering[p] = true
-	e.watchLinger(p, p.run)
-}
-
-func (e *Engine) lingerEnded(p *proc) {
-	p.linger = false
-	delete(e.lingering, p)
-	if p.killTimer != nil {
-		p.killTimer.Stop()
-	}
+// groupGone ends the linger of p, whose process group is empty.
+func (e *Engine) groupGone(p *proc) {
 	e.dirty = true
-	if !p.term && p.entry.Mode == cltab.ModeRespawn {
-		// The run of a program that went to the background ends here.
-		p.since = e.clock.Now()
-		e.log.Info("process group ended", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pgid", p.lastPid))
-		e.respawnEnded(p)
+	now := e.clock.Now()
+	quick := p.started.Add(e.timing.window).After(now)
+	if p.m.state == sBackground && p.entry.Mode == cltab.ModeRespawn {
+		p.since = now
 	}
-	e.advance(p.g)
+	e.step(p, input{ev: evGone, quick: quick, limit: e.timing.limit})
 }
 
 // watchLinger learns through a pidfd when one live member of p's
@@ -222,7 +253,8 @@ func (e *Engine) lingerEnded(p *proc) {
 // reaper; this covers the members of a group adopted after a restart,
 // which are not.
 func (e *Engine) watchLinger(p *proc, run int) {
-	pgid := p.lastPid
+	pgid := p.pid
+	current := func() bool { return p.run == run && p.m.state.lingers() && p.pid == pgid }
 	for range 3 { // a member may exit between the scan and its pidfd
 		pid, start, ok := groupMember(pgid)
 		if !ok {
@@ -230,14 +262,14 @@ func (e *Engine) watchLinger(p *proc, run int) {
 		}
 		err := watchProc(pid, start, pgid, func() {
 			e.post(func() {
-				if p.run != run || !p.linger || p.lastPid != pgid {
+				if !current() {
 					return
 				}
 				if e.child.groupAlive(pgid) {
 					e.watchLinger(p, run)
 					return
 				}
-				e.lingerEnded(p)
+				e.groupGone(p)
 			})
 		})
 		if err == nil {
@@ -247,23 +279,15 @@ func (e *Engine) watchLinger(p *proc, run int) {
 	// Empty already: the loop ends the linger as an event of its own,
 	// not inside its caller (and post must not block the loop itself).
 	go e.post(func() {
-		if p.run == run && p.linger && p.lastPid == pgid && !e.child.groupAlive(pgid) {
-			e.lingerEnded(p)
+		if current() && !e.child.groupAlive(pgid) {
+			e.groupGone(p)
 		}
 	})
 }
 
-func (e *Engine) killNow(p *proc) {
-	p.kill = true
-	e.signal(p, syscall.SIGKILL)
-}
-
-// signal signals p's whole process group (its pgid is its pid).
+// signal signals p's whole process group (its pgid is its leader's pid).
 func (e *Engine) signal(p *proc, sig syscall.Signal) {
 	pgid := p.pid
-	if pgid == 0 && p.linger {
-		pgid = p.lastPid
-	}
 	if pgid <= 0 {
 		return
 	}
@@ -279,65 +303,25 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 		return
 	}
 	g := p.g
-	pgid := p.pid
-	p.pid = 0
 	p.exit, p.exited = exitCode(x), true
 	p.sig = signalOf(x)
 	if x == nil { // adopted: not our child, so no wait status
 		p.exit = e.readExit(p)
 	}
-	p.adopted = false
 	p.since = e.clock.Now()
-	p.lastPid = pgid
 	e.dirty = true
-	fields := []zap.Field{zap.String("group", g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pgid), p.endField()}
-	// Orphans the leader left that had exited were reaped before its
-	// exit was posted: only live members keep its process group alive.
-	left := !p.kill && e.child.groupAlive(pgid)
-	// The line saying how the process ended is logged once what follows
-	// has been started (its replacement, the next entry): a log line
-	// takes some 0.1 ms that a respawn need not wait for.
-	var report func()
-	switch {
-	case p.term:
-		// Stopped by us: a stop is complete once its group is gone.
-		if left {
-			e.linger(p)
-		} else if p.killTimer != nil {
-			p.killTimer.Stop()
-		}
-		report = func() { e.log.Info("stopped", fields...) }
-	case p.entry.Mode == cltab.ModeRespawn && left && (p.exit == 0 || x == nil):
-		// The program went to the background: its leader forked and
-		// exited 0 (or, adopted, with a status we cannot know). Supervise
-		// the process group it left rather than start a second copy
-		// beside it, and start again once the group is gone. A leader
-		// that failed or was killed is restarted at once, below, and what
-		// it left is stopped with the entry.
-		e.log.Warn(p.entry.Tag+" exited but left processes running in its process group: not restarted until they are gone; run the program in the foreground so that clinit supervises it",
-			append(fields, zap.Int("pgid", pgid))...)
-		p.respawning = true
-		e.linger(p)
-	case p.entry.Mode == cltab.ModeRespawn:
-		p.respawning = true
-		if e.tooRapid(p) { // not started again now: logged in order
-			e.log.Info("exited", fields...)
-			e.throttle(p)
-		} else {
-			report = func() { e.log.Info("exited", fields...) }
-		}
-	case p.exit != 0 && (p.entry.Mode == cltab.ModeWait || p.entry.Mode == cltab.ModeTest):
-		report = func() { e.log.Warn("failed", fields...) }
-	default:
-		report = func() { e.log.Info("exited", fields...) }
-	}
-	if left && !p.term && !p.linger {
-		p.residues = append(p.residues, pgid)
-	}
-	e.advance(g)
-	if report != nil {
-		report()
-	}
+	mode := p.entry.Mode
+	e.step(p, input{
+		ev: evExit,
+		// Orphans the leader left that had exited were reaped before its
+		// exit was posted: only live members keep its process group
+		// alive. After SIGKILL to the group, none is waited for.
+		left:  p.m.state != sKill && e.child.groupAlive(p.pid),
+		clean: p.exit == 0 || x == nil,
+		quick: p.started.Add(e.timing.window).After(p.since),
+		fail:  p.exit != 0 && (mode == cltab.ModeWait || mode == cltab.ModeTest),
+		limit: e.timing.limit,
+	})
 	if len(g.procs) == 0 {
 		e.forget(g)
 	}
@@ -367,25 +351,6 @@ func (e *Engine) stopResidues(p *proc) {
 	p.residues = nil
 }
 
-// respawnEnded counts the run of a respawn entry that just ended, and rests
-// the entry when too many runs in a row ended too soon.
-func (e *Engine) respawnEnded(p *proc) {
-	if e.tooRapid(p) {
-		e.throttle(p)
-	}
-}
-
-// tooRapid counts the run of a respawn entry that just ended, and reports
-// whether too many runs in a row ended too soon.
-func (e *Engine) tooRapid(p *proc) bool {
-	if p.started.Add(e.timing.window).After(p.since) {
-		p.rapid++
-	} else {
-		p.rapid = 0
-	}
-	return p.rapid > e.timing.limit
-}
-
 // throttle rests a respawn entry that restarted too rapidly.
 func (e *Engine) throttle(p *proc) {
 	// A program that daemonizes out of its process group (setsid) looks
@@ -402,20 +367,20 @@ func (e *Engine) throttle(p *proc) {
 	e.rest(p, "respawning too rapidly")
 }
 
-// rest pauses a respawn entry, then lets advance start it again.
+// rest pauses a respawn entry; at the end of the pause it may start again.
 func (e *Engine) rest(p *proc, why string) {
 	e.log.Warn(p.entry.Tag+" "+why, zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Duration("pause", e.timing.pause))
 	var t timer
 	t = e.clock.AfterFunc(e.timing.pause, func() {
 		e.post(func() {
-			if p.throttle != t {
+			if p.restTimer != t {
 				return
 			}
-			p.throttle, p.rapid = nil, 0
-			e.advance(p.g)
+			p.restTimer = nil
+			e.step(p, input{ev: evRested})
 		})
 	})
-	p.throttle = t
+	p.restTimer = t
 	p.rest = resting{why: why, until: e.clock.Now().Add(e.timing.pause), pause: e.timing.pause}
 	e.dirty = true
 	e.event(api.Event{Kind: api.EventThrottle, Group: p.g.name, Tag: p.entry.Tag, Until: p.rest.until.UTC(), Why: why})

@@ -190,7 +190,7 @@ func (e *Engine) saveState() {
 				sg.Procs = append(sg.Procs, p.saved(false))
 			}
 		}
-		for _, p := range g.retiring {
+		for _, p := range g.retired {
 			sg.Procs = append(sg.Procs, p.saved(true))
 		}
 		if sg.Told || len(sg.Procs) > 0 {
@@ -213,7 +213,7 @@ func (e *Engine) saveState() {
 // blank: the entry has never run in this daemon's memory, nothing of it
 // is left, and nothing is counted: what restore makes of no record.
 func (p *proc) blank() bool {
-	return p.run == 0 && p.epoch == 0 && p.pid == 0 && !p.linger && p.started.IsZero() &&
+	return p.run == 0 && p.epoch == 0 && p.m.state == sDown && p.started.IsZero() &&
 		p.restarts == 0 && !p.exited && p.exit == 0 && len(p.residues) == 0
 }
 
@@ -228,10 +228,11 @@ func (p *proc) hash() string {
 func (p *proc) saved(retiring bool) savedProc {
 	sp := savedProc{Tag: p.entry.Tag, Mode: p.entry.Mode, Hash: p.hash(), Run: p.run, Epoch: p.epoch,
 		Started: p.started, Restarts: p.restarts, Exited: p.exited, Exit: p.exit, Retiring: retiring, Residues: p.residues}
-	if p.pid != 0 {
+	switch {
+	case p.m.state.leader():
 		sp.Pid, sp.Start, sp.Fifo = p.pid, p.startTicks, p.fifo
-	} else if p.linger {
-		sp.Pid, sp.Start, sp.Linger = p.lastPid, p.startTicks, true
+	case p.m.state.lingers():
+		sp.Pid, sp.Start, sp.Linger = p.pid, p.startTicks, true
 	}
 	return sp
 }
@@ -282,7 +283,7 @@ func (e *Engine) restore() {
 				// Gone from the cltab, or changed, while we were away:
 				// if it still runs it is ours to stop.
 				p = &proc{g: g, entry: &cltab.Entry{Group: sg.Group, Tag: sp.Tag, Mode: sp.Mode}}
-				g.retiring = append(g.retiring, p)
+				g.retired = append(g.retired, p)
 			}
 			p.run, p.epoch, p.started, p.restarts = sp.Run, sp.Epoch, sp.Started, sp.Restarts
 			p.exited, p.exit, p.since = sp.Exited, sp.Exit, sp.Started
@@ -291,17 +292,14 @@ func (e *Engine) restore() {
 					p.residues = append(p.residues, pgid)
 				}
 			}
-			if p.residues != nil && g.byTag[sp.Tag] != p {
-				g.gone = append(g.gone, p)
-			}
 			if sp.Pid == 0 {
 				continue
 			}
 			if sp.Linger && groupOf(sp.Pid, sg.Group, sp.Tag) {
 				// Its leader had exited and others of its process
 				// group still run: they are watched again.
-				p.lastPid, p.exited = sp.Pid, true
-				e.linger(p)
+				p.pid, p.exited = sp.Pid, true
+				e.step(p, input{ev: evAdoptGroup})
 				adopted++
 				continue
 			}
@@ -319,9 +317,9 @@ func (e *Engine) restore() {
 				// background, so it is not started a second time beside
 				// them (nor is an entry being retired); for the others,
 				// what is left is stopped with the entry.
-				p.lastPid = sp.Pid
+				p.pid = sp.Pid
 				if p.entry.Mode == cltab.ModeRespawn || g.byTag[sp.Tag] != p {
-					e.linger(p)
+					e.step(p, input{ev: evAdoptGroup})
 				} else {
 					p.residues = append(p.residues, sp.Pid)
 				}
@@ -353,7 +351,8 @@ func (e *Engine) adopt(p *proc, pid int, start uint64, fifo string) bool {
 	if err != nil {
 		return false
 	}
-	p.pid, p.startTicks, p.adopted, p.fifo = pid, start, true, fifo
+	p.pid, p.startTicks, p.fifo = pid, start, fifo
+	e.step(p, input{ev: evAdopt})
 	log := e.log.With(zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
 	if fifo != "" {
 		if r, err := openFifo(fifo); err == nil {

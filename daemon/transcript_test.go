@@ -28,11 +28,14 @@ import (
 //	tell GROUP LEVEL      tell(GROUP, LEVEL)
 //	exit WHO CODE         a child ends: WHO is a tag or a pid name (TAG.N, the
 //	                      Nth start of TAG); CODE an exit status or a signal (TERM)
+//	leave WHO CODE        a child ends as exit says, leaving others in its process group
+//	empty WHO             the last of the process group a leader left (WHO: TAG.N or
+//	                      TAG) exit, and the engine hears that orphans were reaped
 //	reread                the cltab is replaced by the input and reread
 //	tick DURATION         the clock moves on; timers due meanwhile fire in order
 //	failstart TAG         the next start of TAG fails (as a fork or exec can)
 //	entries               every told entry: pid, restarts, last exit, rest
-//	running               the children alive
+//	running               the children alive, and the process groups left (TAG.N (group))
 //
 // Each step's output is what the engine did, in order: starts (start
 // TAG.N), signals to a process group (kill -SIG -TAG.N), timers armed,
@@ -89,14 +92,19 @@ func (s *script) step(t testing.TB, d *datadriven.TestData) string {
 		} else if g != a[0] {
 			out = append(out, "told "+g)
 		}
-	case "exit":
+	case "exit", "leave":
 		a := s.args(t, d, 2)
-		c, x, err := s.kids.exit(a[0], a[1])
+		c, x, err := s.kids.exit(a[0], a[1], d.Cmd == "leave")
 		if err != nil {
 			d.Fatalf(t, "%v", err)
 		}
 		// As the reaper does: from a goroutine other than the loop.
 		c.onExit(x)
+	case "empty":
+		a := s.args(t, d, 1)
+		if err := s.kids.empty(a[0]); err != nil {
+			d.Fatalf(t, "%v", err)
+		}
 	case "failstart":
 		a := s.args(t, d, 1)
 		s.kids.failNext(a[0])
@@ -136,16 +144,13 @@ func (s *script) step(t testing.TB, d *datadriven.TestData) string {
 	case "running":
 		s.args(t, d, 0)
 		s.settle(t, d, ctx)
-		var names []string
-		for _, c := range s.kids.running() {
-			names = append(names, c.name)
-		}
+		names := s.kids.running()
 		if len(names) == 0 {
 			return "none\n"
 		}
 		return strings.Join(names, " ") + "\n"
 	default:
-		d.Fatalf(t, "unknown command %q (want cltab, tell, exit, reread, tick, failstart, entries or running)", d.Cmd)
+		d.Fatalf(t, "unknown command %q (want cltab, tell, exit, leave, empty, reread, tick, failstart, entries or running)", d.Cmd)
 	}
 	s.settle(t, d, ctx)
 	out = append(s.fx.take(), out...)
@@ -260,6 +265,7 @@ func (s *script) close() {
 	if err := s.eng.Shutdown(ctx); err != nil {
 		s.t.Errorf("shutdown: %v", err)
 	}
+	s.kids.stop()
 }
 
 // A mistake in a transcript is reported with its file and line.
@@ -270,6 +276,7 @@ func TestTranscriptErrors(t *testing.T) {
 		{tab + "tell g\n----\n", "<string>:6: tell takes 2 arguments, got 1"},
 		{tab + "frob\n----\n", `<string>:6: unknown command "frob"`},
 		{tab + "exit a 0\n----\n", "<string>:6: no child of a is running"},
+		{tab + "empty a\n----\n", "<string>:6: no process group of a lingers"},
 		{tab + "tell g 1\n----\nstart a.1 (g level 1: a)\nstate g 1 DONE\nclstat: g 1 DONE\n\nexit a seven\n----\n", "<string>:12: exit a seven: want an exit status"},
 		{tab + "tick soon\n----\n", "<string>:6: tick soon: want a duration"},
 		{tab + "tell g 1\n----\nclstat: g 1 DONE\n", "<string>:6:"},
