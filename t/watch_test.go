@@ -197,7 +197,9 @@ func TestWatchRespawnAndThrottle(t *testing.T) {
 // is lost.
 func TestWatchHADecisions(t *testing.T) {
 	t.Parallel()
-	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::lease:2s\n:::stomith:echo \"$1\" >> {dir}/fenced", 1)
+	// The first fence fails: the stream shows it, and the retry.
+	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::lease:2s\n"+
+		":::stomith:test -e {dir}/fence.once || { touch {dir}/fence.once; echo first try fails >&2; exit 3; }; echo \"$1\" >> {dir}/fenced", 1)
 	nodes := startCluster(t, 3, tab)
 	shared := sharedDir(nodes)
 	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
@@ -228,17 +230,19 @@ func TestWatchHADecisions(t *testing.T) {
 		}
 	}
 
-	// The owner dies: the leader fences it, the fence is committed, web
-	// goes to n3 (n1 is still ruled out).
+	// The owner dies: the leader fences it, the first try fails, the
+	// retry succeeds and is committed, web goes to n3 (n1 is still ruled
+	// out).
 	n2.kill9()
 	if o := waitOwner(t, []*node{n1, n3}, "start"); o != "n3" {
 		t.Fatalf("web on %s after n2 died, want n3", o)
 	}
 	eventually(t, hang, func() bool {
 		return (w1.saw("event", "fencing", "node", "n2") || w3.saw("event", "fencing", "node", "n2")) &&
+			(w1.saw("event", "fence_failed", "node", "n2") || w3.saw("event", "fence_failed", "node", "n2")) &&
 			w1.saw("event", "fenced", "node", "n2") && w3.saw("event", "fenced", "node", "n2") &&
 			w1.saw("event", "assign", "group", "web", "assigned", "n3", "why", "n2 is gone; n3 ranks first of 1")
-	}, "n2 fenced by the leader, committed, web assigned to n3; n1 saw %v\nn3 saw %v", w1.events(), w3.events())
+	}, "n2's first fence failed, the retry fenced it and was committed, web assigned to n3; n1 saw %v\nn3 saw %v", w1.events(), w3.events())
 	eventually(t, hang, func() bool {
 		return only2.saw("event", "fenced", "node", "n2") && only2.saw("event", "assign", "assigned", "n2")
 	}, "--watch n2 to show n2's assignment and fencing; got %v", only2.events())
