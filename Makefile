@@ -15,12 +15,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/clinit/clinit/cli.version=$(VERSION)" -o $(BIN) ./cmd/clinit
 
 # Formatting, vet, and every test (unit and t/ end to end) under the race
-# detector.
+# detector. t/ runs every end-to-end scenario, about ten minutes on two
+# cores: more than go test's default limit of 10 minutes a package leaves
+# room for on a loaded machine.
 test:
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Every fuzz target, each for FUZZTIME.
 fuzz:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clinit/clinit/api"
+	"github.com/clinit/clinit/cluster"
 	"github.com/clinit/clinit/cluster/raftnode"
 	"github.com/clinit/clinit/t/netbed"
 )
@@ -90,7 +91,8 @@ func TestNetnsLeaderCut(t *testing.T) {
 // The raft leader is also web's owner, and is cut off (1|2 of 3): it
 // loses leadership and its lease, and stops web by itself; the two
 // others elect a leader, which waits a lease and the fence time from its
-// election before it gives web to one of them.
+// election before it gives web to one of them. Healed, the old owner is
+// web's preferred node again: web fails back to it, never running twice.
 func TestNetnsLeaderOwnerCut(t *testing.T) {
 	t.Parallel()
 	const n = 3
@@ -119,7 +121,12 @@ func TestNetnsLeaderOwnerCut(t *testing.T) {
 	b.Note("heal", owner.Name)
 	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the heal", n)
 	t.Logf("heal: all 3 alive everywhere after %v", time.Since(healed).Round(time.Millisecond))
-	staysOn(t, b, next, from, "the heal")
+	// web prefers the healed host: it fails back (:::failback: is on by
+	// default) once that host has renewed for the failback hold, its
+	// present owner stopping it first (the checker would see a double run).
+	back := waitOwnerAmong(t, b, b.Hosts, []*netbed.Host{owner}, cluster.FailbackHold(raftnode.DefaultLease)+failoverBound(n)+noise)
+	t.Logf("heal: web back on %s after %v", back.Name, time.Since(healed).Round(time.Millisecond))
+	moves(t, b, from, failoverBound(n), 2)
 }
 
 // A cut that lands 0-700 ms into a placement: `clinit --ha web start
