@@ -149,10 +149,7 @@ func New(cfg Config) (_ *Node, err error) {
 func (n *Node) clusterConfig(ec daemon.Config) cluster.Config {
 	cc := n.cfg.Cluster
 	cc.Tab = ec.Tab
-	cc.Tell = func(ctx context.Context, g, l string) error {
-		_, err := n.eng.Tell(ctx, g, l)
-		return err
-	}
+	cc.Tell = n.tell
 	cc.Run = n.eng.RunCommand
 	cc.Node = ec.Node
 	cc.StateDir = ec.StateDir
@@ -170,6 +167,12 @@ func (n *Node) clusterConfig(ec daemon.Config) cluster.Config {
 		cc.OnSummary = n.nt.setCluster
 	}
 	return cc
+}
+
+// tell is the cluster's way to move a group of this node to a level.
+func (n *Node) tell(ctx context.Context, group, level string) error {
+	_, err := n.eng.Tell(ctx, group, level)
+	return err
 }
 
 // onStatus is the engine's OnStatus: each new status goes to the
