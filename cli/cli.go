@@ -22,6 +22,7 @@ import (
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster"
 	"github.com/clinit/clinit/daemon"
+	"github.com/clinit/clinit/node"
 )
 
 // Exit statuses (SPEC 2).
@@ -284,9 +285,9 @@ func runDaemon(o *options, stderr io.Writer) int {
 		}
 		return ExitFail
 	}
-	node := o.node
-	if node == "" {
-		if node, err = os.Hostname(); err != nil {
+	name := o.node
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
 			fmt.Fprintf(stderr, "clinit: cannot tell this node's name (use --node): %v\n", err)
 			return ExitFail
 		}
@@ -304,17 +305,20 @@ func runDaemon(o *options, stderr io.Writer) int {
 			return ExitFail
 		}
 	}
-	cfg := daemon.Config{
-		CltabPath: o.cltab,
-		Tab:       t,
-		Clstat:    o.path("clstat", "clstat", t),
-		StateDir:  o.path("state-dir", "statedir", t),
-		Node:      node,
-		Log:       log.Logger,
+	cfg := node.Config{
+		Engine: daemon.Config{
+			CltabPath: o.cltab,
+			Tab:       t,
+			Clstat:    o.path("clstat", "clstat", t),
+			StateDir:  o.path("state-dir", "statedir", t),
+			Node:      name,
+			Log:       log.Logger,
+		},
+		Socket:    o.path("socket", "socket", t),
 		ReopenLog: log.Reopen,
 		Hactl:     o.path("hactl", "hactl", t),
 		Hastat:    o.path("hastat", "hastat", t),
-		Metrics:   daemon.MetricsAddr(o.metrics),
+		Metrics:   node.MetricsAddr(o.metrics),
 		Version:   Version(),
 		Cluster: cluster.Config{
 			Bind:      o.bind,
@@ -325,7 +329,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 			Insecure:  o.insecure,
 		},
 	}
-	if err := daemon.Run(cfg, o.path("socket", "socket", t)); err != nil {
+	if err := node.Run(cfg); err != nil {
 		fmt.Fprintf(stderr, "clinit: %v\n", err)
 		return ExitFail
 	}

@@ -110,7 +110,7 @@ func serveDaemon(t *testing.T, tab string) *served {
 		t.Fatal(err)
 	}
 	go s.eng.Run()
-	srv := daemon.NewServer(s.eng, zap.NewNop())
+	srv := daemon.NewServer(s.eng, zap.NewNop(), daemon.ServerOptions{})
 	ln, err := daemon.Listen(s.sock)
 	if err != nil {
 		t.Fatal(err)

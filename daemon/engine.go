@@ -16,7 +16,6 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
-	"github.com/clinit/clinit/cluster"
 )
 
 // Sentinel errors callers branch on.
@@ -32,23 +31,23 @@ type Config struct {
 	Tab       *cltab.Tab // the validated cltab to start with
 	Clstat    string
 	StateDir  string // where state survives the daemon; "" keeps none
-	RunDir    string // where children's output FIFOs live (Run: beside the socket); "" puts them under StateDir
+	RunDir    string // where children's output FIFOs live (beside the socket); "" puts them under StateDir
 	Node      string
 	Log       *zap.Logger
-	// ReopenLog opens the --log file again (on SIGHUP); nil: none to.
-	ReopenLog func() error
 
-	Metrics string // --metrics: metrics and status page address; "" serves none
-	Version string // what clinit_build_info says the daemon was built from
-	Hactl   string // the HA control file, replicated
-	// HAGroups are the groups of the hactl when the daemon starts: after
-	// a crash, one of them is restored only if some of it still runs.
+	// HAGroups are the groups placed by the cluster when the daemon
+	// starts: after a crash, one of them is restored only if some of it
+	// still runs.
 	HAGroups map[string]bool
-	Hastat   string         // the cluster view this node writes
-	Cluster  cluster.Config // membership flags; paths and node are filled in
 
+	Hooks // nil each: none (a node alone)
+}
+
+// Hooks tie the engine to what places groups beside it (the cluster).
+// They are given in Config or by SetHooks, before Run.
+type Hooks struct {
 	// OnStatus is called by the loop after every change of state, with
-	// the new status; it must not block (Run hands it to the cluster).
+	// the new status; it must not block.
 	OnStatus func(api.Status)
 	// Handoff is called when a shutdown begins, before anything stops:
 	// the cluster moves this node's HA groups away first.
@@ -61,7 +60,7 @@ type Config struct {
 	// them). It must not block.
 	MayStart func(group, level string) bool
 	// OnEvent is called by the loop with each respawn and throttle, for
-	// clinit --watch; it must not block (Run hands it to the cluster).
+	// clinit --watch; it must not block.
 	OnEvent func(api.Event)
 }
 
@@ -142,6 +141,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.load(cfg.Tab)
 	return e, nil
 }
+
+// SetHooks ties the engine to the cluster, which needs the engine to
+// start: it is called once, before Run, and replaces Config's hooks.
+func (e *Engine) SetHooks(h Hooks) { e.cfg.Hooks = h }
 
 // Done is closed once the engine has stopped every group and exited.
 func (e *Engine) Done() <-chan struct{} { return e.done }

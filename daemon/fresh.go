@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -44,28 +45,23 @@ func (e *Engine) Stale() bool {
 	return s == stamp{} || s != e.onDisk.stamp
 }
 
-// current makes sure a request that depends on the cltab acts on the file
+// Fresh makes sure a request that depends on the cltab acts on the file
 // as it is on disk now (Cluster::Init reads it at every tell): when it
-// changed since it was last read, it is reread first, as the watcher
+// changed since eng last read it, reread rereads it first, as the watcher
 // would do a moment later. It answers the request itself and returns
 // false when the file on disk is invalid or cannot be reread.
-func (s *Server) current(w http.ResponseWriter, r *http.Request) bool {
-	if !s.eng.Stale() {
+func Fresh(w http.ResponseWriter, r *http.Request, eng *Engine, reread func(context.Context) ([]string, error)) bool {
+	if !eng.Stale() {
 		return true
 	}
-	var err error
-	if s.refresh != nil {
-		err = s.refresh(r.Context())
-	} else {
-		_, err = s.eng.Reread(r.Context())
-	}
+	_, err := reread(r.Context())
 	var invalid cltab.Errors
 	switch {
 	case errors.As(err, &invalid):
-		writeError(w, http.StatusUnprocessableEntity, "the cltab on disk is invalid, nothing done: fix it first", invalid.Lines())
+		WriteError(w, http.StatusUnprocessableEntity, "the cltab on disk is invalid, nothing done: fix it first", invalid.Lines())
 		return false
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, "rereading the changed cltab: "+err.Error(), nil)
+		WriteError(w, http.StatusServiceUnavailable, "rereading the changed cltab: "+err.Error(), nil)
 		return false
 	}
 	return true

@@ -21,19 +21,28 @@ type Server struct {
 	eng    *Engine
 	log    *zap.Logger
 	srv    *http.Server
-	routes map[string]route
-	// isHA reports a group the cluster places (set by serveCluster):
-	// a local tell of one is refused.
-	isHA func(ctx context.Context, group string) bool
-	// refresh rereads a changed cltab before a request that depends on
-	// it (see current); nil rereads it in the engine alone.
-	refresh func(ctx context.Context) error
+	routes map[string]Route
+	opts   ServerOptions
 }
 
-// route is one request the protocol knows: its method and handler.
-type route struct {
-	method string
-	h      http.HandlerFunc
+// ServerOptions are what the rest of the node adds to the engine's
+// requests (the cluster's); the zero value serves the engine alone.
+type ServerOptions struct {
+	// Reread rereads the cltab for an explicit reread and before a
+	// request that depends on a changed one (Fresh); nil: the engine's
+	// Reread.
+	Reread func(ctx context.Context) (changed []string, err error)
+	// IsHA reports a group the cluster places: a local tell of one is
+	// refused. Nil: none is.
+	IsHA func(ctx context.Context, group string) bool
+	// Routes are more requests, by path, none of the engine's own.
+	Routes map[string]Route
+}
+
+// Route is one request the protocol knows: its method and handler.
+type Route struct {
+	Method  string
+	Handler http.HandlerFunc
 }
 
 // route dispatches by path, answering unknown paths and wrong methods
@@ -41,25 +50,36 @@ type route struct {
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	rt, ok := s.routes[r.URL.Path]
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such request: %s %s", r.Method, r.URL.Path), nil)
+		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such request: %s %s", r.Method, r.URL.Path), nil)
 		return
 	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s wants %s, not %s", r.URL.Path, rt.method, r.Method), nil)
+	if r.Method != rt.Method {
+		w.Header().Set("Allow", rt.Method)
+		WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s wants %s, not %s", r.URL.Path, rt.Method, r.Method), nil)
 		return
 	}
-	rt.h(w, r)
+	rt.Handler(w, r)
 }
 
 // NewServer builds the HTTP server; Serve runs it on a listener.
-func NewServer(eng *Engine, log *zap.Logger) *Server {
-	s := &Server{eng: eng, log: log}
-	s.routes = map[string]route{
+// A route of opts on a path of the engine's own is a wiring mistake, and
+// panics.
+func NewServer(eng *Engine, log *zap.Logger, opts ServerOptions) *Server {
+	s := &Server{eng: eng, log: log, opts: opts}
+	if s.opts.Reread == nil {
+		s.opts.Reread = eng.Reread
+	}
+	s.routes = map[string]Route{
 		api.PathTell:     {http.MethodPost, s.tell},
 		api.PathReread:   {http.MethodPost, s.reread},
 		api.PathStatus:   {http.MethodGet, s.status},
 		api.PathShutdown: {http.MethodPost, s.shutdown},
+	}
+	for path, rt := range opts.Routes {
+		if _, ok := s.routes[path]; ok {
+			panic("daemon: request " + path + " is served twice")
+		}
+		s.routes[path] = rt
 	}
 	s.srv = &http.Server{
 		Handler:           s.guard(http.HandlerFunc(s.route)),
@@ -97,7 +117,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		w.Header().Set(api.VersionHeader, api.Version)
 		if uid, ok := allowed(r.Context()); !ok {
 			s.log.Warn("request refused", zap.Int("uid", uid), zap.String("path", r.URL.Path))
-			writeError(w, http.StatusForbidden, fmt.Sprintf("permission denied: uid %d may not control this daemon", uid), nil)
+			WriteError(w, http.StatusForbidden, fmt.Sprintf("permission denied: uid %d may not control this daemon", uid), nil)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, api.MaxRequestBody)
@@ -107,72 +127,72 @@ func (s *Server) guard(next http.Handler) http.Handler {
 
 func (s *Server) tell(w http.ResponseWriter, r *http.Request) {
 	var req api.TellRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), nil)
+	if err := Decode(r, &req); err != nil {
+		WriteError(w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
 	names := []string{"level", req.Level}
 	if req.Group != "" { // empty: the node's own group (SPEC 2)
 		names = append(names, "group", req.Group)
 	}
-	if msg := badNames(names...); msg != "" {
-		writeError(w, http.StatusBadRequest, msg, nil)
+	if msg := BadNames(names...); msg != "" {
+		WriteError(w, http.StatusBadRequest, msg, nil)
 		return
 	}
-	if !s.current(w, r) {
+	if !Fresh(w, r, s.eng, s.opts.Reread) {
 		return
 	}
-	if s.isHA != nil && req.Group != "" && s.isHA(r.Context(), req.Group) {
-		writeError(w, http.StatusConflict, fmt.Sprintf("%s is an HA group: use clinit --ha %s %s", req.Group, req.Group, req.Level), nil)
+	if s.opts.IsHA != nil && req.Group != "" && s.opts.IsHA(r.Context(), req.Group) {
+		WriteError(w, http.StatusConflict, fmt.Sprintf("%s is an HA group: use clinit --ha %s %s", req.Group, req.Group, req.Level), nil)
 		return
 	}
 	g, err := s.eng.Tell(r.Context(), req.Group, req.Level)
 	switch {
 	case errors.Is(err, ErrNoGroup):
-		writeError(w, http.StatusNotFound, s.noGroup(r.Context(), g, req.Level, req.Group == ""), nil)
+		WriteError(w, http.StatusNotFound, s.noGroup(r.Context(), g, req.Level, req.Group == ""), nil)
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		WriteError(w, http.StatusServiceUnavailable, err.Error(), nil)
 	default:
-		writeJSON(w, http.StatusOK, api.Message{Message: s.told(r.Context(), g, req.Level)})
+		WriteJSON(w, http.StatusOK, api.Message{Message: s.told(r.Context(), g, req.Level)})
 	}
 }
 
 func (s *Server) reread(w http.ResponseWriter, r *http.Request) {
-	changed, err := s.eng.Reread(r.Context())
+	changed, err := s.opts.Reread(r.Context())
 	var invalid cltab.Errors
 	switch {
 	case errors.As(err, &invalid):
-		writeError(w, http.StatusUnprocessableEntity, "invalid cltab, nothing changed", invalid.Lines())
+		WriteError(w, http.StatusUnprocessableEntity, "invalid cltab, nothing changed", invalid.Lines())
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		WriteError(w, http.StatusServiceUnavailable, err.Error(), nil)
 	case len(changed) == 0:
-		writeJSON(w, http.StatusOK, api.Message{Message: "cltab reread: no group changed"})
+		WriteJSON(w, http.StatusOK, api.Message{Message: "cltab reread: no group changed"})
 	default:
-		writeJSON(w, http.StatusOK, api.Message{Message: "cltab reread: changed " + strings.Join(changed, ", ")})
+		WriteJSON(w, http.StatusOK, api.Message{Message: "cltab reread: changed " + strings.Join(changed, ", ")})
 	}
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st, err := s.eng.Status(r.Context())
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		WriteError(w, http.StatusServiceUnavailable, err.Error(), nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	WriteJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
 	// The answer comes once every group has stopped: a client's -k
 	// returns when nothing is left running.
 	if err := s.eng.Shutdown(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		WriteError(w, http.StatusServiceUnavailable, err.Error(), nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Message{Message: "every group stopped; daemon exiting"})
+	WriteJSON(w, http.StatusOK, api.Message{Message: "every group stopped; daemon exiting"})
 }
 
-// decode reads one JSON object, strictly.
-func decode(r *http.Request, v any) error {
+// Decode reads one JSON object, strictly.
+func Decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -188,12 +208,15 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON answers v with status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, code int, msg string, lines []string) {
-	writeJSON(w, code, api.Error{Error: msg, Lines: lines})
+// WriteError answers an error: its message, and the lines of an invalid
+// file when there are.
+func WriteError(w http.ResponseWriter, code int, msg string, lines []string) {
+	WriteJSON(w, code, api.Error{Error: msg, Lines: lines})
 }

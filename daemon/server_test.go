@@ -21,7 +21,7 @@ import (
 // server; everything stops at the end of the test.
 func testServer(t testing.TB, tab string) *Server {
 	t.Helper()
-	return NewServer(testEngine(t, tab, nil), zap.NewNop())
+	return NewServer(testEngine(t, tab, nil), zap.NewNop(), ServerOptions{})
 }
 
 // testEngine runs an engine of node n1 on tab in a temporary directory,

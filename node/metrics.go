@@ -1,4 +1,4 @@
-package daemon
+package node
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cluster"
+	"github.com/clinit/clinit/daemon"
 	"github.com/clinit/clinit/internal/promtext"
 )
 
@@ -44,7 +45,7 @@ type StatusView struct {
 // page on /, and its data on /status.json. It returns once listening.
 // names are the names the page may be reached by, beside its address and
 // localhost (hostcheck.go).
-func serveMetrics(addr, version string, eng *Engine, cl *cluster.Cluster, log *zap.Logger, names ...string) (*http.Server, error) {
+func serveMetrics(addr, version string, eng *daemon.Engine, cl *cluster.Cluster, log *zap.Logger, names ...string) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
@@ -62,7 +63,7 @@ func serveMetrics(addr, version string, eng *Engine, cl *cluster.Cluster, log *z
 
 // metricsHandler answers /metrics to any Host (scrapers name the node
 // as they will), the page and its data only to the names of allowed.
-func metricsHandler(version string, eng *Engine, cl *cluster.Cluster, log *zap.Logger, allowed map[string]bool) http.Handler {
+func metricsHandler(version string, eng *daemon.Engine, cl *cluster.Cluster, log *zap.Logger, allowed map[string]bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		v, err := view(r.Context(), eng, cl)
@@ -97,7 +98,7 @@ func metricsHandler(version string, eng *Engine, cl *cluster.Cluster, log *zap.L
 	return mux
 }
 
-func view(ctx context.Context, eng *Engine, cl *cluster.Cluster) (StatusView, error) {
+func view(ctx context.Context, eng *daemon.Engine, cl *cluster.Cluster) (StatusView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := eng.Status(ctx)
