@@ -60,7 +60,7 @@ func TestNetnsSimultaneousEdits(t *testing.T) {
 	t.Parallel()
 	const n = 3
 	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: strings.ReplaceAll(editCltab(), "{nodes}", fmt.Sprint(n))})
+		Cltab: bedCltab(editCltab(), n)})
 	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
 	_, from := placeWeb(t, b)
 

@@ -1,8 +1,6 @@
 package t
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +26,7 @@ func TestNetnsOwnerDaemonFrozenStomith(t *testing.T) {
 	t.Parallel()
 	const n = 3
 	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: strings.ReplaceAll(fenceCltab, "{nodes}", fmt.Sprint(n))})
+		Cltab: bedCltab(fenceCltab, n)})
 	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
 	owner, from := placeWeb(t, b)
 	rest := without2(b.Hosts, owner)

@@ -87,7 +87,7 @@ func TestNetnsLeaderKilledMass(t *testing.T) {
 	t.Parallel()
 	const n = 3
 	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: strings.ReplaceAll(massCltab(), "{nodes}", fmt.Sprint(n))})
+		Cltab: bedCltab(massCltab(), n)})
 	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
 	leader := waitLeader(t, b, b.Hosts, b.Hosts, 30*time.Second)
 	rest := without2(b.Hosts, leader)

@@ -31,12 +31,23 @@ import (
 const netnsCltab = `
 :::nodes:{nodes}
 :::fencetime:3s
+:::settle:{settle}
 :::stoptimeout:2s
 web:claim:plan:once:echo "plan $CLINIT_NODE $(date +%s%N) $$" >> {dir}/events
 web:check:test:test:true
 web:srv:start:respawn:echo "start $CLINIT_NODE $(date +%s%N) $$" >> {dir}/events; trap 'echo "stop $CLINIT_NODE $(date +%s%N) $$" >> {dir}/events; exit 0' TERM; sleep 1000 & wait
 web:release:stop:wait:echo "release $CLINIT_NODE $(date +%s%N) $$" >> {dir}/events
 `
+
+// bedCltab is tab for a bed of n hosts.
+func bedCltab(tab string, n int) string {
+	return strings.NewReplacer("{nodes}", fmt.Sprint(n), "{settle}", netnsSettle.String()).Replace(tab)
+}
+
+// netnsSettle is the beds' :::settle:, shorter than the default: a
+// host cut before the first assignment was committed makes the others
+// wait that long for it (TestNetnsCutIntoPlacement).
+const netnsSettle = 3 * time.Second
 
 // The product's timings the bounds are made of: memberlist's (exported
 // by cluster), and those of the HA rules and the reconnection, which
@@ -91,7 +102,7 @@ func mergeBound(n int) time.Duration {
 func netns(t *testing.T, n int) *netbed.Bed {
 	t.Helper()
 	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: strings.ReplaceAll(netnsCltab, "{nodes}", fmt.Sprint(n))})
+		Cltab: bedCltab(netnsCltab, n)})
 	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
 	return b
 }
