@@ -458,19 +458,6 @@ func (c *Cluster) resolveVoter(id string) string {
 	return ""
 }
 
-// heldHAby reports whether the committed state assigns a group to node.
-func (c *Cluster) heldHAby(node string) bool {
-	if c.committed == nil {
-		return false
-	}
-	for _, a := range c.committed.Assign {
-		if a.Node == node {
-			return true
-		}
-	}
-	return false
-}
-
 // startRaft opens this node's raft voter, when it is one, and the
 // clients every node uses to reach the leader; before memberlist
 // starts, for the raft port to be in the node's metadata from its first

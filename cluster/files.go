@@ -1,12 +1,16 @@
 package cluster
 
 import (
-	"net"
-	"strconv"
+	"errors"
+	"fmt"
+	"os"
 
-	"github.com/hashicorp/memberlist"
-	"go.uber.org/zap"
+	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/atomicfile"
 )
+
+// This node's copies of the replicated files: the committed version of
+// each, kept across restarts, written over the local copy.
 
 // File is a replicated file: the cltab or the hactl (SPEC 6). Its
 // versions are committed through raft (consensus.go).
@@ -18,32 +22,48 @@ type File struct {
 	Validate func(path string, data []byte) error
 }
 
-// member is the node to send to member name, nil when it is not up. It
-// is made from the view, not taken from memberlist's list: memberlist
-// rewrites the nodes it lists when they come back, and a send on another
-// goroutine must not read them.
-func (c *Cluster) member(name string) *memberlist.Node {
-	m := c.view.members[name]
-	if m == nil || !c.view.up(name) {
-		return nil
+// openFiles takes this node's copies of the replicated files, with the
+// committed versions kept in the state directory, and returns those
+// edited while the daemon was down.
+func (c *Cluster) openFiles() ([]*fileCopy, error) {
+	saved := loadVersions(c.cfg.StateDir)
+	var edited []*fileCopy
+	for _, f := range c.cfg.Files {
+		r := &fileCopy{File: f}
+		if v, ok := saved[f.Kind]; ok {
+			r.version, r.text = v.Version, v.Text
+		}
+		data, err := os.ReadFile(f.Path)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && r.version > 0:
+			// A committed copy removed while the daemon was down is put
+			// back: removing a file is no edit.
+			if err := atomicfile.Write(f.Path, []byte(r.text), 0o644); err != nil {
+				return nil, fmt.Errorf("restoring %s: %w", f.Path, err)
+			}
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("cannot read %s: %w", f.Kind, err)
+		case string(data) != r.text && len(data) > 0:
+			edited = append(edited, r)
+		}
+		c.files = append(c.files, r)
 	}
-	host, port, err := net.SplitHostPort(m.addr)
-	if err != nil {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	p, err := strconv.ParseUint(port, 10, 16)
-	if ip == nil || err != nil {
-		return nil
-	}
-	return &memberlist.Node{Name: name, Addr: ip, Port: uint16(p)}
+	return edited, nil
 }
 
-// sendNode sends msg to n over TCP, without blocking the loop.
-func (c *Cluster) sendNode(n *memberlist.Node, msg []byte) {
-	go func() {
-		if err := c.ml.SendReliable(n, msg); err != nil {
-			c.log.Debug("send", zap.String("node", n.Name), zap.Error(err))
+func (c *Cluster) parseHactl() {
+	r := c.fileCopy(KindHactl)
+	if r == nil {
+		return
+	}
+	text := r.text
+	if r.version == 0 {
+		// Never committed: the local copy, as on a single node.
+		if data, err := os.ReadFile(r.Path); err == nil {
+			text = string(data)
 		}
-	}()
+	}
+	if h, err := cltab.ParseHactl(r.Path, []byte(text)); err == nil {
+		c.hactl = h
+	}
 }

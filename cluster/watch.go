@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -169,28 +168,6 @@ func (c *Cluster) emitCommitted(prev, st *store.State) {
 	}
 }
 
-// knownNode reports whether name is a member this node has seen, or a
-// voter of the cltab (one that has not joined yet).
-func (c *Cluster) knownNode(name string) bool {
-	if _, ok := c.view.members[name]; ok {
-		return true
-	}
-	if _, ok := c.view.statuses[name]; ok {
-		return true
-	}
-	return slices.Contains(c.voters.names, name)
-}
-
-// memberNames are the members this node has seen, sorted.
-func (c *Cluster) memberNames() []string {
-	var names []string
-	for n := range c.view.members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // HAOff says why this node can keep no HA group, "" when it can: the
 // cltab names no voters, or the node runs alone and takes part in no
 // consensus. An hactl edit made there would be kept by no node.
@@ -205,18 +182,4 @@ func (c *Cluster) HAOff(ctx context.Context) (string, error) {
 		}
 	})
 	return why, err
-}
-
-// UnknownNodes returns those of names that are not in the cluster (see
-// Watch), and the members that are.
-func (c *Cluster) UnknownNodes(ctx context.Context, names []string) (unknown, members []string, err error) {
-	err = c.call(ctx, func() {
-		for _, n := range names {
-			if !c.knownNode(n) {
-				unknown = append(unknown, n)
-			}
-		}
-		members = c.memberNames()
-	})
-	return unknown, members, err
 }
