@@ -1,11 +1,16 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"go.uber.org/zap"
 
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/store"
 	"github.com/clinit/clinit/internal/atomicfile"
 )
 
@@ -20,6 +25,22 @@ type File struct {
 	// Validate checks a version before it is proposed or written; path
 	// is for its messages.
 	Validate func(path string, data []byte) error
+}
+
+// fileCopy is this node's copy of a replicated file.
+type fileCopy struct {
+	File
+	version uint64 // the committed version written here last
+	text    string // its text
+}
+
+func (c *Cluster) fileCopy(kind string) *fileCopy {
+	for _, r := range c.files {
+		if r.Kind == kind {
+			return r
+		}
+	}
+	return nil
 }
 
 // openFiles takes this node's copies of the replicated files, with the
@@ -49,6 +70,76 @@ func (c *Cluster) openFiles() ([]*fileCopy, error) {
 		c.files = append(c.files, r)
 	}
 	return edited, nil
+}
+
+// versionsPath keeps, across restarts, which committed version each
+// copy is: an edit made while the daemon was down is then told from a
+// version it never saw.
+func versionsPath(stateDir string) string { return filepath.Join(stateDir, "cluster-versions.json") }
+
+func (c *Cluster) saveVersions() {
+	if c.cfg.StateDir == "" {
+		return
+	}
+	m := map[string]store.File{}
+	for _, r := range c.files {
+		m[r.Kind] = store.File{Text: r.text, Version: r.version}
+	}
+	b, _ := json.Marshal(m)
+	if err := atomicfile.Write(versionsPath(c.cfg.StateDir), b, 0o600); err != nil {
+		c.log.Warn("cannot save the versions of the replicated files", zap.Error(err))
+	}
+}
+
+func loadVersions(stateDir string) map[string]store.File {
+	m := map[string]store.File{}
+	if stateDir == "" {
+		return m
+	}
+	b, err := os.ReadFile(versionsPath(stateDir))
+	if err == nil {
+		json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// writeCommitted writes a committed version of a file over this node's
+// copy. A local edit that was not proposed yet (or was refused) is not
+// lost: it is kept aside as PATH.rejected.
+func (c *Cluster) writeCommitted(r *fileCopy, f store.File) {
+	if err := r.Validate(r.Path, []byte(f.Text)); err != nil {
+		c.log.Error("a committed version does not pass validation here: kept the last good one", zap.String("file", r.Kind), zap.Uint64("version", f.Version), zap.Error(err))
+		r.version = f.Version
+		return
+	}
+	local, err := os.ReadFile(r.Path)
+	if err == nil && string(local) != f.Text && string(local) != r.text {
+		c.keepAside(r, local, fmt.Sprintf("version %d was committed meanwhile", f.Version))
+	}
+	if string(local) != f.Text {
+		if err := atomicfile.Write(r.Path, []byte(f.Text), 0o644); err != nil {
+			c.log.Error("writing a replicated file", zap.String("path", r.Path), zap.Error(err))
+			return
+		}
+	}
+	r.version, r.text = f.Version, f.Text
+	c.saveVersions()
+	if r.Kind == KindHactl {
+		c.parseHactl()
+	}
+	c.log.Info("replicated", zap.String("file", r.Kind), zap.Uint64("version", f.Version))
+	if c.cfg.OnFile != nil {
+		go c.cfg.OnFile(r.Kind)
+	}
+}
+
+func (c *Cluster) keepAside(r *fileCopy, data []byte, why string) {
+	aside := r.Path + ".rejected"
+	if err := atomicfile.Write(aside, data, 0o600); err != nil {
+		c.log.Error("cannot keep a refused edit aside", zap.String("path", aside), zap.Error(err))
+		return
+	}
+	c.log.Warn("local edit not replicated: kept aside", zap.String("file", r.Kind), zap.String("path", aside), zap.String("why", why))
 }
 
 func (c *Cluster) parseHactl() {

@@ -427,30 +427,6 @@ func (c *Cluster) kickRenewal() {
 	}
 }
 
-// followCommits hands every change of the state applied by this voter
-// to the loop.
-func (c *Cluster) followCommits() {
-	for {
-		st, changed := c.rn.State()
-		c.call(context.Background(), func() { c.onCommitted(st) })
-		select {
-		case <-changed:
-		case <-c.stop:
-			return
-		}
-		// A burst of commits (a thousand groups placed) is taken as
-		// one state, not copied once per commit.
-		select {
-		case <-time.After(commitGap):
-		case <-c.stop:
-			return
-		}
-	}
-}
-
-// commitGap merges the commits of a burst.
-const commitGap = 10 * time.Millisecond
-
 // hastatNow is the collated view with what the cluster decided: the
 // committed assignments and their epochs, the leader, this node's lease,
 // and why each group that runs nowhere does.

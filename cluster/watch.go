@@ -12,6 +12,10 @@ import (
 	"github.com/clinit/clinit/cluster/store"
 )
 
+// The watchers of clinit --watch: the state at the start, then each
+// event the loop sees (members, group states, assignments, fencings,
+// rule-outs, leases); a watcher that falls behind is dropped.
+
 // watchBuffer is how far a watcher may fall behind before it is dropped:
 // a stalled client must not hold the loop.
 const watchBuffer = 1024
@@ -124,6 +128,25 @@ func (c *Cluster) applyStatus(s nodeStatus) bool {
 		c.emit(api.Event{Kind: api.EventState, Time: time.UnixMilli(g.Since).UTC(), Node: s.Node, Group: g.Group, Level: g.Level, State: g.State})
 	}
 	return true
+}
+
+// emitAssignments tells the watchers of every assignment that changed.
+func (c *Cluster) emitAssignments(prev, st *store.State) {
+	if len(c.watchers) == 0 {
+		return
+	}
+	var groups []string
+	for g, a := range st.Assign {
+		if prev == nil || prev.Assign[g] != a {
+			groups = append(groups, g)
+		}
+	}
+	sort.Strings(groups)
+	now := time.Now().UTC()
+	for _, g := range groups {
+		a := st.Assign[g]
+		c.emit(api.Event{Kind: api.EventAssign, Time: now, Node: c.cfg.Node, Group: g, Assigned: a.Node, Epoch: a.Epoch, Stop: a.Stop, Why: a.Why})
+	}
 }
 
 // emitCommitted tells the watchers of the decisions a new committed state
