@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/cluster/store"
 	"github.com/clinit/clinit/internal/atomicfile"
 )
 
@@ -32,6 +35,85 @@ func (c *Cluster) Hastat(ctx context.Context) (api.Hastat, error) {
 		h.Gossip = &g
 	}
 	return h, err
+}
+
+// hastatNow is the collated view with what the cluster decided: the
+// committed assignments and their epochs, the leader, this node's lease,
+// and why each group that runs nowhere does.
+func (c *Cluster) hastatNow() api.Hastat {
+	now := time.Now()
+	held := leaseHeld(c.ha.lease, now)
+	why := map[string]string{}
+	for _, g := range c.hactl.Groups {
+		a := store.Assignment{}
+		if c.committed != nil {
+			a = c.committed.Assign[g.Group]
+		}
+		switch w, ok := c.ha.why[g.Group]; {
+		case c.committed != nil && c.committed.Maintenance:
+			why[g.Group] = whyMaintenance
+		case !c.ha.on:
+			why[g.Group] = "HA is off: the cltab names no voters (:::nodes: or :::servers:)"
+		case ok && w != "" && c.rn != nil && c.rn.IsLeader():
+			why[g.Group] = w
+		case !held:
+			why[g.Group] = "no quorum: no leader answers this node's renewals"
+		case a.Node != "":
+			why[g.Group] = "assigned to " + a.Node + ", not running yet"
+		case a.Why != "":
+			why[g.Group] = a.Why
+		case c.committed != nil && c.committed.SettleFrom > 0 && len(c.committed.Assign) == 0 && c.ha.plan.settle > 0:
+			// The leader's why names who it waits for; here, the
+			// committed start says it waits.
+			why[g.Group] = whySettling + "the leader waits for the expected members up to " + c.ha.plan.settle.String()
+		default:
+			why[g.Group] = "not placed yet"
+		}
+	}
+	h := c.view.hastat(c.hactl, why)
+	for i, n := range h.Nodes {
+		if m := c.view.members[n.Node]; m != nil {
+			h.Nodes[i].Address = m.addr
+		}
+	}
+	if st := c.committed; st != nil {
+		for i := range h.Groups {
+			g := &h.Groups[i]
+			a := st.Assign[g.Group]
+			g.Assigned, g.Epoch = a.Node, a.Epoch
+			g.MovedTo = st.Moves[g.Group]
+			if len(st.Fails[g.Group]) > 0 {
+				g.Fails = maps.Clone(st.Fails[g.Group])
+			}
+			for _, n := range slices.Sorted(maps.Keys(st.RuleOuts[g.Group])) {
+				r := st.RuleOuts[g.Group][n]
+				if r.Until > now.UnixMilli() {
+					g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Until: time.UnixMilli(r.Until).UTC(), Why: r.Why})
+				}
+			}
+			for _, n := range slices.Sorted(maps.Keys(st.Bans[g.Group])) {
+				g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Why: st.Bans[g.Group][n].Why})
+			}
+		}
+		for i := range h.Nodes {
+			h.Nodes[i].Standby = st.Standby[h.Nodes[i].Node]
+		}
+	}
+	// Maintenance as this node honours it: from its grant while its
+	// lease holds.
+	h.Maintenance = held && c.ha.lease.Grant.Maintenance
+	if held {
+		h.Leader, h.LeaseUntil = c.ha.lease.Grant.Leader, c.ha.lease.Until.UTC()
+	}
+	for _, r := range c.files {
+		if r.version > 0 {
+			if h.Versions == nil {
+				h.Versions = map[string]uint64{}
+			}
+			h.Versions[r.Kind] = r.version
+		}
+	}
+	return h
 }
 
 // hastatGap is the least time between two writes of hastat: that of the

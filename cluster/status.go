@@ -44,6 +44,9 @@ type groupState struct {
 // running reports whether the group is held at a level that is not stop.
 func (g groupState) running() bool { return g.Level != cltab.LevelStop }
 
+// held: at a level that is not stop, or still stopping.
+func (gs groupState) held() bool { return gs.Level != LevelStop || gs.State == "STOPPING" }
+
 // stoppedKept is how long a group stopped here stays in this node's
 // status: long enough for every member (and --watch) to see it stop,
 // then it is left out. A node that once ran hundreds of groups does not

@@ -190,19 +190,3 @@ func (c *Cluster) emitCommitted(prev, st *store.State) {
 		}
 	}
 }
-
-// HAOff says why this node can keep no HA group, "" when it can: the
-// cltab names no voters, or the node runs alone and takes part in no
-// consensus. An hactl edit made there would be kept by no node.
-func (c *Cluster) HAOff(ctx context.Context) (string, error) {
-	var why string
-	err := c.call(ctx, func() {
-		switch {
-		case !c.ha.on:
-			why = "HA is off: the cltab names no voters (:::nodes: or :::servers:)"
-		case c.rn == nil && c.rc == nil:
-			why = "HA is off on this node: it runs alone (no --bind or --join), in no consensus"
-		}
-	})
-	return why, err
-}

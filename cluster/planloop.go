@@ -2,9 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,10 +12,11 @@ import (
 	"github.com/clinit/clinit/cluster/store"
 )
 
-// The leader's side: one goroutine that plans, proposes what the plan
-// asks, and runs the fencing command. It plans only while this node
-// leads a term it has made ready (raftnode.Node.Ready), from the state
-// this voter has applied, which a ready leader's is.
+// The leader's planner loop: one goroutine that plans (plan.go, pure),
+// proposes what the plan asks and starts the fencing it asks
+// (stomith.go). It plans only while this node leads a term it has made
+// ready (raftnode.Node.Ready), from the state this voter has applied,
+// which a ready leader's is.
 
 // kickPlanner asks for a plan soon; it never blocks.
 func (c *Cluster) kickPlanner() {
@@ -29,43 +27,6 @@ func (c *Cluster) kickPlanner() {
 	case c.planKick <- struct{}{}:
 	default:
 	}
-}
-
-// fencer runs fencing commands, one at a time per node, retried with
-// backoff until one succeeds.
-type fencer struct {
-	mu      sync.Mutex
-	running map[string]bool
-	retry   map[string]time.Time     // node -> not before
-	backoff map[string]time.Duration // node -> the last wait
-}
-
-func newFencer() *fencer {
-	return &fencer{running: map[string]bool{}, retry: map[string]time.Time{}, backoff: map[string]time.Duration{}}
-}
-
-// isRunning reports whether node's fencing runs now (from its start to
-// its commit, or its failure).
-func (f *fencer) isRunning(node string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.running[node]
-}
-
-// busy is the nodes whose fencing runs or waits to be retried.
-func (f *fencer) busy(now time.Time) map[string]bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]bool{}
-	for n := range f.running {
-		out[n] = true
-	}
-	for n, t := range f.retry {
-		if now.Before(t) {
-			out[n] = true
-		}
-	}
-	return out
 }
 
 // planLoop is the planner's goroutine.
@@ -221,62 +182,4 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// startFence runs the stomith command for a node, once at a time, and
-// commits its success.
-func (c *Cluster) startFence(node string) {
-	f := c.fence
-	f.mu.Lock()
-	if f.running[node] || time.Now().Before(f.retry[node]) {
-		f.mu.Unlock()
-		return
-	}
-	f.running[node] = true
-	f.mu.Unlock()
-	cmd, _ := c.cfg.Tab.Setting("stomith")
-	c.log.Warn("fencing a node that holds HA groups and is silent", zap.String("node", node), zap.String("command", cmd))
-	c.Emit(api.Event{Kind: api.EventFencing, Time: time.Now().UTC(), Node: node, Why: "holds HA groups and is silent: running " + cmd})
-	go func() {
-		out, err := c.runFence(cmd, node)
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			var r store.Result
-			r, err = c.propose(ctx, store.Command{Op: store.OpFenced, Node: node, At: time.Now().UnixMilli()})
-			cancel()
-			if err == nil && r.Err != nil {
-				err = r.Err
-			}
-			if err == nil {
-				c.fenceOK.Add(1)
-				c.log.Info("fenced", zap.String("node", node))
-			}
-		} else {
-			c.fenceFailed.Add(1)
-		}
-		f.mu.Lock()
-		delete(f.running, node)
-		if err != nil {
-			wait := min(max(2*f.backoff[node], time.Second), 30*time.Second)
-			f.backoff[node] = wait
-			f.retry[node] = time.Now().Add(wait)
-			c.log.Error("fencing failed; retrying", zap.String("node", node), zap.Error(err),
-				zap.String("output", strings.TrimSpace(string(out))), zap.Duration("retry", wait))
-			c.Emit(api.Event{Kind: api.EventFenceFailed, Time: time.Now().UTC(), Node: node, Why: fmt.Sprintf("%v; retrying in %v", err, wait)})
-		} else {
-			delete(f.backoff, node)
-			delete(f.retry, node)
-		}
-		f.mu.Unlock()
-		c.kickPlanner()
-		if err != nil {
-			time.AfterFunc(f.backoff[node], c.kickPlanner)
-		}
-	}()
-}
-
-// runFence runs the fencing command with the node's name as $1,
-// through the daemon's reaper, killed after :::stomithtimeout:.
-func (c *Cluster) runFence(cmd, node string) ([]byte, error) {
-	return runStomith(c.cfg.Run, cmd, node, c.cfg.Tab.Duration("stomithtimeout", cltab.DefaultStomithTimeout))
 }
