@@ -1,3 +1,10 @@
+// Package cluster joins clinit daemons into one cluster (SPEC 6 and 7):
+// membership and failure detection (hashicorp/memberlist), the gossip of
+// each node's status, the collated hastat, the replication of the cltab
+// and the hactl through raft, and HA: the leader's planner, each node's
+// lease, its keeper and its gate. One goroutine, Cluster.run (loop.go),
+// owns the cluster view; memberlist's delegates only hand it copies of
+// what arrived.
 package cluster
 
 import (
@@ -35,23 +42,26 @@ type Cluster struct {
 	secure bool   // a key is set
 	meta   []byte // this node's memberlist metadata (nodeMeta)
 
-	// Consensus (consensus.go): the raft voter (nil when this node does
-	// not vote), the clients to the leader, the voters' raft addresses.
+	// Consensus (consensus.go, voters.go): the raft voter (nil when this
+	// node does not vote), the clients to the leader, the voters' raft
+	// addresses.
 	voters      voters
 	rn          *raftnode.Node
 	rc          *raftnode.Client // edits and state reads
 	leaseClient *raftnode.Client // renewals, never behind an edit
 	voterList   atomic.Pointer[[]string]
 	voterByID   atomic.Pointer[map[string]string]
-	planKick    chan struct{}
-	probe       *prober              // pings of silent nodes (probe.go)
-	renewKick   chan struct{}        // a renewal now, please
-	gate        atomic.Pointer[gate] // MayStart's; written by the loop
-	fence       *fencer
+	// The leader's (planloop.go, probe.go, stomith.go).
+	planKick chan struct{}
+	probe    *prober // pings of silent nodes
+	fence    *fencer
 	// renewSince: since when each member has renewed with this leader
 	// without a lapse, for the failback hold. planLoop's only.
 	renewSince map[string]time.Time
-	keeper     keeperState
+	// This node's lease (lease.go, gate.go, keeper.go).
+	renewKick chan struct{}        // a renewal now, please
+	gate      atomic.Pointer[gate] // MayStart's; written by the loop
+	keeper    keeperState
 
 	events   chan func() // from memberlist's delegates; never blocks them
 	overflow atomic.Bool // an event was dropped: resync from memberlist

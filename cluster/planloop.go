@@ -57,10 +57,45 @@ func (c *Cluster) planOnce() time.Time {
 	if err := c.rn.Ready(); err != nil {
 		return time.Now().Add(100 * time.Millisecond)
 	}
-	now := time.Now()
-	in := planInput{now: now, expiry: c.rn.Expiry, fencing: c.fence.busy(now), members: map[string]planMember{}, leader: c.cfg.Node}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	in, ok := c.planInputNow(ctx)
+	if !ok {
+		return time.Time{}
+	}
+	out := plan(in)
+	c.call(ctx, func() { c.ha.why = out.why })
+	// A leader frozen, then thawed, plans at once on what it heard before
+	// the freeze: every node looks silent, and it would fence them all,
+	// itself included (the HA simulation, 3 nodes with stomith, seed 12).
+	// Only a leader a quorum still follows fences.
+	if len(out.fence) > 0 && c.rn.VerifyLeader() != nil {
+		return time.Now().Add(100 * time.Millisecond)
+	}
+	for _, n := range out.fence {
+		c.startFence(n)
+	}
+	if len(out.cmds) == 0 {
+		return out.wake
+	}
+	last, err := c.proposePlan(out.cmds, in.cfg.settle)
+	if err != nil {
+		return time.Now().Add(100 * time.Millisecond)
+	}
+	// Every member renews now, for its grant to name what it was just
+	// given (or no longer has); this node too.
+	c.hintCommit(ctx, last)
+	// What was committed may allow the next step at once.
+	return time.Now()
+}
+
+// planInputNow gathers what the planner reads: the members and their
+// statuses from the loop, the suspects of the pings, the committed state
+// and its hactl. ok is false when there is nothing to plan: HA is off,
+// the loop has stopped, or the committed hactl does not parse.
+func (c *Cluster) planInputNow(ctx context.Context) (in planInput, ok bool) {
+	now := time.Now()
+	in = planInput{now: now, expiry: c.rn.Expiry, fencing: c.fence.busy(now), members: map[string]planMember{}, leader: c.cfg.Node}
 	on := false
 	if err := c.call(ctx, func() {
 		on = c.ha.on
@@ -70,7 +105,7 @@ func (c *Cluster) planOnce() time.Time {
 			in.members[name] = planMember{state: m.state, status: s, hasStatus: ok, up: m.changed}
 		}
 	}); err != nil || !on {
-		return time.Time{}
+		return in, false
 	}
 	// A member that memberlist still holds alive, silent to this leader
 	// and unanswering to its pings since (probe.go), is suspect.
@@ -88,59 +123,38 @@ func (c *Cluster) planOnce() time.Time {
 		h, err := cltab.ParseHactl("committed hactl", []byte(f.Text))
 		if err != nil {
 			c.log.Error("the committed hactl does not parse: planning nothing", zap.Error(err))
-			return time.Time{}
+			return in, false
 		}
 		in.hactl = h.Groups
 	}
-	out := plan(in)
-	c.call(ctx, func() { c.ha.why = out.why })
-	// A leader frozen, then thawed, plans at once on what it heard before
-	// the freeze: every node looks silent, and it would fence them all,
-	// itself included (the HA simulation, 3 nodes with stomith, seed 12).
-	// Only a leader a quorum still follows fences.
-	if len(out.fence) > 0 && c.rn.VerifyLeader() != nil {
-		return time.Now().Add(100 * time.Millisecond)
-	}
-	for _, n := range out.fence {
-		c.startFence(n)
-	}
-	if len(out.cmds) == 0 {
-		return out.wake
-	}
-	res, err := c.rn.ProposeAll(out.cmds)
+	return in, true
+}
+
+// proposePlan commits what the plan asks in one round trip, logs each
+// change, and returns the newest version committed.
+func (c *Cluster) proposePlan(cmds []store.Command, settle time.Duration) (uint64, error) {
+	res, err := c.rn.ProposeAll(cmds)
 	if err != nil {
 		c.log.Warn("planned changes not committed", zap.Error(err))
-		return time.Now().Add(100 * time.Millisecond)
+		return 0, err
 	}
 	for i, r := range res {
-		cmd := out.cmds[i]
+		cmd := cmds[i]
 		if r.Err != nil {
 			c.log.Warn("planned change refused", zap.String("group", cmd.Group), zap.Error(r.Err))
 			continue
 		}
 		if cmd.Op == store.OpSettle {
-			c.log.Info("cluster settling: waiting for the expected members before the first placement", zap.Duration("settle", in.cfg.settle))
+			c.log.Info("cluster settling: waiting for the expected members before the first placement", zap.Duration("settle", settle))
 			continue
 		}
 		c.log.Info("HA assignment", zap.String("group", cmd.Group), zap.String("node", cmd.Node), zap.Bool("stop", cmd.Stop), zap.String("why", cmd.Why), zap.Uint64("version", r.Version))
 	}
-	// Every member renews now, for its grant to name what it was just
-	// given (or no longer has); this node too.
 	var last uint64
 	for _, r := range res {
 		last = max(last, r.Version)
 	}
-	c.call(ctx, func() {
-		// By TCP to each member in a cluster this small; a bigger one
-		// waits for its next renewal (a quarter lease) rather than take
-		// a hundred connections at every plan.
-		if c.ml != nil && c.ml.NumMembers() <= directLimit {
-			c.sendAll(encode(msgCommit, commitHint{Index: last}))
-		}
-	})
-	c.kickRenewal()
-	// What was committed may allow the next step at once.
-	return time.Now()
+	return last, nil
 }
 
 // noteUp sets each member's up time: since when it has been alive to
