@@ -43,6 +43,35 @@ func (c *Cluster) Hastat(ctx context.Context) (api.Hastat, error) {
 func (c *Cluster) hastatNow() api.Hastat {
 	now := time.Now()
 	held := leaseHeld(c.ha.lease, now)
+	h := c.view.hastat(c.hactl, c.whyNowhere(held))
+	for i, n := range h.Nodes {
+		if m := c.view.members[n.Node]; m != nil {
+			h.Nodes[i].Address = m.addr
+		}
+	}
+	if st := c.committed; st != nil {
+		addCommitted(&h, st, now)
+	}
+	// Maintenance as this node honours it: from its grant while its
+	// lease holds.
+	h.Maintenance = held && c.ha.lease.Grant.Maintenance
+	if held {
+		h.Leader, h.LeaseUntil = c.ha.lease.Grant.Leader, c.ha.lease.Until.UTC()
+	}
+	for _, r := range c.files {
+		if r.version > 0 {
+			if h.Versions == nil {
+				h.Versions = map[string]uint64{}
+			}
+			h.Versions[r.Kind] = r.version
+		}
+	}
+	return h
+}
+
+// whyNowhere says, for each group of the hactl, why it would run
+// nowhere, as this node knows it; held: this node's lease holds.
+func (c *Cluster) whyNowhere(held bool) map[string]string {
 	why := map[string]string{}
 	for _, g := range c.hactl.Groups {
 		a := store.Assignment{}
@@ -70,50 +99,34 @@ func (c *Cluster) hastatNow() api.Hastat {
 			why[g.Group] = "not placed yet"
 		}
 	}
-	h := c.view.hastat(c.hactl, why)
-	for i, n := range h.Nodes {
-		if m := c.view.members[n.Node]; m != nil {
-			h.Nodes[i].Address = m.addr
+	return why
+}
+
+// addCommitted adds to h what the committed state st decided: each
+// group's assignment and epoch, move, failures, rule-outs and bans, and
+// each node's standby.
+func addCommitted(h *api.Hastat, st *store.State, now time.Time) {
+	for i := range h.Groups {
+		g := &h.Groups[i]
+		a := st.Assign[g.Group]
+		g.Assigned, g.Epoch = a.Node, a.Epoch
+		g.MovedTo = st.Moves[g.Group]
+		if len(st.Fails[g.Group]) > 0 {
+			g.Fails = maps.Clone(st.Fails[g.Group])
 		}
-	}
-	if st := c.committed; st != nil {
-		for i := range h.Groups {
-			g := &h.Groups[i]
-			a := st.Assign[g.Group]
-			g.Assigned, g.Epoch = a.Node, a.Epoch
-			g.MovedTo = st.Moves[g.Group]
-			if len(st.Fails[g.Group]) > 0 {
-				g.Fails = maps.Clone(st.Fails[g.Group])
-			}
-			for _, n := range slices.Sorted(maps.Keys(st.RuleOuts[g.Group])) {
-				r := st.RuleOuts[g.Group][n]
-				if r.Until > now.UnixMilli() {
-					g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Until: time.UnixMilli(r.Until).UTC(), Why: r.Why})
-				}
-			}
-			for _, n := range slices.Sorted(maps.Keys(st.Bans[g.Group])) {
-				g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Why: st.Bans[g.Group][n].Why})
+		for _, n := range slices.Sorted(maps.Keys(st.RuleOuts[g.Group])) {
+			r := st.RuleOuts[g.Group][n]
+			if r.Until > now.UnixMilli() {
+				g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Until: time.UnixMilli(r.Until).UTC(), Why: r.Why})
 			}
 		}
-		for i := range h.Nodes {
-			h.Nodes[i].Standby = st.Standby[h.Nodes[i].Node]
+		for _, n := range slices.Sorted(maps.Keys(st.Bans[g.Group])) {
+			g.RuleOuts = append(g.RuleOuts, api.RuleOut{Node: n, Why: st.Bans[g.Group][n].Why})
 		}
 	}
-	// Maintenance as this node honours it: from its grant while its
-	// lease holds.
-	h.Maintenance = held && c.ha.lease.Grant.Maintenance
-	if held {
-		h.Leader, h.LeaseUntil = c.ha.lease.Grant.Leader, c.ha.lease.Until.UTC()
+	for i := range h.Nodes {
+		h.Nodes[i].Standby = st.Standby[h.Nodes[i].Node]
 	}
-	for _, r := range c.files {
-		if r.version > 0 {
-			if h.Versions == nil {
-				h.Versions = map[string]uint64{}
-			}
-			h.Versions[r.Kind] = r.version
-		}
-	}
-	return h
 }
 
 // hastatGap is the least time between two writes of hastat: that of the
