@@ -38,12 +38,7 @@ func (c *Cluster) Command(ctx context.Context, req api.ClusterRequest) (string, 
 	c.kickPlanner()
 	// Every member renews now, for its grant to say what changed
 	// (maintenance is the nodes' to honour); this node too.
-	c.call(ctx, func() {
-		if c.ml != nil && c.ml.NumMembers() <= directLimit {
-			c.sendAll(encode(msgCommit, commitHint{Index: r.Version}))
-		}
-	})
-	c.kickRenewal()
+	c.hintCommit(ctx, r.Version)
 	return fmt.Sprintf("%s (committed at version %d)", done, r.Version), nil
 }
 

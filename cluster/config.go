@@ -1,8 +1,3 @@
-// Package cluster joins clinit daemons into one cluster (SPEC 6):
-// membership and failure detection (hashicorp/memberlist), the gossip of
-// each node's status, the collated hastat, and the replication of the
-// cltab and the hactl. One goroutine, Cluster.run, owns the cluster view;
-// memberlist's delegates only hand it copies of what arrived.
 package cluster
 
 import (

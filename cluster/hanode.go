@@ -53,6 +53,14 @@ type nodeOut struct {
 	wake time.Time
 }
 
+// haAction is a tell the HA rules ask for.
+type haAction struct {
+	Group, Level string
+	Why          string
+}
+
+func (a haAction) String() string { return a.Group + " -> " + a.Level + ": " + a.Why }
+
 // leaseHeld reports whether the lease runs at now.
 func leaseHeld(l raftnode.Lease, now time.Time) bool {
 	return !l.Until.IsZero() && now.Before(l.Until)

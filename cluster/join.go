@@ -156,3 +156,40 @@ func (c *Cluster) deadMembers(all bool) []deadMember {
 	}
 	return dead
 }
+
+// tellers is how many members reach out to one member in its stead: to
+// try one held dead again.
+const tellers = 3
+
+// amongTellers reports whether this node is one of the tellers of member
+// name: the live members (other than name) that rank first by the stable
+// hash of (name, member), alike on every node that sees the same
+// membership. On 100 nodes, all of them doing it was 99 TCP connections
+// for each member that came back, and as many push/pulls a second with
+// each member held dead; a member that a teller misses has the next
+// push/pull.
+func (c *Cluster) amongTellers(name string) bool {
+	mine := stableHash(name, c.cfg.Node)
+	before := 0
+	for n := range c.view.members {
+		if n != name && n != c.cfg.Node && c.view.up(n) && stableHash(name, n) < mine {
+			if before++; before >= tellers {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// heldHAby reports whether the committed state assigns a group to node.
+func (c *Cluster) heldHAby(node string) bool {
+	if c.committed == nil {
+		return false
+	}
+	for _, a := range c.committed.Assign {
+		if a.Node == node {
+			return true
+		}
+	}
+	return false
+}

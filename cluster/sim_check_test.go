@@ -43,7 +43,7 @@ func (c *simChecker) init() {
 //	                  election or the old owner's last renewal; with
 //	                  stomith, lease·(1+drift) (a lapse, or not alive
 //	                  and silent the fence silence) + the stomith + its backoff
-//	                  (at most 30 s, leader.go), for a fence that failed
+//	                  (at most 30 s, stomith.go), for a fence that failed
 //	                  in the storm;
 //	+ a report        a release or a failure report lost in the storm:
 //	                  its 10 s timeout and the retry a second later;

@@ -2,7 +2,7 @@ package cluster
 
 // The HA simulation's world (issue 16): nodes with clocks of their own,
 // a network with delays, losses and cuts, the daemon's glue around the
-// real runNode (harun.go's decideHA, onLease, the gate and the keeper
+// real runNode (effects.go's decideHA, onLease, the gate and the keeper
 // calls, mirrored here because they read time.Now), and the lease
 // renewals of raftnode (lease.go, renew.go). The raft model, the leader's
 // planner glue and fencing are in sim_raft_test.go; the engine and the
@@ -64,12 +64,12 @@ const (
 	simSuspect = 500 * time.Millisecond
 	simDead    = 2 * time.Second
 	// Fencing: a stomith command takes up to this; a failed one is retried
-	// after a backoff that doubles up to leader.go's 30 s.
+	// after a backoff that doubles up to stomith.go's 30 s.
 	simStomithMax  = time.Second
 	simBackoffMax  = 30 * time.Second
 	simNetMax      = 3 * time.Millisecond // a normal message's delay
 	simSlowMax     = 6 * time.Second      // a delay far beyond normal
-	simProposeWait = 10 * time.Second     // harun.go's context for a report
+	simProposeWait = 10 * time.Second     // effects.go's context for a report
 	simTestBackoff = 10 * time.Second
 	simFailBackoff = 20 * time.Second
 )

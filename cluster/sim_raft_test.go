@@ -8,7 +8,7 @@ package cluster
 // may not commit), the granter of raftnode/lease.go (a leadership check
 // after the renewal arrived, the time heard, the election as the origin
 // for nodes not heard in the term, Expiry), the planner's glue of
-// leader.go (planOnce around the real plan, one ProposeAll at a time),
+// planloop.go (planOnce around the real plan, one ProposeAll at a time),
 // the fencer, and memberlist's view of who is alive.
 
 import (
@@ -344,7 +344,7 @@ func (s *sim) grant(l *simNode, node string, reply func(*raftnode.Grant)) {
 			l.raft.heard[node] = arrived
 		}
 		f := l.raft.fencing[node]
-		withheld := func(string) bool { return f != nil && f.running } // leader.go's fencer, as raftnode's Config.Fencing
+		withheld := func(string) bool { return f != nil && f.running } // stomith.go's fencer, as raftnode's Config.Fencing
 		g := raftnode.Grants(s.state, l.name, term, []string{node}, withheld)[node]
 		reply(g)
 	})
@@ -391,7 +391,7 @@ func (s *sim) planAt(l *simNode, t time.Time) {
 	})
 }
 
-// planOnce is leader.go's: the real plan on the committed state, the
+// planOnce is planloop.go's: the real plan on the committed state, the
 // fencings it asks for, and its commands in one ProposeAll.
 func (s *sim) planOnce(l *simNode) {
 	r := &l.raft
@@ -406,7 +406,7 @@ func (s *sim) planOnce(l *simNode) {
 	members := map[string]planMember{l.name: {state: api.NodeAlive, status: nodeStatus{Node: l.name, CPUs: 2, Load: l.load}, hasStatus: true}}
 	for name, p := range l.view {
 		if p.seen {
-			// Up since memberlist last held it alive (leader.go's noteUp
+			// Up since memberlist last held it alive (planloop.go's noteUp
 			// also counts from the leader's first renewal of it).
 			var up time.Time
 			if p.state == api.NodeAlive {
@@ -427,7 +427,7 @@ func (s *sim) planOnce(l *simNode) {
 		failback: true, failbackHold: FailbackHold(simLease), settle: 2 * simLease, expectCount: s.cfg.nodes}
 	out := plan(planInput{now: now, cfg: cfg, state: s.state, hactl: s.hactl,
 		members: members, expiry: func(x string) (time.Time, bool) { return s.expiry(l, x) }, fencing: busy})
-	// leader.go checks its leadership before it fences.
+	// planloop.go checks its leadership before it fences.
 	if len(out.fence) > 0 && !s.quorumOK(l) {
 		s.planAt(l, now.Add(100*time.Millisecond))
 		return
@@ -456,7 +456,7 @@ func (s *sim) planOnce(l *simNode) {
 	})
 }
 
-// startFence is leader.go's: one stomith at a time per node, its exit 0
+// startFence is stomith.go's: one stomith at a time per node, its exit 0
 // committed, a failure retried after a backoff. A stomith that succeeds
 // powers the node off.
 func (s *sim) startFence(l *simNode, x string) {

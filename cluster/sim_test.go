@@ -34,7 +34,7 @@ var simScenarios = []simConfig{
 // nodes) ran a group twice for 38 ms before plan.go committed a stop to
 // a node gone by time before it freed its groups; 10 and 12 (3 nodes,
 // stomith) had a thawed, deposed leader fence healthy nodes, itself
-// included, before leader.go checked its leadership first; 448422323 (3
+// included, before planloop.go checked its leadership first; 448422323 (3
 // nodes, stomith) ran a group twice for 175 ms before the store made a
 // group given again to a node fenced since a new assignment; 270610 and
 // 271490 (3 nodes, stomith) for 84 and 121 ms before a grant left out

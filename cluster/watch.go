@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,6 +11,10 @@ import (
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cluster/store"
 )
+
+// The watchers of clinit --watch: the state at the start, then each
+// event the loop sees (members, group states, assignments, fencings,
+// rule-outs, leases); a watcher that falls behind is dropped.
 
 // watchBuffer is how far a watcher may fall behind before it is dropped:
 // a stalled client must not hold the loop.
@@ -127,6 +130,25 @@ func (c *Cluster) applyStatus(s nodeStatus) bool {
 	return true
 }
 
+// emitAssignments tells the watchers of every assignment that changed.
+func (c *Cluster) emitAssignments(prev, st *store.State) {
+	if len(c.watchers) == 0 {
+		return
+	}
+	var groups []string
+	for g, a := range st.Assign {
+		if prev == nil || prev.Assign[g] != a {
+			groups = append(groups, g)
+		}
+	}
+	sort.Strings(groups)
+	now := time.Now().UTC()
+	for _, g := range groups {
+		a := st.Assign[g]
+		c.emit(api.Event{Kind: api.EventAssign, Time: now, Node: c.cfg.Node, Group: g, Assigned: a.Node, Epoch: a.Epoch, Stop: a.Stop, Why: a.Why})
+	}
+}
+
 // emitCommitted tells the watchers of the decisions a new committed state
 // holds beside the assignments: fencings and rule-outs, with their
 // reasons.
@@ -167,56 +189,4 @@ func (c *Cluster) emitCommitted(prev, st *store.State) {
 			c.emit(ev)
 		}
 	}
-}
-
-// knownNode reports whether name is a member this node has seen, or a
-// voter of the cltab (one that has not joined yet).
-func (c *Cluster) knownNode(name string) bool {
-	if _, ok := c.view.members[name]; ok {
-		return true
-	}
-	if _, ok := c.view.statuses[name]; ok {
-		return true
-	}
-	return slices.Contains(c.voters.names, name)
-}
-
-// memberNames are the members this node has seen, sorted.
-func (c *Cluster) memberNames() []string {
-	var names []string
-	for n := range c.view.members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// HAOff says why this node can keep no HA group, "" when it can: the
-// cltab names no voters, or the node runs alone and takes part in no
-// consensus. An hactl edit made there would be kept by no node.
-func (c *Cluster) HAOff(ctx context.Context) (string, error) {
-	var why string
-	err := c.call(ctx, func() {
-		switch {
-		case !c.ha.on:
-			why = "HA is off: the cltab names no voters (:::nodes: or :::servers:)"
-		case c.rn == nil && c.rc == nil:
-			why = "HA is off on this node: it runs alone (no --bind or --join), in no consensus"
-		}
-	})
-	return why, err
-}
-
-// UnknownNodes returns those of names that are not in the cluster (see
-// Watch), and the members that are.
-func (c *Cluster) UnknownNodes(ctx context.Context, names []string) (unknown, members []string, err error) {
-	err = c.call(ctx, func() {
-		for _, n := range names {
-			if !c.knownNode(n) {
-				unknown = append(unknown, n)
-			}
-		}
-		members = c.memberNames()
-	})
-	return unknown, members, err
 }
