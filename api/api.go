@@ -220,6 +220,7 @@ type NodeStatus struct {
 	Version uint64        `json:"version"`
 	Groups  []GroupStatus `json:"groups"`
 	Address string        `json:"address,omitempty"` // its gossip HOST:PORT
+	Build   string        `json:"build,omitempty"`   // the clinit version it runs
 	Standby bool          `json:"standby,omitempty"` // holds no HA group (clinit --standby)
 }
 
@@ -306,6 +307,9 @@ func (h Hastat) Explained() string {
 		b.Write(line[:len(line)-1])
 		if n.Address != "" {
 			fmt.Fprintf(&b, "  at %s", Printable(n.Address))
+		}
+		if n.Build != "" {
+			fmt.Fprintf(&b, "  clinit %s", Printable(n.Build))
 		}
 		if n.Standby {
 			b.WriteString("  standby")

@@ -47,6 +47,7 @@ const AwarenessMaxMultiplier = 2
 // Config is what a cluster member needs.
 type Config struct {
 	Node      string   // unique node name
+	Build     string   // the clinit version this node runs, shown to the others
 	Bind      string   // HOST:PORT to listen on; "" with no Join: single node
 	Advertise string   // HOST:PORT others reach this node at; "" derives it
 	Join      []string // seeds, HOST:PORT

@@ -71,6 +71,7 @@ func (c *Cluster) startRaft(mc *memberlist.Config, tr memberlist.Transport) erro
 		meta = nodeMeta{Raft: c.rn.Addr(), Voter: true}
 		c.log.Info("raft voter", zap.String("addr", c.rn.Addr()), zap.Bool("has state", c.bootstrapped))
 	}
+	meta.Build = c.cfg.Build
 	c.meta, _ = json.Marshal(meta)
 	return nil
 }

@@ -46,7 +46,7 @@ func (c *Cluster) hastatNow() api.Hastat {
 	h := c.view.hastat(c.hactl, c.whyNowhere(held))
 	for i, n := range h.Nodes {
 		if m := c.view.members[n.Node]; m != nil {
-			h.Nodes[i].Address = m.addr
+			h.Nodes[i].Address, h.Nodes[i].Build = m.addr, m.meta.Build
 		}
 	}
 	if st := c.committed; st != nil {

@@ -68,6 +68,7 @@ func (v voters) votes(node string) bool {
 type nodeMeta struct {
 	Raft  string `json:"r,omitempty"` // HOST:PORT of its raft port, voters only
 	Voter bool   `json:"v,omitempty"`
+	Build string `json:"b,omitempty"` // the clinit version it runs (Config.Build)
 }
 
 // raftAddrs derives the raft port's bind and advertised addresses from

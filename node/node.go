@@ -152,6 +152,7 @@ func (n *Node) clusterConfig(ec daemon.Config) cluster.Config {
 	cc.Tell = n.tell
 	cc.Run = n.eng.RunCommand
 	cc.Node = ec.Node
+	cc.Build = n.cfg.Version
 	cc.StateDir = ec.StateDir
 	if ec.StateDir != "" {
 		cc.Keeper = newKeeperLink(ec.StateDir, ec.Node, ec.Log)

@@ -2,6 +2,7 @@ package t
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -147,6 +148,16 @@ func TestClusterCommands(t *testing.T) {
 		t.Errorf("--hastat with %s in standby (its daemon exited: %v):\n%s", on, byName(nodes, on).exited(), out)
 	}
 	clusterCmd(t, nodes[0], 0, "--online", on)
+
+	// Each node's line names its address and the clinit it runs, as its
+	// clinit --version says.
+	build := strings.TrimSpace(strings.TrimPrefix(clusterCmd(t, nodes[0], 0, "--version"), "clinit "))
+	members := clusterCmd(t, nodes[1], 0, "--hastat")
+	for _, nd := range nodes {
+		if !regexp.MustCompile(`(?m)^node ` + nd.name + ` alive [0-9.]+  at \S+:[0-9]+  clinit ` + regexp.QuoteMeta(build) + `(  standby)?$`).MatchString(members) {
+			t.Errorf("--hastat does not show %s's address and clinit %s:\n%s", nd.name, build, members)
+		}
+	}
 
 	// maintenance: an hactl change does nothing until it is off.
 	if out := clusterCmd(t, nodes[0], 0, "--maintenance", "on"); !strings.Contains(out, "maintenance mode on") {
