@@ -139,6 +139,12 @@ func everyNode(nodes []*node, cond func(*node) bool) func() bool {
 	}
 }
 
+// waitAlive waits until every one of nodes counts n members alive.
+func waitAlive(t *testing.T, nodes []*node, n int, what string) {
+	t.Helper()
+	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == n }), what)
+}
+
 const webCltab = `
 web:ip:start:once:echo up > {dir}/web.up; exec sleep 1000
 web:ipdown:stop:wait:rm -f {dir}/web.up
@@ -148,7 +154,7 @@ db:pg:run:respawn:exec sleep 1000
 func TestClusterMembershipAndStatus(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive members on every node")
+	waitAlive(t, nodes, 3, "3 alive members on every node")
 
 	// Without voters (:::nodes: or :::servers:) nothing is replicated,
 	// and --ha says so rather than edit one node's copy.
@@ -201,7 +207,7 @@ func TestClusterReplicatesEdits(t *testing.T) {
 	t.Parallel()
 	// Replication goes through the consensus log: the cltab names voters.
 	nodes := startCluster(t, 3, ":::nodes:3\n"+webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	waitAlive(t, nodes, 3, "3 alive")
 	// An edit is based on the committed version the copy is: wait for
 	// the first one (the cltab every node started with) everywhere. One
 	// made before is refused, and kept aside (below).
@@ -273,7 +279,7 @@ func TestClusterReplicatesEdits(t *testing.T) {
 func TestClusterStrangerAndRejoin(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	waitAlive(t, nodes, 3, "3 alive")
 
 	// A daemon with another key, pointed at n1, never gets in.
 	dir := newCaseDir(t)
@@ -306,7 +312,7 @@ func TestClusterStrangerAndRejoin(t *testing.T) {
 	n3 := &node{daemon: launch(t, nodes[2].dir, nodes[2].flags...), name: "n3", flags: nodes[2].flags}
 	n3.waitReady()
 	nodes[2] = n3
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "n3 alive again everywhere")
+	waitAlive(t, nodes, 3, "n3 alive again everywhere")
 
 	// n1 shut down with -k: the others mark it left at once.
 	if _, errOut, code := nodes[0].clinit("-k"); code != 0 {

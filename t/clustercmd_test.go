@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// doubleRuns samples, until stop is called, how many of web's services
-// run at once (from the shared events file), and returns the longest
-// time two or more ran together.
-func doubleRuns(t *testing.T, shared string) (stop func() time.Duration) {
+// noDoubleRun samples, until check is called, how many of web's services
+// run at once (from the shared events file); check fails the test if two
+// or more ever ran together, and says for how long.
+func noDoubleRun(t *testing.T, shared string) (check func()) {
 	var mu sync.Mutex
 	var longest, cur time.Duration
 	var since time.Time
@@ -44,12 +44,16 @@ func doubleRuns(t *testing.T, shared string) (stop func() time.Duration) {
 			mu.Unlock()
 		}
 	}()
-	return func() time.Duration {
+	return func() {
 		close(done)
 		wg.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		return longest
+		if longest > 0 {
+			t.Errorf("web ran on two nodes for %v", longest)
+		} else {
+			t.Logf("longest double run: 0 ms")
+		}
 	}
 }
 
@@ -79,19 +83,10 @@ func other(nodes []*node, not ...string) *node {
 // the HA layer does what it said, with web never on two nodes.
 func TestClusterCommands(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 3, haCltab)
-	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	nodes, shared := startHA(t, haCltab)
 	clusterCmd(t, nodes[0], 0, "--ha", "web", "start")
 	first := waitOwner(t, nodes, "start")
-	stop := doubleRuns(t, shared)
-	defer func() {
-		if d := stop(); d > 0 {
-			t.Errorf("web ran on two nodes for %v", d)
-		} else {
-			t.Logf("longest double run: 0 ms")
-		}
-	}()
+	defer noDoubleRun(t, shared)()
 
 	// Usage errors.
 	clusterCmd(t, nodes[0], 2, "--move", "web")

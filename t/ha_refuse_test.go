@@ -13,7 +13,7 @@ import (
 func TestHARefusesLevelWithoutEntries(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, haCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	waitAlive(t, nodes, 3, "3 alive")
 	out, errOut, code := nodes[0].clinit("--ha", "web", "remove")
 	want := `clinit: group "web" has no entry at level "remove" in the cltab ` + nodes[0].cltab +
 		": the cluster would keep web running nothing; nothing changed (its levels: plan, test, start, big, stop; stop runs it nowhere)\n"

@@ -123,11 +123,18 @@ func running(t *testing.T, shared string) map[string]int {
 
 func sharedDir(nodes []*node) string { return filepath.Dir(nodes[0].flags[len(nodes[0].flags)-1]) }
 
+// startHA starts a cluster of 3 nodes with tab and waits until each sees
+// the 3 alive; shared is the directory their services write to.
+func startHA(t *testing.T, tab string) (nodes []*node, shared string) {
+	t.Helper()
+	nodes = startCluster(t, 3, tab)
+	waitAlive(t, nodes, 3, "3 alive")
+	return nodes, sharedDir(nodes)
+}
+
 func TestHAPlacementAndFailover(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 3, haCltab)
-	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	nodes, shared := startHA(t, haCltab)
 	if out, errOut, code := nodes[0].clinit("--ha", "web", "start"); code != 0 {
 		t.Fatalf("--ha: %s %s", out, errOut)
 	}
@@ -177,9 +184,7 @@ func TestHAPlacementAndFailover(t *testing.T) {
 
 func TestHAHandoffPreferAndTests(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 3, haCltab)
-	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	nodes, shared := startHA(t, haCltab)
 
 	// The test fails on n1 and n2: web runs on n3. Preferred n1 then n3,
 	// so that n1 is tried first and ruled out, and n2, never tried, is
@@ -221,9 +226,7 @@ func TestHAFencing(t *testing.T) {
 	t.Parallel()
 	// A long fencetime: if web moves quickly, the stomith command did it.
 	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::stomith:/bin/true & /bin/true & /bin/true & echo \"$1\" >> {dir}/fenced", 1)
-	nodes := startCluster(t, 3, tab)
-	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	nodes, shared := startHA(t, tab)
 	nodes[0].clinit("--ha", "web", "start")
 	first := waitOwner(t, nodes, "start")
 	if exists(filepath.Join(shared, "fenced")) {
@@ -276,7 +279,7 @@ func TestHAFencing(t *testing.T) {
 	back := &node{daemon: launch(t, old.dir, old.flags...), name: first, flags: old.flags}
 	back.waitReady()
 	nodes = append(without(nodes, first), back)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive again")
+	waitAlive(t, nodes, 3, "3 alive again")
 	settle()
 	if o := waitOwner(t, nodes, "start"); o != second {
 		t.Fatalf("web moved back to %s after %s came back", o, first)
@@ -296,9 +299,7 @@ func TestHAFencing(t *testing.T) {
 // the same process, never started anywhere else.
 func TestHADaemonRestartWithinLease(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 3, haCltab)
-	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	nodes, shared := startHA(t, haCltab)
 	nodes[0].clinit("--ha", "web", "start")
 	first := waitOwner(t, nodes, "start")
 	before := lines(filepath.Join(shared, "events"))
@@ -333,9 +334,7 @@ func TestHADaemonRestartWithinLease(t *testing.T) {
 func TestHAWitness(t *testing.T) {
 	t.Parallel()
 	tab := strings.Replace(haCltab, ":::nodes:3", ":::servers:n1,n2,n3\n:::witness:n3", 1)
-	nodes := startCluster(t, 3, tab)
-	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	nodes, shared := startHA(t, tab)
 	if out, errOut, code := nodes[2].clinit("--ha", "web", "start", "--prefer", "n3"); code != 0 {
 		t.Fatalf("--ha web start --prefer n3: %s %s", out, errOut)
 	}

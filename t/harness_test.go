@@ -328,6 +328,16 @@ func (d *daemon) reread() string {
 	return out
 }
 
+// rewrite rewrites the cltab with text and rereads it; the answer must
+// be want.
+func (d *daemon) rewrite(text, want string) {
+	d.t.Helper()
+	d.writeCltab(text)
+	if out := d.reread(); out != want {
+		d.t.Fatalf("reread: %q, want %q", out, want)
+	}
+}
+
 // writeCltab rewrites the cltab in place (truncate and write).
 func (d *daemon) writeCltab(text string) {
 	d.t.Helper()

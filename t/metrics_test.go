@@ -95,7 +95,7 @@ func TestMetricsCluster(t *testing.T) {
 	t.Parallel()
 	ports := []int{freePort(t), freePort(t), freePort(t)}
 	nodes := startClusterWith(t, 3, haCltab, func(i int) []string { return []string{"--metrics", strconv.Itoa(ports[i])} })
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	waitAlive(t, nodes, 3, "3 alive")
 	if out, errOut, code := nodes[0].clinit("--ha", "web", "start"); code != 0 {
 		t.Fatalf("--ha: %s %s", out, errOut)
 	}

@@ -154,10 +154,7 @@ func TestRereadNoChange(t *testing.T) {
 	d.tell("A", "1")
 	d.waitState("A", "1", "DONE")
 	keep := readPid(t, d.path("keep"), 0)
-	d.writeCltab(rereadV1 + "# a comment\n\n")
-	if out := d.reread(); out != "cltab reread: no group changed\n" {
-		t.Fatalf("reread: %q", out)
-	}
+	d.rewrite(rereadV1+"# a comment\n\n", "cltab reread: no group changed\n")
 	if e := d.entry("A", "keep"); e.Pid != keep || e.Restarts != 0 {
 		t.Fatalf("keep: %v, want pid %d", e, keep)
 	}
@@ -176,10 +173,7 @@ G:s:1:respawn:echo $$ > {dir}/s; exec sleep 1000
 	d.tell("G", "1")
 	d.waitState("G", "1", "DONE")
 	r, s := readPid(t, d.path("r"), 0), readPid(t, d.path("s"), 0)
-	d.writeCltab(strings.Replace(on, "G:r:1:respawn:", "G:r:1:off:", 1))
-	if out := d.reread(); out != "cltab reread: changed G\n" {
-		t.Fatalf("reread: %q", out)
-	}
+	d.rewrite(strings.Replace(on, "G:r:1:respawn:", "G:r:1:off:", 1), "cltab reread: changed G\n")
 	waitGone(t, "the entry turned off", r)
 	d.waitState("G", "1", "DONE")
 	if e := d.entry("G", "r"); e.Pid != 0 || e.Mode != "off" {
@@ -274,10 +268,7 @@ func TestInvalidCltabOnReread(t *testing.T) {
 		t.Fatalf("gone: %v, want pid %d", e, gone)
 	}
 
-	d.writeCltab(rereadV2)
-	if out := d.reread(); out != "cltab reread: changed A\n" {
-		t.Fatalf("reread: %q", out)
-	}
+	d.rewrite(rereadV2, "cltab reread: changed A\n")
 	readPid(t, d.path("new"), 0)
 	waitGone(t, "the removed entry", gone)
 	if e := d.entry("A", "keep"); e.Pid != keep {
@@ -334,10 +325,7 @@ G:other:1:respawn:exec sleep 1000
 			if change == "command" {
 				v2 = strings.Replace(v1, "echo $! > {dir}/gc", "echo $! > {dir}/gc2", 1)
 			}
-			d.writeCltab(v2)
-			if out := d.reread(); out != "cltab reread: changed G\n" {
-				t.Fatalf("reread: %q", out)
-			}
+			d.rewrite(v2, "cltab reread: changed G\n")
 			if !poll(hang, func() bool { return !alive(gc) }) {
 				syscall.Kill(gc, syscall.SIGKILL)
 				t.Fatalf("the helper %d of the %s entry still runs", gc, map[string]string{"remove": "removed", "command": "changed"}[change])
@@ -359,10 +347,7 @@ G:after:1:once:echo > {dir}/after
 	d.tell("G", "1")
 	old := readPid(t, d.path("w1"), 0)
 	d.waitState("G", "1", "STARTING")
-	d.writeCltab(strings.Replace(v1, "echo $$ > {dir}/w1; while :; do sleep 0.02; done", "echo $$ > {dir}/w2", 1))
-	if out := d.reread(); out != "cltab reread: changed G\n" {
-		t.Fatalf("reread: %q", out)
-	}
+	d.rewrite(strings.Replace(v1, "echo $$ > {dir}/w1; while :; do sleep 0.02; done", "echo $$ > {dir}/w2", 1), "cltab reread: changed G\n")
 	waitGone(t, "the old command of the wait", old)
 	d.waitState("G", "1", "DONE")
 	waitLines(t, d.path("w2"), 1)
@@ -384,10 +369,7 @@ G:c:1:respawn:echo $$ > {dir}/c; exec sleep 1000
 	d.waitState("G", "1", "DONE")
 	a, c := readPid(t, d.path("a"), 0), readPid(t, d.path("c"), 0)
 	v2 := strings.NewReplacer("G:a:1:", "G:a:2:", "G:b:2:", "G:b:12:", "G:c:1:", "G:c:13:").Replace(v1)
-	d.writeCltab(v2)
-	if out := d.reread(); out != "cltab reread: changed G\n" {
-		t.Fatalf("reread: %q", out)
-	}
+	d.rewrite(v2, "cltab reread: changed G\n")
 	waitGone(t, "the entry that left the level", a)
 	b := readPid(t, d.path("b"), 0)
 	d.waitState("G", "1", "DONE")
@@ -414,10 +396,7 @@ B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000
 	d.waitState("A", "1", "DONE")
 	d.waitState("B", "1", "DONE")
 	a, b := readPid(t, d.path("a"), 0), readPid(t, d.path("b"), 0)
-	d.writeCltab(strings.Replace(both, "B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000\n", "", 1))
-	if out := d.reread(); out != "cltab reread: changed B\n" {
-		t.Fatalf("reread: %q", out)
-	}
+	d.rewrite(strings.Replace(both, "B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000\n", "", 1), "cltab reread: changed B\n")
 	waitGone(t, "the removed group's process", b)
 	eventually(t, hang, func() bool { _, ok := d.clstatLines()["B"]; return !ok }, "the removed group to leave clstat")
 	if _, errOut, code := d.clinit("B", "1"); code != 1 || errOut != "clinit: no such group: B\n" {
@@ -426,10 +405,7 @@ B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000
 	if e := d.entry("A", "a"); e.Pid != a {
 		t.Fatalf("a: %v, want pid %d", e, a)
 	}
-	d.writeCltab(both)
-	if out := d.reread(); out != "cltab reread: changed B\n" {
-		t.Fatalf("reread: %q", out)
-	}
+	d.rewrite(both, "cltab reread: changed B\n")
 	if s := d.clstatLines()["B"]; s != "" {
 		t.Fatalf("a group added back is told already: %q", s)
 	}

@@ -36,24 +36,15 @@ func TestHASettleFirstPlacement(t *testing.T) {
 	}{{"settle 20s", "20s", true}, {"settle off", "0", false}} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			nodes := startCluster(t, 3, settleCltab(c.settle))
-			shared := sharedDir(nodes)
-			eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
-			stop := doubleRuns(t, shared)
-			defer func() {
-				if d := stop(); d > 0 {
-					t.Errorf("web ran on two nodes for %v", d)
-				} else {
-					t.Logf("longest double run: 0 ms")
-				}
-			}()
+			nodes, shared := startHA(t, settleCltab(c.settle))
+			defer noDoubleRun(t, shared)()
 			n1 := nodes[0]
 			if _, errOut, code := n1.clinit("-k"); code != 0 {
 				t.Fatalf("-k on n1: %s", errOut)
 			}
 			n1.waitExit()
 			up := nodes[1:]
-			eventually(t, hang, everyNode(up, func(nd *node) bool { return nd.hastat().Alive() == 2 }), "n2 and n3 to see n1 gone")
+			waitAlive(t, up, 2, "n2 and n3 to see n1 gone")
 			writeFile(t, up[0].path("hactl"), "web start n1\n")
 			if c.wait {
 				// The leader says whom it waits for; the other, that it
@@ -106,16 +97,9 @@ func TestHASettleColdStart(t *testing.T) {
 	n2.waitReady()
 	n3.waitReady()
 	shared := sharedDir([]*node{n2})
-	stop := doubleRuns(t, shared)
-	defer func() {
-		if d := stop(); d > 0 {
-			t.Errorf("web ran on two nodes for %v", d)
-		} else {
-			t.Logf("longest double run: 0 ms")
-		}
-	}()
+	defer noDoubleRun(t, shared)()
 	early := []*node{n2, n3}
-	eventually(t, hang, everyNode(early, func(nd *node) bool { return nd.hastat().Alive() == 2 }), "n2 and n3 to see each other")
+	waitAlive(t, early, 2, "n2 and n3 to see each other")
 	if r := running(t, shared); len(r) != 0 {
 		t.Fatalf("web runs before n1 started: %v", r)
 	}
@@ -145,21 +129,12 @@ func TestHAFailback(t *testing.T) {
 	}{{"failback on", "web start n1\n", true}, {"failback off", "web start n1 failback=off\n", false}} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			nodes := startCluster(t, 3, settleCltab("20s"))
-			shared := sharedDir(nodes)
-			eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+			nodes, shared := startHA(t, settleCltab("20s"))
 			writeFile(t, nodes[1].path("hactl"), c.line)
 			if o := waitOwner(t, nodes, "start"); o != "n1" {
 				t.Fatalf("web on %s, want the preferred n1", o)
 			}
-			stop := doubleRuns(t, shared)
-			defer func() {
-				if d := stop(); d > 0 {
-					t.Errorf("web ran on two nodes for %v", d)
-				} else {
-					t.Logf("longest double run: 0 ms")
-				}
-			}()
+			defer noDoubleRun(t, shared)()
 
 			moved, rest, _ := killOwner(t, nodes, "n1", "start", 40*time.Second)
 			old := byName(nodes, "n1")
@@ -167,7 +142,7 @@ func TestHAFailback(t *testing.T) {
 			back.waitReady()
 			returned := time.Now()
 			nodes = append(rest, back)
-			eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive again")
+			waitAlive(t, nodes, 3, "3 alive again")
 
 			if c.back {
 				eventually(t, hold+30*time.Second, func() bool { o, ok := owner(t, nodes, "start"); return ok && o == "n1" },

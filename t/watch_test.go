@@ -90,7 +90,7 @@ func (w *watcher) all(f func(map[string]string) bool) bool {
 func TestWatch(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 2, webCltab)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 2 }), "2 alive")
+	waitAlive(t, nodes, 2, "2 alive")
 	all := startWatch(t, nodes[0].daemon)
 	only2 := startWatch(t, nodes[0].daemon, "n2")
 	// Each stream starts with the current state: both members alive.
@@ -200,9 +200,7 @@ func TestWatchHADecisions(t *testing.T) {
 	// The first fence fails: the stream shows it, and the retry.
 	tab := strings.Replace(haCltab, ":::fencetime:2s", ":::fencetime:60s\n:::lease:2s\n"+
 		":::stomith:test -e {dir}/fence.once || { touch {dir}/fence.once; echo first try fails >&2; exit 3; }; echo \"$1\" >> {dir}/fenced", 1)
-	nodes := startCluster(t, 3, tab)
-	shared := sharedDir(nodes)
-	eventually(t, hang, everyNode(nodes, func(nd *node) bool { return nd.hastat().Alive() == 3 }), "3 alive")
+	nodes, shared := startHA(t, tab)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	w1, w3 := startWatch(t, n1.daemon), startWatch(t, n3.daemon)
 	only2 := startWatch(t, n1.daemon, "n2")
