@@ -71,16 +71,20 @@ func helperDaemon() int {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		return cmd, cmd.Start()
 	}
-	for range 2 {
-		cmd, err := start()
+	startWatched := func(argv ...string) (*exec.Cmd, error) {
+		cmd, err := start(argv...)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		st, err := ProcStartTime(cmd.Process.Pid)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
-		if err := c.Watch(ctx, "web", cmd.Process.Pid, st); err != nil {
+		return cmd, c.Watch(ctx, "web", cmd.Process.Pid, st)
+	}
+	for range 2 {
+		cmd, err := startWatched()
+		if err != nil {
 			return fail(err)
 		}
 		fmt.Printf("watched %d\n", cmd.Process.Pid)
@@ -102,15 +106,8 @@ func helperDaemon() int {
 	if os.Getenv("KEEPER_TEST_GROUPED") != "" {
 		// A watched shell whose child, in its process group, clears its
 		// environment and ignores SIGTERM: only the group names it.
-		cmd, err := start("sh", "-c", `env -i sh -c 'trap "" TERM; exec sleep 1000' & wait`)
+		cmd, err := startWatched("sh", "-c", `env -i sh -c 'trap "" TERM; exec sleep 1000' & wait`)
 		if err != nil {
-			return fail(err)
-		}
-		st, err := ProcStartTime(cmd.Process.Pid)
-		if err != nil {
-			return fail(err)
-		}
-		if err := c.Watch(ctx, "web", cmd.Process.Pid, st); err != nil {
 			return fail(err)
 		}
 		member := 0

@@ -20,8 +20,7 @@ func TestIdleExit(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	k, c := startKeeper(t, "n1", "--idle", idle.String())
 	ctx := ctxT(t)
-	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), time.Second))
-	must(t, c.Hold(ctx, "web"))
+	holdWeb(t, ctx, c, time.Second)
 	c.Close()
 	// Holding, and no daemon: it must stay (time is all there is to
 	// wait for).
@@ -35,17 +34,9 @@ func TestIdleExit(t *testing.T) {
 	must(t, c.Release(ctx, "web"))
 	start := time.Now()
 	c.Close()
-	select {
-	case err := <-k.exit:
-		k.exit <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("idle keeper: %v, want exit status 0", err)
-		}
-		if d := time.Since(start); d < idle {
-			t.Errorf("exited %s after the daemon left, before the idle period %s", d, idle)
-		}
-	case <-time.After(idle + bound):
-		t.Fatalf("the keeper did not exit %s after it went idle", idle+bound)
+	k.waitExit(t, idle+bound, "idle keeper")
+	if d := time.Since(start); d < idle {
+		t.Errorf("exited %s after the daemon left, before the idle period %s", d, idle)
 	}
 	if _, err := os.Stat(filepath.Join(k.dir, SocketName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind: %v", err)
@@ -59,15 +50,7 @@ func TestIdleExit(t *testing.T) {
 func TestExitRequest(t *testing.T) {
 	k, c := startKeeper(t, "n1")
 	must(t, c.Exit(ctxT(t)))
-	select {
-	case err := <-k.exit:
-		k.exit <- err
-		if err != nil {
-			t.Fatalf("exit status: %v", err)
-		}
-	case <-time.After(bound):
-		t.Fatal("the keeper did not exit when asked")
-	}
+	k.waitExit(t, bound, "keeper asked to exit")
 }
 
 // runKeeper runs a keeper on dir to its end and returns its status and
@@ -168,17 +151,9 @@ func TestIdleExitAfterLapse(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	k, c := startKeeper(t, "n1", "--idle", idle.String())
 	ctx := ctxT(t)
-	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), 100*time.Millisecond))
-	must(t, c.Hold(ctx, "web"))
+	holdWeb(t, ctx, c, 100*time.Millisecond)
 	must(t, c.Lease(ctx, BoottimeNow()+int64(200*time.Millisecond), 100*time.Millisecond))
 	c.Close()
-	select {
-	case err := <-k.exit:
-		k.exit <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("keeper after the lapse: %v, want exit status 0", err)
-		}
-	case <-time.After(200*time.Millisecond + 100*time.Millisecond + idle + bound):
-		t.Fatal("the keeper still runs after its lapse, its SIGKILL round and the idle period")
-	}
+	// Its lapse, its SIGKILL round and the idle period.
+	k.waitExit(t, 200*time.Millisecond+100*time.Millisecond+idle+bound, "keeper after the lapse")
 }

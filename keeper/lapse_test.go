@@ -1,6 +1,9 @@
 package keeper
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"syscall"
 	"testing"
@@ -14,8 +17,7 @@ func TestLapseStopsWatchedGroups(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
 	const stop = 400 * time.Millisecond
-	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), stop)) // for the setup
-	must(t, c.Hold(ctx, "web"))
+	holdWeb(t, ctx, c, stop)
 	a := sleeper(t, "n1", "web")
 	b := termIgnorer(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
@@ -93,8 +95,7 @@ func TestRenewalsKeepGroupsRunning(t *testing.T) {
 func TestEarlierDeadlineAndLateWatch(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
-	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), 100*time.Millisecond))
-	must(t, c.Hold(ctx, "web"))
+	holdWeb(t, ctx, c, 100*time.Millisecond)
 	a := sleeper(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	now := BoottimeNow()
@@ -122,8 +123,7 @@ func TestEarlierDeadlineAndLateWatch(t *testing.T) {
 func TestLapseSignalsOnlyTheHeldGroupsProcesses(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
-	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), 100*time.Millisecond)) // for the setup
-	must(t, c.Hold(ctx, "web"))
+	holdWeb(t, ctx, c, 100*time.Millisecond)
 	reused := sleeper(t, "", "")
 	if err := c.Watch(ctx, "web", reused.pid, reused.start+1); err == nil {
 		t.Fatalf("watch with a wrong start time succeeded")
@@ -202,23 +202,14 @@ func sorted(p ...int) []int {
 func TestSignalledKeeperStopsHeldGroups(t *testing.T) {
 	k, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
-	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), 200*time.Millisecond))
-	must(t, c.Hold(ctx, "web"))
+	holdWeb(t, ctx, c, 200*time.Millisecond)
 	a := termIgnorer(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	must(t, k.cmd.Process.Signal(syscall.SIGTERM))
 	if e := a.waitExit(t, bound); e.signal != syscall.SIGKILL {
 		t.Errorf("group of a SIGTERMed keeper: %v, want SIGKILL after the stop timeout", e.signal)
 	}
-	select {
-	case err := <-k.exit:
-		k.exit <- err
-		if err != nil {
-			t.Errorf("keeper exit: %v, want status 0", err)
-		}
-	case <-time.After(bound):
-		t.Fatal("the SIGTERMed keeper did not exit after stopping the group")
-	}
+	k.waitExit(t, bound, "SIGTERMed keeper, after stopping the group")
 }
 
 // A process of a held group that starts between the SIGTERM round and
@@ -228,8 +219,7 @@ func TestLapseKillsLateStarters(t *testing.T) {
 	_, c := startKeeper(t, "n1")
 	ctx := ctxT(t)
 	const stop = 500 * time.Millisecond
-	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), stop)) // for the setup
-	must(t, c.Hold(ctx, "web"))
+	holdWeb(t, ctx, c, stop)
 	a := sleeper(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	deadline := BoottimeNow() + int64(200*time.Millisecond)
@@ -246,4 +236,62 @@ func TestLapseKillsLateStarters(t *testing.T) {
 	if e.signal != syscall.SIGKILL || e.at < deadline+int64(stop) {
 		t.Errorf("late starter: %v at deadline%+v, want SIGKILL after the stop timeout %s", e.signal, time.Duration(e.at-deadline), stop)
 	}
+}
+
+// A watched process exits and its pid is reused, by a process that
+// leads a process group of the same number: the lapse leaves it alone.
+func TestReusedPidNotSignalled(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to choose the next pid through ns_last_pid")
+	}
+	_, c := startKeeper(t, "n1")
+	ctx := ctxT(t)
+	holdWeb(t, ctx, c, 100*time.Millisecond)
+	old := sleeper(t, "", "") // no CLINIT_ variables: only its watch names it
+	must(t, c.Watch(ctx, "web", old.pid, old.start))
+	canary := sleeper(t, "", "")
+	must(t, c.Watch(ctx, "web", canary.pid, canary.start))
+	must(t, syscall.Kill(old.pid, syscall.SIGKILL))
+	old.waitExit(t, bound) // and reaped
+	reuser := startAtPid(t, old.pid)
+	if reuser == nil {
+		t.Skip("the machine forks too much to get one pid back")
+	}
+	must(t, c.Lease(ctx, BoottimeNow()-1, 100*time.Millisecond))
+	canary.waitExit(t, bound)
+	st := waitLapseDone(t, c)
+	if !reuser.running() {
+		t.Errorf("the process that reused pid %d was stopped", old.pid)
+	}
+	if got := pids(st.Last.Termed); !slices.Equal(got, []int{canary.pid}) {
+		t.Errorf("termed %v, want only the canary %d", got, canary.pid)
+	}
+}
+
+// startAtPid starts `sleep 1000` in a process group of its own as pid,
+// by setting the pid namespace's last pid just before; other processes
+// forking meanwhile take it, so it retries, and gives up with nil.
+func startAtPid(t *testing.T, pid int) *child {
+	t.Helper()
+	for range 200 {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(fmt.Sprint(pid-1)), 0); err != nil {
+			t.Skipf("ns_last_pid: %v", err)
+		}
+		cmd := exec.Command("sleep", "1000")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		must(t, cmd.Start())
+		if cmd.Process.Pid != pid {
+			cmd.Process.Kill()
+			cmd.Wait()
+			continue
+		}
+		ch := &child{pid: pid, exit: make(chan childExit, 1)}
+		go func() {
+			cmd.Wait()
+			ch.exit <- childExit{at: BoottimeNow()}
+		}()
+		t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
+		return ch
+	}
+	return nil
 }

@@ -98,6 +98,29 @@ func startKeeper(t *testing.T, node string, extra ...string) (*runningKeeper, *C
 	return k, c
 }
 
+// holdWeb holds web under a lease of an hour (long enough for any setup,
+// however slow the machine), with stop as the stop timeout.
+func holdWeb(t *testing.T, ctx context.Context, c *Client, stop time.Duration) {
+	t.Helper()
+	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), stop))
+	must(t, c.Hold(ctx, "web"))
+}
+
+// waitExit fails the test unless the keeper exits with status 0 within
+// limit; what names the keeper in the failure.
+func (k *runningKeeper) waitExit(t *testing.T, limit time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-k.exit:
+		k.exit <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("%s: %v, want exit status 0", what, err)
+		}
+	case <-time.After(limit):
+		t.Fatalf("%s: did not exit within %s", what, limit)
+	}
+}
+
 // ctxT is a test's context for requests: a guard against hangs only.
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
