@@ -59,9 +59,7 @@ func hactlLevels(t *testing.T, h *netbed.Host) map[string]string {
 func TestNetnsSimultaneousEdits(t *testing.T) {
 	t.Parallel()
 	const n = 3
-	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: bedCltab(editCltab(), n)})
-	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
+	b := netnsWith(t, n, editCltab())
 	_, from := placeWeb(t, b)
 
 	committed, refused := 0, 0
@@ -119,11 +117,7 @@ func TestNetnsSimultaneousEdits(t *testing.T) {
 			}
 			return true
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for !have() && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !have() {
+		if !poll(10*time.Second, have) {
 			for _, h := range b.Hosts {
 				t.Logf("%s's hactl: %v", h.Name, hactlLevels(t, h))
 			}
@@ -198,11 +192,7 @@ func TestNetnsSimultaneousCltabEdits(t *testing.T) {
 			}
 			return true
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for !settled() && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if !settled() {
+		if !poll(20*time.Second, settled) {
 			for _, h := range b.Hosts {
 				data, _ := os.ReadFile(h.Path("cltab"))
 				aside, _ := os.ReadFile(h.Path("cltab.rejected"))

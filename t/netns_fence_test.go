@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/clinit/clinit/cluster/raftnode"
-	"github.com/clinit/clinit/t/netbed"
 )
 
 // fenceCltab is the netns cltab with a fencing command that powers the
@@ -25,9 +24,7 @@ const fenceCltab = netnsCltab + `:::stomith:ns={ns}-"$1"; while p=$(ip netns pid
 func TestNetnsOwnerDaemonFrozenStomith(t *testing.T) {
 	t.Parallel()
 	const n = 3
-	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: bedCltab(fenceCltab, n)})
-	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
+	b := netnsWith(t, n, fenceCltab)
 	owner, from := placeWeb(t, b)
 	rest := without2(b.Hosts, owner)
 	frozen := time.Now()

@@ -78,11 +78,7 @@ func TestNetnsLeaderCut(t *testing.T) {
 		t.Errorf("with the leader cut off web runs on %v (seen by %v), want it to stay on %s", hostName(o), names(rest), owner.Name)
 	}
 
-	healed := time.Now()
-	b.Heal(leader)
-	b.Note("heal", leader.Name)
-	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the heal", n)
-	t.Logf("heal: all 3 alive everywhere after %v", time.Since(healed).Round(time.Millisecond))
+	heal(t, b, leader, n)
 	time.Sleep(electionBound + lifecycle)
 	runsOn(t, b, owner.Name, "the heal")
 	moves(t, b, from, failoverBound(n), 0)
@@ -116,11 +112,7 @@ func TestNetnsLeaderOwnerCut(t *testing.T) {
 	}, "the cut-off leader %s to stop web", owner.Name)
 	stoppedFirst(t, b, owner, next, cut, "the leader and owner, it stopped web after %v")
 
-	healed := time.Now()
-	b.Heal(owner)
-	b.Note("heal", owner.Name)
-	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the heal", n)
-	t.Logf("heal: all 3 alive everywhere after %v", time.Since(healed).Round(time.Millisecond))
+	healed := heal(t, b, owner, n)
 	// web prefers the healed host: it fails back (:::failback: is on by
 	// default) once that host has renewed for the failback hold, its
 	// present owner stopping it first (the checker would see a double run).

@@ -86,9 +86,7 @@ func placedOnce(hosts, among []*netbed.Host, gs []string) bool {
 func TestNetnsLeaderKilledMass(t *testing.T) {
 	t.Parallel()
 	const n = 3
-	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: bedCltab(massCltab(), n)})
-	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
+	b := netnsWith(t, n, massCltab())
 	leader := waitLeader(t, b, b.Hosts, b.Hosts, 30*time.Second)
 	rest := without2(b.Hosts, leader)
 	editor, witness := rest[0], rest[1]

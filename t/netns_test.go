@@ -101,10 +101,28 @@ func mergeBound(n int) time.Duration {
 // every host sees all n alive.
 func netns(t *testing.T, n int) *netbed.Bed {
 	t.Helper()
+	return netnsWith(t, n, netnsCltab)
+}
+
+// netnsWith is netns with another cltab (made a bed's by bedCltab).
+func netnsWith(t *testing.T, n int, cltab string) *netbed.Bed {
+	t.Helper()
 	b := netbed.New(t, netbed.Config{Hosts: n, Bin: clinitBin, Start: true,
-		Cltab: bedCltab(netnsCltab, n)})
+		Cltab: bedCltab(cltab, n)})
 	waitUntil(t, 30*time.Second, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive", n)
 	return b
+}
+
+// heal heals h's link and waits until every host sees all n alive again;
+// healed is when the link was healed.
+func heal(t *testing.T, b *netbed.Bed, h *netbed.Host, n int) (healed time.Time) {
+	t.Helper()
+	healed = time.Now()
+	b.Heal(h)
+	b.Note("heal", h.Name)
+	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the heal", n)
+	t.Logf("heal: all %d alive everywhere after %v", n, time.Since(healed).Round(time.Millisecond))
+	return healed
 }
 
 // allAlive: every host's hastat shows n members alive.
@@ -313,11 +331,7 @@ func TestNetnsOwnerCut(t *testing.T) {
 		t.Errorf("%s started web %v after the cut, before the fence time (%v) had passed", next.Name, d.Round(time.Millisecond), fenceTime)
 	}
 
-	healed := time.Now()
-	b.Heal(owner)
-	b.Note("heal", owner.Name)
-	waitUntil(t, mergeBound(n)+hang, func() bool { return allAlive(b.Hosts, n) }, "every host to see %d alive after the heal", n)
-	t.Logf("heal: all 3 alive everywhere after %v", time.Since(healed).Round(time.Millisecond))
+	heal(t, b, owner, n)
 	staysOn(t, b, next, from, "the heal")
 }
 
