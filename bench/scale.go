@@ -105,38 +105,28 @@ type scaleResult struct {
 // scaleRows are the rows of every size measured; the peak RSS and idle
 // rows are of spec entries.
 func scaleRows(res map[int]*scaleResult, spec int) []Row {
-	var rows []Row
-	each := func(f func(n int, r *scaleResult) Row) {
-		for _, n := range scaleSizes {
-			if r := res[n]; r != nil {
-				rows = append(rows, f(n, r))
-			}
-		}
-	}
-	each(func(n int, r *scaleResult) Row {
-		return newRow(fmt.Sprintf("%d respawn entries up (daemon)", n), "ms", r.up, "", 0).withFloor("the bare Go loop, same run", r.bare).on(chartEntries, "up (daemon)", float64(n))
-	})
-	each(func(n int, r *scaleResult) Row {
-		return newRow(fmt.Sprintf("%d commands started by a bare Go loop", n), "ms", r.bare, "", 0).on(chartEntries, "up: bare Go loop", float64(n))
-	})
-	each(func(n int, r *scaleResult) Row {
-		if n == specEntries {
-			return newRow("ratio daemon/bare, 1000 entries", "x", r.ratio, "within 1.1x", 1.1)
-		}
-		return newRow(fmt.Sprintf("ratio daemon/bare, %d entries", n), "x", r.ratio, "", 0)
-	})
-	each(func(n int, r *scaleResult) Row {
-		return newRow(fmt.Sprintf("%d respawn entries down", n), "ms", r.down, "", 0).on(chartEntries, "down (daemon)", float64(n))
-	})
-	each(func(n int, r *scaleResult) Row {
-		if n == specEntries {
-			return newRow("daemon RSS, 1000 children", "MiB", r.rss, "under 64 MiB", 64)
-		}
-		return newRow(fmt.Sprintf("daemon RSS, %d children", n), "MiB", r.rss, "", 0)
-	})
-	each(func(n int, r *scaleResult) Row {
-		return newRow(fmt.Sprintf("daemon threads, %d children", n), "threads", r.threads, "", 0)
-	})
+	rows := rowsBySize(scaleSizes, res,
+		func(n int, r *scaleResult) Row {
+			return newRow(fmt.Sprintf("%d respawn entries up (daemon)", n), "ms", r.up, "", 0).withFloor("the bare Go loop, same run", r.bare).on(chartEntries, "up (daemon)", float64(n))
+		},
+		func(n int, r *scaleResult) Row {
+			return newRow(fmt.Sprintf("%d commands started by a bare Go loop", n), "ms", r.bare, "", 0).on(chartEntries, "up: bare Go loop", float64(n))
+		},
+		func(n int, r *scaleResult) Row {
+			target, limit := targetIf(n == specEntries, "within 1.1x", 1.1)
+			return newRow(fmt.Sprintf("ratio daemon/bare, %d entries", n), "x", r.ratio, target, limit)
+		},
+		func(n int, r *scaleResult) Row {
+			return newRow(fmt.Sprintf("%d respawn entries down", n), "ms", r.down, "", 0).on(chartEntries, "down (daemon)", float64(n))
+		},
+		func(n int, r *scaleResult) Row {
+			target, limit := targetIf(n == specEntries, "under 64 MiB", 64)
+			return newRow(fmt.Sprintf("daemon RSS, %d children", n), "MiB", r.rss, target, limit)
+		},
+		func(n int, r *scaleResult) Row {
+			return newRow(fmt.Sprintf("daemon threads, %d children", n), "threads", r.threads, "", 0)
+		},
+	)
 	if r := res[spec]; r != nil {
 		rows = append(rows, newRow(fmt.Sprintf("daemon peak RSS (VmHWM), %d children", spec), "MiB", r.hwm, "", 0))
 		rows = append(rows,

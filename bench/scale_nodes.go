@@ -137,60 +137,47 @@ func benchNodes(b *bench) error {
 }
 
 func nodesRows(res map[int]*nodesResult) []Row {
-	var rows []Row
-	each := func(f func(n int, r *nodesResult) Row) {
-		for _, n := range nodeSizes {
-			if r := res[n]; r != nil {
-				rows = append(rows, f(n, r))
-			}
-		}
-	}
-	each(func(n int, r *nodesResult) Row {
-		target, limit := "", 0.0
-		if n == 100 && haGroupCount == 1000 {
-			target, limit = "within 5 s", 5000
-		}
-		return newRow(fmt.Sprintf("%d nodes, %d HA groups: hactl written -> every hastat shows all placed", n, haGroupCount), "ms", r.place, target, limit).
-			on(chartPlace, fmt.Sprintf("%d groups placed", haGroupCount), float64(n))
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("%d nodes: groups running at the end of the wait (n1's hastat)", n), "groups", r.placed, "", 0)
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("%d nodes: hactl at stop -> every hastat shows all stopped", n), "ms", r.unplace, "", 0).
-			on(chartPlace, fmt.Sprintf("%d groups stopped", haGroupCount), float64(n))
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("gossip sent per node, %d nodes, converged, no group placed", n), "KiB/s", r.gossipIdle, "", 0).
-			on(chartGossip, "converged, no group placed", float64(n))
-	})
-	each(func(n int, r *nodesResult) Row {
-		target, limit := "", 0.0
-		if n == 100 && haGroupCount == 1000 {
-			target, limit = "under 20 KiB/s per node", 20
-		}
-		return newRow(fmt.Sprintf("gossip sent per node, %d nodes, %d groups placed", n, haGroupCount), "KiB/s", r.gossipPlaced, target, limit).
-			on(chartGossip, fmt.Sprintf("%d groups placed", haGroupCount), float64(n))
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("false failure detections, %d nodes, converged", n), "/min", r.falseDead, "", 0)
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("false failure detections, %d nodes, while placing", n), "/min", r.falsePlacing, "", 0)
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("HA groups on the busiest node, %d nodes", n), "groups", r.busiest, "", 0)
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("daemon RSS, %d nodes, converged (a sample per daemon)", n), "MiB", r.rss, "", 0)
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("CPU of all %d daemons, converged, no group placed", n), "% of a CPU", r.cpuIdle, "", 0)
-	})
-	each(func(n int, r *nodesResult) Row {
-		return newRow(fmt.Sprintf("CPU of all %d daemons while %d groups are placed", n, haGroupCount), "s", r.cpu, "", 0)
-	})
-	return rows
+	return rowsBySize(nodeSizes, res,
+		func(n int, r *nodesResult) Row {
+			target, limit := targetIf(n == 100 && haGroupCount == 1000, "within 5 s", 5000)
+			return newRow(fmt.Sprintf("%d nodes, %d HA groups: hactl written -> every hastat shows all placed", n, haGroupCount), "ms", r.place, target, limit).
+				on(chartPlace, fmt.Sprintf("%d groups placed", haGroupCount), float64(n))
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("%d nodes: groups running at the end of the wait (n1's hastat)", n), "groups", r.placed, "", 0)
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("%d nodes: hactl at stop -> every hastat shows all stopped", n), "ms", r.unplace, "", 0).
+				on(chartPlace, fmt.Sprintf("%d groups stopped", haGroupCount), float64(n))
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("gossip sent per node, %d nodes, converged, no group placed", n), "KiB/s", r.gossipIdle, "", 0).
+				on(chartGossip, "converged, no group placed", float64(n))
+		},
+		func(n int, r *nodesResult) Row {
+			target, limit := targetIf(n == 100 && haGroupCount == 1000, "under 20 KiB/s per node", 20)
+			return newRow(fmt.Sprintf("gossip sent per node, %d nodes, %d groups placed", n, haGroupCount), "KiB/s", r.gossipPlaced, target, limit).
+				on(chartGossip, fmt.Sprintf("%d groups placed", haGroupCount), float64(n))
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("false failure detections, %d nodes, converged", n), "/min", r.falseDead, "", 0)
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("false failure detections, %d nodes, while placing", n), "/min", r.falsePlacing, "", 0)
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("HA groups on the busiest node, %d nodes", n), "groups", r.busiest, "", 0)
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("daemon RSS, %d nodes, converged (a sample per daemon)", n), "MiB", r.rss, "", 0)
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("CPU of all %d daemons, converged, no group placed", n), "% of a CPU", r.cpuIdle, "", 0)
+		},
+		func(n int, r *nodesResult) Row {
+			return newRow(fmt.Sprintf("CPU of all %d daemons while %d groups are placed", n, haGroupCount), "s", r.cpu, "", 0)
+		},
+	)
 }
 
 // placeLimit is how long a placement is waited for before the run is

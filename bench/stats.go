@@ -50,6 +50,29 @@ const (
 	KindAbsolute = "absolute"
 )
 
+// rowsBySize makes, for each f in turn, its row of every size in sizes
+// that has a result.
+func rowsBySize[R any](sizes []int, res map[int]*R, fs ...func(n int, r *R) Row) []Row {
+	var rows []Row
+	for _, f := range fs {
+		for _, n := range sizes {
+			if r := res[n]; r != nil {
+				rows = append(rows, f(n, r))
+			}
+		}
+	}
+	return rows
+}
+
+// targetIf is target and limit where the row has one (at), none
+// elsewhere.
+func targetIf(at bool, target string, limit float64) (string, float64) {
+	if !at {
+		return "", 0
+	}
+	return target, limit
+}
+
 // newRow summarizes samples; limit 0 means no target.
 func newRow(figure, unit string, samples []float64, target string, limit float64) Row {
 	r := Row{Figure: figure, Unit: unit, Samples: samples, Runs: len(samples), Target: target, Limit: limit, Result: "-", Kind: KindAbsolute}

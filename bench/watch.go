@@ -27,22 +27,18 @@ func watchDir(dir string) (*dirWatch, error) { return watchDirs(dir) }
 // the last one was seen.
 func (w *dirWatch) waitCount(n int, timeout time.Duration) (int64, error) {
 	seen := map[string]bool{}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	deadline := time.Now().Add(timeout)
 	for {
-		select {
-		case ev, ok := <-w.events:
-			if !ok {
-				return 0, <-w.errc
-			}
-			seen[ev.name] = true
-			if len(seen) >= n {
-				return ev.ns, nil
-			}
-		case err := <-w.errc:
-			return 0, err
-		case <-timer.C:
+		ev, err := w.next(deadline)
+		if errors.Is(err, errTimeout) {
 			return 0, fmt.Errorf("%d of %d markers after %v: %w", len(seen), n, timeout, errTimeout)
+		}
+		if err != nil {
+			return 0, err
+		}
+		seen[ev.name] = true
+		if len(seen) >= n {
+			return ev.ns, nil
 		}
 	}
 }
@@ -50,26 +46,21 @@ func (w *dirWatch) waitCount(n int, timeout time.Duration) (int64, error) {
 // waitFile waits until name appears and ok(its content) holds, and
 // returns when that was seen.
 func (w *dirWatch) waitFile(dir, name string, ok func([]byte) bool, timeout time.Duration) (int64, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	deadline := time.Now().Add(timeout)
 	for {
-		select {
-		case ev, open := <-w.events:
-			if !open {
-				return 0, <-w.errc
-			}
-			if ev.name != name {
-				continue
-			}
-			data, err := os.ReadFile(filepath.Join(dir, name))
-			if err == nil && ok(data) {
-				return ev.ns, nil
-			}
-		case err := <-w.errc:
-			return 0, err
-		case <-timer.C:
+		ev, err := w.next(deadline)
+		if errors.Is(err, errTimeout) {
 			data, _ := os.ReadFile(filepath.Join(dir, name))
 			return 0, fmt.Errorf("%s after %v: %q: %w", filepath.Join(dir, name), timeout, data, errTimeout)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if ev.name != name {
+			continue
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil && ok(data) {
+			return ev.ns, nil
 		}
 	}
 }
