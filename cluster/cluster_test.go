@@ -165,6 +165,18 @@ func status(node string, groups ...string) api.Status {
 	return st
 }
 
+// everyNode is a condition that holds when cond holds on every node.
+func everyNode(nodes []*testNode, cond func(*testNode) bool) func() bool {
+	return func() bool {
+		for _, n := range nodes {
+			if !cond(n) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 func allAlive(nodes []*testNode) func() bool {
 	return func() bool {
 		for _, n := range nodes {
@@ -197,14 +209,7 @@ func TestStatusGossipConverges(t *testing.T) {
 		}
 	}
 	nodes[3].SetStatus(status("n3", "web", "start", "DONE"))
-	eventually(t, "every node sees web on n3", func() bool {
-		for _, n := range nodes {
-			if !runs(hastat(t, n), "n3", "web", "start") {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "every node sees web on n3", everyNode(nodes, func(n *testNode) bool { return runs(hastat(t, n), "n3", "web", "start") }))
 	// hastat on disk, SPEC 6 format.
 	eventually(t, "hastat file on n7", func() bool {
 		data, _ := os.ReadFile(nodes[7].path("hastat"))
@@ -212,14 +217,7 @@ func TestStatusGossipConverges(t *testing.T) {
 	})
 	// A change of state follows.
 	nodes[3].SetStatus(status("n3", "web", "stop", "DONE"))
-	eventually(t, "every node sees web stopped on n3", func() bool {
-		for _, n := range nodes {
-			if !runs(hastat(t, n), "n3", "web", "stop") {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "every node sees web stopped on n3", everyNode(nodes, func(n *testNode) bool { return runs(hastat(t, n), "n3", "web", "stop") }))
 	// The file follows within a flush.
 	eventually(t, "hastat file on n5 shows web running nowhere", func() bool {
 		data, _ := os.ReadFile(nodes[5].path("hastat"))

@@ -9,6 +9,7 @@ import (
 	"testing"
 )
 
+// deflated is b sent as a deflated message.
 func deflated(b []byte) []byte {
 	var z bytes.Buffer
 	z.WriteByte(msgDeflated)

@@ -48,14 +48,7 @@ func committedVersion(n *testNode, kind string) uint64 {
 func TestReplicationThroughRaft(t *testing.T) {
 	nodes := raftCluster(t, 3, voters3)
 	eventually(t, "3 alive", allAlive(nodes))
-	eventually(t, "the first cltab committed everywhere", func() bool {
-		for _, n := range nodes {
-			if committedVersion(n, KindCltab) == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "the first cltab committed everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindCltab) != 0 }))
 	ctx := context.Background()
 
 	// --ha on one node: committed, with its version, on every node.
@@ -64,14 +57,7 @@ func TestReplicationThroughRaft(t *testing.T) {
 		t.Fatalf("EditHactl: %d %v", v, err)
 	}
 	eventually(t, "hactl everywhere", converged(t, nodes, "hactl", "web start n2,n1\n"))
-	eventually(t, "its version everywhere", func() bool {
-		for _, n := range nodes {
-			if committedVersion(n, KindHactl) != v {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "its version everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindHactl) == v }))
 
 	// A cltab edit on disk on another node.
 	tab := voters3 + "web:ip:start:once:true\n"
