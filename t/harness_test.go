@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/internal/testkit"
 )
 
@@ -397,32 +398,13 @@ func (d *daemon) waitStateOrLogged(group, level, state string) {
 	}
 }
 
-// Status as `clinit --json` prints it (only the fields the cases read).
-type jStatus struct {
-	Node   string   `json:"node"`
-	Groups []jGroup `json:"groups"`
-}
-
-type jGroup struct {
-	Group   string   `json:"group"`
-	Level   string   `json:"level"`
-	State   string   `json:"state"`
-	Why     string   `json:"why"`
-	Entries []jEntry `json:"entries"`
-}
-
-type jEntry struct {
-	Tag       string    `json:"tag"`
-	Mode      string    `json:"mode"`
-	Pid       int       `json:"pid"`
-	Restarts  int       `json:"restarts"`
-	Exit      *int      `json:"exit"`
-	Signal    string    `json:"signal"`
-	Throttled bool      `json:"throttled"`
-	Since     time.Time `json:"since"` // last start or exit
-
-	ThrottledUntil time.Time `json:"throttled_until"`
-}
+// The status as `clinit --json` prints it (api.Status), with the lookups
+// the cases use.
+type (
+	jStatus api.Status
+	jGroup  api.GroupStatus
+	jEntry  api.EntryStatus
+)
 
 // ran reports whether the entry was ever started.
 func (e jEntry) ran() bool { return e.Pid != 0 || e.Exit != nil }
@@ -451,18 +433,14 @@ func (d *daemon) status() jStatus {
 }
 
 func (st jStatus) group(name string) (jGroup, bool) {
-	for _, g := range st.Groups {
-		if g.Group == name {
-			return g, true
-		}
-	}
-	return jGroup{}, false
+	g, ok := api.Status(st).Group(name)
+	return jGroup(g), ok
 }
 
 func (g jGroup) entry(tag string) (jEntry, bool) {
 	for _, e := range g.Entries {
 		if e.Tag == tag {
-			return e, true
+			return jEntry(e), true
 		}
 	}
 	return jEntry{}, false

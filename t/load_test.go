@@ -245,7 +245,7 @@ func TestLoadManyGroups(t *testing.T) {
 	}
 	onceRunning := func(st api.Status) (bool, string) {
 		for _, g := range st.Groups {
-			if e, ok := jGroupOf(g).entry(g.Group + "once"); ok && e.Pid == 0 {
+			if e, ok := jGroup(g).entry(g.Group + "once"); ok && e.Pid == 0 {
 				return false, g.Group + ": once entry not running"
 			}
 		}
@@ -316,13 +316,4 @@ func TestLoadManyGroups(t *testing.T) {
 	})
 	t.Logf("reread changing 300 entries in 100 of 200 groups: done in %v", took.Round(time.Millisecond))
 	t.Logf("clinit -k with 800 children in 200 groups: %v", d.killAll().Round(time.Millisecond))
-}
-
-// jGroupOf gives an api group the lookups of the harness's JSON group.
-func jGroupOf(g api.GroupStatus) jGroup {
-	jg := jGroup{Group: g.Group, Level: g.Level, State: g.State}
-	for _, e := range g.Entries {
-		jg.Entries = append(jg.Entries, jEntry{Tag: e.Tag, Mode: e.Mode, Pid: e.Pid})
-	}
-	return jg
 }
