@@ -102,10 +102,12 @@ func checkDuration(v string) error {
 	return err
 }
 
+var errNotPositive = errors.New("must be more than 0")
+
 func positiveDuration(v string) error {
 	d, err := ParseDuration(v)
 	if err == nil && d <= 0 {
-		return errors.New("must be more than 0")
+		return errNotPositive
 	}
 	return err
 }
@@ -202,9 +204,9 @@ func nodeList(v string) error {
 // respawnWindow: a window of 0 makes no exit rapid, so the throttle
 // never rests a crashing entry (1,490 restarts in 2 s).
 func respawnWindow(v string) error {
-	d, err := ParseDuration(v)
-	if err == nil && d <= 0 {
-		return errors.New("must be more than 0: with 0 no restart counts as rapid, and a crashing entry restarts without end")
+	err := positiveDuration(v)
+	if errors.Is(err, errNotPositive) {
+		return fmt.Errorf("%w: with 0 no restart counts as rapid, and a crashing entry restarts without end", err)
 	}
 	return err
 }
