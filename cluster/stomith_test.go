@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/internal/reaper"
+	"github.com/clinit/clinit/internal/reaper/reapertest"
 )
 
 // runner is what the daemon gives the cluster: commands run by the one
@@ -58,26 +58,7 @@ func TestFenceStatusesUnderTheReaper(t *testing.T) {
 	if err := reaper.BecomeSubreaper(); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, exits, err := reaper.Start([]string{"/bin/sh", "-c", "/bin/true & /bin/true & exit 0"}, reaper.Attrs{})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			<-exits
-		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
+	defer reapertest.Orphans(t)()
 	// Nodes whose name ends in 3 or 7 fail to fence, with status 3.
 	n := startFencer(t, `:::stomith:/bin/true & case "$1" in *[37]) exit 3;; esac`+"\n")
 	wrong := 0

@@ -59,13 +59,7 @@ func TestOutputTimeoutKillsTheGroup(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("err = %v, want killed, deadline exceeded", err)
 	}
-	pid, perr := strconv.Atoi(string(bytes.TrimSpace(out)))
-	if perr != nil {
-		t.Fatalf("output %q: %v", out, perr)
-	}
-	if !gone(t, pid) {
-		t.Errorf("the background sleep %d outlived the timeout", pid)
-	}
+	printedGone(t, out, "the background sleep", "the timeout")
 }
 
 // A command that exits but leaves a process holding its output: its own
@@ -77,11 +71,18 @@ func TestOutputLeftovers(t *testing.T) {
 	if err != nil {
 		t.Errorf("err = %v, want the command's own success", err)
 	}
-	pid, perr := strconv.Atoi(string(bytes.TrimSpace(out)))
-	if perr != nil {
-		t.Fatalf("output %q: %v", out, perr)
+	printedGone(t, out, "the leftover sleep", "ctx")
+}
+
+// printedGone fails the test unless the process whose pid is the output
+// out is gone: what, which should not have outlived until.
+func printedGone(t *testing.T, out []byte, what, until string) {
+	t.Helper()
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(out)))
+	if err != nil {
+		t.Fatalf("output %q: %v", out, err)
 	}
 	if !gone(t, pid) {
-		t.Errorf("the leftover sleep %d outlived ctx", pid)
+		t.Errorf("%s %d outlived %s", what, pid, until)
 	}
 }

@@ -1,12 +1,10 @@
 package reaper
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -109,30 +107,6 @@ func TestStartError(t *testing.T) {
 	}
 }
 
-// orphanage starts, until stop is closed, commands that leave orphans
-// behind: their exits come to the reaper mixed with everyone else's.
-func orphanage(t *testing.T, stop <-chan struct{}) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, exits, err := Start(sh("/bin/true & /bin/true & /bin/true & exit 0"), Attrs{})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			<-exits
-		}
-	}()
-	return &wg
-}
-
 func TestOrphansAreReaped(t *testing.T) {
 	reaped := make(chan struct{}, 1)
 	NotifyOrphans(reaped)
@@ -169,37 +143,6 @@ func zombies() []string {
 		}
 	}
 	return out
-}
-
-// Commands run back to back get their own exit status, every one, while
-// orphans are reaped beside them (os/exec's Wait racing a reaper
-// misreported about 40% of them).
-func TestBackToBackExitsWithOrphans(t *testing.T) {
-	stop := make(chan struct{})
-	wg := orphanage(t, stop)
-	defer func() { close(stop); wg.Wait() }()
-	const n = 400
-	wrong := 0
-	for i := range n {
-		want := i % 5 // 0 to 3: that exit status; 4: killed
-		script := fmt.Sprintf("/bin/true & exit %d", want)
-		if want == 4 {
-			script = "/bin/true & kill -KILL $$"
-		}
-		out, err := Output(context.Background(), sh(script), Attrs{})
-		var xe *ExitError
-		switch {
-		case want == 0 && err == nil:
-		case want == 4 && errors.As(err, &xe) && xe.Status.Signal() == syscall.SIGKILL:
-		case want > 0 && want < 4 && errors.As(err, &xe) && xe.Code() == want:
-		default:
-			wrong++
-			t.Errorf("command %d: want %d, got %v (output %q)", i, want, err, out)
-		}
-		if wrong > 10 {
-			t.Fatal("giving up")
-		}
-	}
 }
 
 // statStart is field 22 of /proc/PID/stat, read the plain way.
