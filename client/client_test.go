@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,11 +21,7 @@ import (
 // serve answers on a real UNIX socket in a temporary directory with h.
 func serve(t *testing.T, h http.Handler) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, ln := testkit.ListenUnix(t)
 	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -80,12 +75,7 @@ func TestNoDaemon(t *testing.T) {
 // A daemon that accepts but never answers: the request ends with its
 // context, with the sentence that says so.
 func TestSilentDaemon(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	sock, ln := testkit.ListenUnix(t)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -97,7 +87,7 @@ func TestSilentDaemon(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err = New(sock).Tell(ctx, "g", "1")
+	_, err := New(sock).Tell(ctx, "g", "1")
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not answer in time") {
 		t.Fatalf("Tell = %v, want the deadline", err)
 	}

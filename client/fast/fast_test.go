@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/testkit"
 )
 
 func TestParse(t *testing.T) {
@@ -182,11 +182,7 @@ func TestParseHTTP(t *testing.T) {
 // daemon does, and records the requests it was sent.
 func serve(t *testing.T, h func(w http.ResponseWriter, r *http.Request, body []byte)) (string, <-chan *http.Request) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, ln := testkit.ListenUnix(t)
 	got := make(chan *http.Request, 10)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -283,12 +279,7 @@ func TestTellNotHandled(t *testing.T) {
 // A daemon that hangs up before answering is no daemon (status 3); one
 // that does not answer in time is said so.
 func TestTellTransportErrors(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	sock, ln := testkit.ListenUnix(t)
 	hangUp := make(chan bool, 2)
 	go func() {
 		for {

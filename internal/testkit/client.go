@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
+	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -50,4 +53,17 @@ func Run(ctx context.Context, cmd *exec.Cmd) Result {
 		r.Code, r.Err = -1, err
 	}
 	return r
+}
+
+// ListenUnix listens on a socket in a directory of the test's own, as a
+// daemon stand-in would; the listener is closed when the test ends.
+func ListenUnix(t testing.TB) (sock string, ln net.Listener) {
+	t.Helper()
+	sock = filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return sock, ln
 }
