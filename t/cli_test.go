@@ -111,8 +111,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 	d := startDaemon(t, `
 G:r:1:respawn:echo $$ > {dir}/r; exec sleep 1000
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	r := readPid(t, d.path("r"), 0)
 
 	// Its own clstat and state directory: only the socket is shared.
@@ -139,8 +138,7 @@ G:r:1:respawn:echo $$ > {dir}/r; exec sleep 1000
 	if e := d.entry("G", "r"); e.Pid != r || !alive(r) {
 		t.Fatalf("r: %v, want pid %d", e, r)
 	}
-	d.tell("G", "2")
-	d.waitState("G", "2", "DONE")
+	d.tellDone("G", "2")
 }
 
 // A socket file left by a daemon killed with SIGKILL is removed by the
@@ -178,8 +176,7 @@ G:r:1:respawn:echo $$ > {dir}/r; exec sleep 1000
 	if out, errOut, code := d2.clinit("--status"); code != 0 || out != "" {
 		t.Fatalf("new daemon: status %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	d2.tell("G", "1")
-	d2.waitState("G", "1", "DONE")
+	d2.tellDone("G", "1")
 	r2 := readPid(t, d2.path("r"), r)
 	if !alive(r2) {
 		t.Fatal("the new daemon's child is not running")
@@ -200,10 +197,8 @@ web:stdin:1:wait:readlink /proc/$$/fd/0 > {dir}/stdin
 web:pgrp1:1:once:cut -d' ' -f5 /proc/$$/stat > {dir}/pgrp1
 web:pgrp2:1:wait:cut -d' ' -f5 /proc/$$/stat > {dir}/pgrp2
 `, "--node", "node7")
-	d.tell("web", "1")
-	d.waitState("web", "1", "DONE")
-	d.tell("web", "long3")
-	d.waitState("web", "long3", "DONE")
+	d.tellDone("web", "1")
+	d.tellDone("web", "long3")
 	for file, want := range map[string]string{
 		"env.1":     "web|env1|1|node7|unset",
 		"env.long3": "web|env1|long3|node7|unset",
@@ -229,8 +224,7 @@ func TestChildOutputLogged(t *testing.T) {
 	logFile := filepath.Join(dir, "clinit.log")
 	d := launch(t, dir, "--log", logFile)
 	d.waitReady()
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	for _, word := range []string{"hello-out", "hello-err"} {
 		eventually(t, hang, func() bool { return d.logHas(word, `"tag": "talker"`) }, "%s in the log with the tag", word)
 	}
@@ -321,6 +315,5 @@ G:a:1:respawn:exec sleep 1000
 	if s := d.clstatLines(); len(s) != 0 {
 		t.Fatalf("a refused tell was done: clstat %v", s)
 	}
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 }

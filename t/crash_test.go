@@ -29,8 +29,7 @@ g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
 g:one:1:once:echo $$ >> {dir}/one.starts; exec sleep 1000
 g:prep:1:wait:echo $$ >> {dir}/prep.runs
 `)
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	svc := readPid(t, d.path("svc.starts"), 0)
 	one := readPid(t, d.path("one.starts"), 0)
 
@@ -105,8 +104,7 @@ func TestCrashDuringStopping(t *testing.T) {
 g:stubborn:1:respawn:trap '' TERM; echo $$ >> {dir}/stubborn.pid; while :; do sleep 0.05; done
 g:two:2:once:echo $$ >> {dir}/two.runs
 `)
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	pid := readPid(t, d.path("stubborn.pid"), 0)
 	d.tell("g", "2")
 	d.waitState("g", "2", "STOPPING")
@@ -141,8 +139,7 @@ g:burst:1:respawn:echo $$ >> {dir}/burst.starts; mkdir `+lock+` || echo $$ >> {d
 	d2 := crash(t, d)
 	before := len(lines(d.path("burst.starts")))
 	waitLines(t, d.path("burst.starts"), before+20)
-	d2.tell("g", "99")
-	d2.waitState("g", "99", "DONE")
+	d2.tellDone("g", "99")
 	stopped := len(lines(d.path("burst.starts")))
 	settle()
 	if n := len(lines(d.path("burst.starts"))); n != stopped {

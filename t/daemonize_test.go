@@ -26,8 +26,7 @@ g:bg:1:respawn:echo $$ >> {dir}/bg.starts; sleep 1000 & echo $! >> {dir}/bg.kids
 g:dbl:1:respawn:echo $$ >> {dir}/dbl.starts; ( ( exec sleep 1000 ) & echo $! >> {dir}/dbl.kids ) & exit 0
 g:fg:1:respawn:echo $$ >> {dir}/fg.starts; exec sleep 1000
 `)
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	bg := readPid(t, d.path("bg.kids"), 0)
 	dbl := readPid(t, d.path("dbl.kids"), 0)
 	for tag, pid := range map[string]int{"bg": bg, "dbl": dbl} {
@@ -70,8 +69,7 @@ g:fg:1:respawn:echo $$ >> {dir}/fg.starts; exec sleep 1000
 
 	// A stop reaches what runs in the background: SIGTERM to the process
 	// group. The level is only reached once they are gone.
-	d.tell("g", "2")
-	d.waitState("g", "2", "DONE")
+	d.tellDone("g", "2")
 	for tag, pid := range map[string]int{"bg": bg2, "dbl": dbl} {
 		if alive(pid) {
 			t.Errorf("%s: background process %d still runs at a level without the entry", tag, pid)
@@ -83,8 +81,7 @@ g:fg:1:respawn:echo $$ >> {dir}/fg.starts; exec sleep 1000
 	}
 
 	// And -k stops them too (cleanup checks that nothing is left).
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	waitLines(t, d.path("bg.kids"), 3)
 	waitLines(t, d.path("dbl.kids"), 2)
 	if _, errOut, code := d.clinit("-k"); code != 0 {
@@ -109,8 +106,7 @@ func TestDaemonizingRespawnCrash(t *testing.T) {
 :::respawnpause:1h
 g:bg:1:respawn:echo $$ >> {dir}/bg.starts; sleep 1000 & echo $! >> {dir}/bg.kids; exit 0
 `)
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	kid := readPid(t, d.path("bg.kids"), 0)
 	if !poll(hang, func() bool { return d.logHas("bg exited but left processes running") }) {
 		t.Fatal("no warning that bg left processes in its process group")

@@ -49,10 +49,8 @@ work:check:12:wait:true
 	pid := d.cmd.Process.Pid
 	idle := vmRSS(pid)
 
-	d.tell("work", "1")
-	d.waitState("work", "1", "DONE")
-	d.tell("flood", "1")
-	d.waitState("flood", "1", "DONE")
+	d.tellDone("work", "1")
+	d.tellDone("flood", "1")
 	began := time.Now()
 
 	// Sample the daemon's memory all along the flood.
@@ -84,10 +82,8 @@ work:check:12:wait:true
 		// The run of a before this cycle: the one started at level 1 is
 		// another, and DONE may come before it has written its pid.
 		before := readPid(t, d.path("a"), 0)
-		d.tell("work", "2")
-		d.waitState("work", "2", "DONE")
-		d.tell("work", "1")
-		d.waitState("work", "1", "DONE")
+		d.tellDone("work", "2")
+		d.tellDone("work", "1")
 		a := readPid(t, d.path("a"), before)
 		if err := killPid(a); err != nil {
 			t.Fatal(err)
@@ -102,8 +98,7 @@ work:check:12:wait:true
 			t.Errorf("flood entry %s is not running its first run: %v", tag, e)
 		}
 	}
-	d.tell("flood", "99")
-	d.waitState("flood", "99", "DONE")
+	d.tellDone("flood", "99")
 	close(stop)
 	<-sampled
 

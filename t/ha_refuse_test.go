@@ -45,8 +45,7 @@ func TestHARefusesLevelWithoutEntries(t *testing.T) {
 func TestHARefusedWhereHAIsOff(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, strings.Replace(haCltab, ":::nodes:3\n", "", 1))
-	d.tell("web", "start")
-	d.waitState("web", "start", "DONE")
+	d.tellDone("web", "start")
 	pid := d.entry("web", "srv").Pid
 	out, errOut, code := d.clinit("--ha", "web", "start")
 	want := "clinit: HA is off: the cltab names no voters (:::nodes: or :::servers:), so no node would keep web at start; nothing changed (tell it here with clinit web start)\n"

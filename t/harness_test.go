@@ -313,6 +313,13 @@ func (d *daemon) tell(group, level string) {
 	}
 }
 
+// tellDone tells group to go to level and waits until it is DONE there.
+func (d *daemon) tellDone(group, level string) {
+	d.t.Helper()
+	d.tell(group, level)
+	d.waitState(group, level, "DONE")
+}
+
 // noEntryNote is what the answer to a tell adds when no entry of group
 // runs at level.
 func noEntryNote(group, level string) string {

@@ -256,8 +256,7 @@ func TestJournalPrefixes(t *testing.T) {
 		c.Env = append(withoutEnv(c.Env, "JOURNAL_STREAM"), "JOURNAL_STREAM=1:1")
 	})
 	plain.waitReady()
-	plain.tell("web", "1")
-	plain.waitState("web", "1", "DONE")
+	plain.tellDone("web", "1")
 	eventually(t, hang, func() bool { return plain.logHas("\tinfo\t", "hello from web", `"tag": "hello"`) },
 		"the child's line in the plain form on stderr")
 	if strings.Contains(plain.log.String(), "<6>") {

@@ -13,8 +13,7 @@ func TestKillReturnsOnceExited(t *testing.T) {
 	d := startDaemon(t, `
 G:r:1:respawn:exec sleep 1000
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	// A client stuck halfway through its request: the daemon gives it a
 	// moment before it closes its socket server and exits, after its
 	// groups have stopped and -k has had its answer.

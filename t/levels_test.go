@@ -18,8 +18,7 @@ G:o1:1:once:echo run >> {dir}/o1
 G:w1:1:wait:echo run >> {dir}/w1
 G:o2:2:once:echo run >> {dir}/o2
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	both := readPid(t, d.path("both.pid"), 0)
 	one := readPid(t, d.path("one.pid"), 0)
 	waitLines(t, d.path("o1"), 1)
@@ -27,8 +26,7 @@ G:o2:2:once:echo run >> {dir}/o2
 		t.Fatal("a level 2 entry ran at level 1")
 	}
 
-	d.tell("G", "2")
-	d.waitState("G", "2", "DONE")
+	d.tellDone("G", "2")
 	if alive(one) {
 		t.Fatalf("level 1 only entry %d still runs at level 2", one)
 	}
@@ -41,8 +39,7 @@ G:o2:2:once:echo run >> {dir}/o2
 		t.Fatalf("one at level 2: %v, want no pid", e)
 	}
 
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	if alive(two) {
 		t.Fatalf("level 2 only entry %d still runs at level 1", two)
 	}
@@ -74,8 +71,7 @@ G:r:1:respawn:echo $$ >> {dir}/r; exec sleep 1000
 G:w:1:wait:echo run >> {dir}/w
 G:t:1:test:echo run >> {dir}/t
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	r := readPid(t, d.path("r"), 0)
 	ol := readPid(t, d.path("ol"), 0)
 	waitLines(t, d.path("o"), 1)
@@ -155,11 +151,9 @@ G:w:1:wait:true
 H:h:1:respawn:echo $$ > {dir}/h; exec sleep 1000
 `)
 	d.tell("H", "1")
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	r, o, h := readPid(t, d.path("r"), 0), readPid(t, d.path("o"), 0), readPid(t, d.path("h"), 0)
-	d.tell("G", "99")
-	d.waitState("G", "99", "DONE")
+	d.tellDone("G", "99")
 	for _, p := range []int{r, o} {
 		if alive(p) {
 			t.Fatalf("pid %d of G still runs at level 99", p)
@@ -260,8 +254,7 @@ G:o:12:once:echo start >> {dir}/out; `+gate("{dir}/gate")+`; echo end >> {dir}/o
 `)
 	d.tell("G", "1")
 	waitLines(t, d.path("out"), 1)
-	d.tell("G", "2")
-	d.waitState("G", "2", "DONE")
+	d.tellDone("G", "2")
 	writeFile(t, d.path("gate"), "")
 	// A wrong daemon starts the entry again in the same step that handles
 	// its exit, so an entry seen exited means no second run was started.

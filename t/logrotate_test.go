@@ -49,8 +49,7 @@ func TestLogReopenedOnSIGHUP(t *testing.T) {
 		s := read(logPath)
 		return strings.Contains(s, "log file reopened") && len(seqs(s)) >= 20
 	}, "a new log file with the reopening and 20 lines of the counter")
-	d.tell("web", "9")
-	d.waitState("web", "9", "DONE")
+	d.tellDone("web", "9")
 	d.clinit("-k")
 	d.waitExit()
 

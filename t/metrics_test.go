@@ -175,8 +175,7 @@ func TestMetricsAndStatusPage(t *testing.T) {
 web:srv:1:respawn:exec sleep 1000
 web:chk:1:test:true
 `, "--metrics", strconv.Itoa(port))
-	d.tell("web", "1")
-	d.waitState("web", "1", "DONE")
+	d.tellDone("web", "1")
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 
 	m := httpGet(t, base+"/metrics")
@@ -221,10 +220,8 @@ web:chk:1:test:true
 		}
 		return "none"
 	}
-	d.tell("web", "2")
-	d.waitState("web", "2", "DONE")
-	d.tell("web", "1")
-	d.waitState("web", "1", "DONE")
+	d.tellDone("web", "2")
+	d.tellDone("web", "1")
 	pid := d.entry("web", "srv").Pid
 	if r := restarts(); r != "0" || pid == 0 {
 		t.Fatalf("after a level change and back: restarts %s (want 0), pid %d", r, pid)

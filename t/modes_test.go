@@ -89,8 +89,7 @@ func TestOnceNotRestarted(t *testing.T) {
 G:quick:1:once:echo run >> {dir}/quick
 G:long:1:once:echo run >> {dir}/long; echo $$ > {dir}/long.pid; exec sleep 1000
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	pid := readPid(t, d.path("long.pid"), 0)
 	if e := d.entry("G", "long"); e.Pid != pid {
 		t.Fatalf("long: %v, want pid %d", e, pid)
@@ -121,8 +120,7 @@ func TestRespawnRestartsAfterKill(t *testing.T) {
 	d := startDaemon(t, `
 G:r:1:respawn:echo $$ >> {dir}/r.pids; exec sleep 1000
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	pid := readPid(t, d.path("r.pids"), 0)
 	if e := d.entry("G", "r"); e.Pid != pid || e.Restarts != 0 {
 		t.Fatalf("r: %v, want pid %d, 0 restarts", e, pid)
@@ -159,8 +157,7 @@ G:o:2:once:echo run >> {dir}/o
 	if n := len(lines(d.path("t2"))); n != 1 {
 		t.Fatalf("t2 ran %d times by PASSED, want 1", n)
 	}
-	d.tell("G", "2")
-	d.waitState("G", "2", "DONE")
+	d.tellDone("G", "2")
 	if n := len(lines(d.path("t2"))); n != 2 {
 		t.Fatalf("t2 ran %d times, want 2", n)
 	}
@@ -257,8 +254,7 @@ G:two:2:wait:echo > {dir}/two
 	d.tell("G", "1")
 	pid := readPid(t, d.path("w.pid"), 0)
 	d.waitState("G", "1", "STARTING")
-	d.tell("G", "2")
-	d.waitState("G", "2", "DONE")
+	d.tellDone("G", "2")
 	if alive(pid) {
 		t.Fatalf("the superseded wait %d still runs", pid)
 	}

@@ -124,8 +124,7 @@ g:churn:1:respawn:echo $$ >> {dir}/churn; for i in 1 2 3; do (sleep 0.05 &); don
 		t.Fatalf("the daemon (host pid %d) is not PID 1 of a namespace of its own: NSpid %q", pid, ns)
 	}
 
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 
 	// An orphan is reparented to PID 1, the daemon.
 	orphan := hostPid(pid, readPid(t, d.path("orphan.pid"), 0))

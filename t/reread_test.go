@@ -151,8 +151,7 @@ func testReread(t *testing.T, trigger, write string) {
 func TestRereadNoChange(t *testing.T) {
 	t.Parallel()
 	d := startDaemonUnwatched(t, rereadV1)
-	d.tell("A", "1")
-	d.waitState("A", "1", "DONE")
+	d.tellDone("A", "1")
 	keep := readPid(t, d.path("keep"), 0)
 	d.rewrite(rereadV1+"# a comment\n\n", "cltab reread: no group changed\n")
 	if e := d.entry("A", "keep"); e.Pid != keep || e.Restarts != 0 {
@@ -170,8 +169,7 @@ G:r:1:respawn:echo $$ > {dir}/r; exec sleep 1000
 G:s:1:respawn:echo $$ > {dir}/s; exec sleep 1000
 `
 	d := startDaemonUnwatched(t, on)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	r, s := readPid(t, d.path("r"), 0), readPid(t, d.path("s"), 0)
 	d.rewrite(strings.Replace(on, "G:r:1:respawn:", "G:r:1:off:", 1), "cltab reread: changed G\n")
 	waitGone(t, "the entry turned off", r)
@@ -284,8 +282,7 @@ func TestInvalidCltabOnReread(t *testing.T) {
 func TestInvalidCltabOnFileChange(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, rereadV1)
-	d.tell("A", "1")
-	d.waitState("A", "1", "DONE")
+	d.tellDone("A", "1")
 	keep, gone := readPid(t, d.path("keep"), 0), readPid(t, d.path("gone"), 0)
 
 	d.renameCltab(rereadV2 + "A:bad:1:sometimes:true\n")
@@ -317,8 +314,7 @@ G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
 G:other:1:respawn:exec sleep 1000
 `
 			d := startDaemonUnwatched(t, v1)
-			d.tell("G", "1")
-			d.waitState("G", "1", "DONE")
+			d.tellDone("G", "1")
 			gc := readPid(t, d.path("gc"), 0)
 			eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
 			v2 := strings.Replace(v1, "G:helper:1:once:sleep 1000 & echo $! > {dir}/gc\n", "", 1)
@@ -365,8 +361,7 @@ G:b:2:respawn:echo $$ > {dir}/b; exec sleep 1000
 G:c:1:respawn:echo $$ > {dir}/c; exec sleep 1000
 `
 	d := startDaemonUnwatched(t, v1)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	a, c := readPid(t, d.path("a"), 0), readPid(t, d.path("c"), 0)
 	v2 := strings.NewReplacer("G:a:1:", "G:a:2:", "G:b:2:", "G:b:12:", "G:c:1:", "G:c:13:").Replace(v1)
 	d.rewrite(v2, "cltab reread: changed G\n")
@@ -419,8 +414,7 @@ B:b:1:respawn:echo $$ > {dir}/b; exec sleep 1000
 func TestEmptyCltabOnFileChangeIgnored(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, rereadV1)
-	d.tell("A", "1")
-	d.waitState("A", "1", "DONE")
+	d.tellDone("A", "1")
 	keep := readPid(t, d.path("keep"), 0)
 	writeFile(t, d.cltab, "")
 	eventually(t, hang, func() bool { return d.logHas("file is empty: ignored") }, "the watcher to log the empty file")

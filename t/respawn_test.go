@@ -75,8 +75,7 @@ G:r:1:respawn:echo start >> {dir}/r; exit 1
 	if starts != 3 {
 		t.Fatalf("throttled after %d starts, want 3", starts)
 	}
-	d.tell("G", "2")
-	d.waitState("G", "2", "DONE")
+	d.tellDone("G", "2")
 	if e := d.entry("G", "r"); e.Throttled {
 		t.Fatalf("still throttled at a level without it: %v", e)
 	}

@@ -22,8 +22,7 @@ func TestRestartAdoptsHundred(t *testing.T) {
 		fmt.Fprintf(&b, "g:s%d:1:respawn:echo $$ >> {dir}/starts; exec sleep 1000\n", i)
 	}
 	d := startDaemon(t, b.String())
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	waitLines(t, d.path("starts"), n)
 	before := pids(d.jsonStatus(), map[string]bool{"g": true})
 	if len(before) != n {

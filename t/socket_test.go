@@ -78,8 +78,7 @@ func TestSocketHostileRequests(t *testing.T) {
 	if !strings.HasPrefix(line, "HTTP/1.1 400") {
 		t.Errorf("garbage got %q, want a 400", line)
 	}
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 }
 
 // slowConn is a connection whose request never completes.
@@ -134,8 +133,7 @@ func TestSocketSlowClients(t *testing.T) {
 		}
 	}
 	// While they hang, the daemon serves an operator.
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	readPid(t, d.path("a"), 0)
 	if out, errOut, code := d.clinit("--status"); code != 0 || !strings.Contains(out, "g 1 DONE") {
 		t.Fatalf("clinit --status beside 100 slow clients: status %d, %q %q", code, out, errOut)
@@ -212,8 +210,7 @@ g:b:1:respawn:exec sleep 1000
 
 	// The daemon goes on: the group obeys the last tell, with one copy of
 	// its entries.
-	d.tell("g", "1")
-	d.waitState("g", "1", "DONE")
+	d.tellDone("g", "1")
 	eventually(t, hang, func() bool {
 		g, _ := d.status().group("g")
 		for _, e := range g.Entries {

@@ -19,8 +19,7 @@ func TestStopEscalatesToKill(t *testing.T) {
 G:stub:1:respawn:trap '' TERM; sh -c 'echo $$ > {dir}/gc; exec sleep 1000' & echo $$ > {dir}/c; wait
 G:next:2:once:if [ -e /proc/$(cat {dir}/c) ]; then echo stub-running; else echo stub-gone; fi > {dir}/next
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	c, gc := readPid(t, d.path("c"), 0), readPid(t, d.path("gc"), 0)
 	if !alive(c) || !alive(gc) {
 		t.Fatalf("child %d or grandchild %d not running", c, gc)
@@ -47,8 +46,7 @@ func TestStopKillsLingeringGrandchild(t *testing.T) {
 G:l:1:respawn:sh -c 'trap "" TERM; echo $$ > {dir}/gc; exec sleep 1000' & echo $$ > {dir}/c; wait
 G:next:2:once:echo > {dir}/next
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	c, gc := readPid(t, d.path("c"), 0), readPid(t, d.path("gc"), 0)
 
 	d.tell("G", "2")
@@ -161,8 +159,7 @@ func TestStopReachesProcessGroupOfExitedEntry(t *testing.T) {
 :::stoptimeout:1
 G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
 `)
-			d.tell("G", "1")
-			d.waitState("G", "1", "DONE")
+			d.tellDone("G", "1")
 			gc := readPid(t, d.path("gc"), 0)
 			eventually(t, hang, func() bool { e := d.entry("G", "helper"); return e.Exit != nil }, "the once entry to exit")
 			if !alive(gc) {
@@ -183,8 +180,7 @@ func TestKillRemovesFiles(t *testing.T) {
 	d := startDaemon(t, `
 G:r:1:respawn:exec sleep 1000
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	if _, _, code := d.clinit("-k"); code != 0 {
 		t.Fatalf("clinit -k: %d", code)
 	}
@@ -207,16 +203,14 @@ func TestStopReachesResidueOfEveryRespawnRun(t *testing.T) {
 :::stoptimeout:1
 G:r:1:respawn:sleep 1000 & echo $! >> {dir}/helpers; echo $$ >> {dir}/leaders; exec sleep 1000
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	leader := readPid(t, d.path("leaders"), 0)
 	for i := 0; i < 2; i++ {
 		syscall.Kill(leader, syscall.SIGKILL)
 		leader = readPid(t, d.path("leaders"), leader)
 	}
 	helpers := waitLines(t, d.path("helpers"), 3)
-	d.tell("G", "2")
-	d.waitState("G", "2", "DONE")
+	d.tellDone("G", "2")
 	var live []string
 	if !poll(hang, func() bool {
 		live = live[:0]
@@ -240,8 +234,7 @@ func TestKillWhileStopping(t *testing.T) {
 :::stoptimeout:60
 G:slow:1:respawn:trap '`+gate("{dir}/release")+`; exit 0' TERM; echo $$ > {dir}/slow; while :; do sleep 0.02; done
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	slow := readPid(t, d.path("slow"), 0)
 
 	type result struct {
@@ -300,8 +293,7 @@ func TestRestartAfterKillStartsClean(t *testing.T) {
 	d := startDaemon(t, `
 G:r:1:respawn:echo $$ >> {dir}/r; exec sleep 1000
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	readPid(t, d.path("r"), 0)
 	if _, _, code := d.clinit("-k"); code != 0 {
 		t.Fatalf("clinit -k: %d", code)
@@ -331,8 +323,7 @@ func TestResidueStoppedBeforeNextLevel(t *testing.T) {
 G:helper:1:once:sh -c 'trap "" TERM; echo $$ > {dir}/gc; exec sleep 1000' &
 G:next:2:once:gc=$(cat {dir}/gc); s=$(cut -d' ' -f3 /proc/$gc/stat 2>/dev/null); if [ -n "$s" ] && [ "$s" != Z ]; then echo helper-running; else echo helper-gone; fi > {dir}/next
 `)
-	d.tell("G", "1")
-	d.waitState("G", "1", "DONE")
+	d.tellDone("G", "1")
 	gc := readPid(t, d.path("gc"), 0)
 	eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
 	d.tell("G", "2")
@@ -358,8 +349,7 @@ func TestResidueSurvivesDaemonCrash(t *testing.T) {
 G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
 G:other:1:respawn:exec sleep 1000
 `)
-			d.tell("G", "1")
-			d.waitState("G", "1", "DONE")
+			d.tellDone("G", "1")
 			gc := readPid(t, d.path("gc"), 0)
 			eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
 			d.cmd.Process.Kill()
@@ -381,8 +371,7 @@ G:other:1:respawn:exec sleep 1000
 func leaveLevel(t *testing.T, d *daemon, how string) {
 	t.Helper()
 	if how == "level" {
-		d.tell("G", "2")
-		d.waitState("G", "2", "DONE")
+		d.tellDone("G", "2")
 		return
 	}
 	if _, errOut, code := d.clinit("-k"); code != 0 {

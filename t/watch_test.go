@@ -168,8 +168,7 @@ func TestWatchRespawnAndThrottle(t *testing.T) {
 	}
 	// A start after a tell is no respawn: at level 1 again, crash starts
 	// (no event), is respawned twice, and rests at its third exit.
-	d.tell("g", "9")
-	d.waitState("g", "9", "DONE")
+	d.tellDone("g", "9")
 	before := len(w.events())
 	d.tell("g", "1")
 	count := func() (respawns, throttles int) {
