@@ -50,6 +50,14 @@ func (w *nodeWorld) step() nodeOut {
 	return out
 }
 
+// steps takes n steps, for what they lead to (a granted group: plan,
+// test and start in 3).
+func (w *nodeWorld) steps(n int) {
+	for range n {
+		w.step()
+	}
+}
+
 func (w *nodeWorld) level(g string) string { return w.in.local[g].Level }
 
 func TestNodeWalksPlanTestLevel(t *testing.T) {
@@ -77,9 +85,7 @@ func TestNodeWalksPlanTestLevel(t *testing.T) {
 func TestNodeStopsWhenTheLeaseLapses(t *testing.T) {
 	w := newNodeWorld(t, "web start\n")
 	w.grant(map[string]uint64{"web": 1}, nil)
-	for i := 0; i < 3; i++ {
-		w.step()
-	}
+	w.steps(3)
 	if w.level("web") != "start" {
 		t.Fatal("not running")
 	}
@@ -100,9 +106,7 @@ func TestNodeStopsWhenTheLeaseLapses(t *testing.T) {
 func TestNodeReleasesOnceStopped(t *testing.T) {
 	w := newNodeWorld(t, "web start\n")
 	w.grant(map[string]uint64{"web": 1}, nil)
-	for i := 0; i < 3; i++ {
-		w.step()
-	}
+	w.steps(3)
 	// Asked to stop at epoch 2: stop, then release, once.
 	w.grant(nil, map[string]uint64{"web": 2})
 	w.result[cltab.LevelStop] = api.StateStopping
@@ -146,9 +150,7 @@ func TestNodeFailedTestRulesOutAndReleases(t *testing.T) {
 func TestNodeHandoff(t *testing.T) {
 	w := newNodeWorld(t, "web start\ndb start\n")
 	w.grant(map[string]uint64{"web": 1, "db": 3}, nil)
-	for i := 0; i < 3; i++ {
-		w.step()
-	}
+	w.steps(3)
 	w.in.handoff = true
 	w.step()
 	w.step()
@@ -208,9 +210,7 @@ func TestGate(t *testing.T) {
 func TestNodeInMaintenance(t *testing.T) {
 	w := newNodeWorld(t, "web start\ndb start\n")
 	w.grant(map[string]uint64{"web": 1}, nil)
-	for i := 0; i < 3; i++ {
-		w.step()
-	}
+	w.steps(3)
 	if w.level("web") != "start" {
 		t.Fatal("web not running")
 	}
