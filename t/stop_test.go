@@ -159,9 +159,7 @@ func TestStopReachesProcessGroupOfExitedEntry(t *testing.T) {
 :::stoptimeout:1
 G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
 `)
-			d.tellDone("G", "1")
-			gc := readPid(t, d.path("gc"), 0)
-			eventually(t, hang, func() bool { e := d.entry("G", "helper"); return e.Exit != nil }, "the once entry to exit")
+			gc := d.residue()
 			if !alive(gc) {
 				t.Fatal("the helper died with its parent")
 			}
@@ -323,9 +321,7 @@ func TestResidueStoppedBeforeNextLevel(t *testing.T) {
 G:helper:1:once:sh -c 'trap "" TERM; echo $$ > {dir}/gc; exec sleep 1000' &
 G:next:2:once:gc=$(cat {dir}/gc); s=$(cut -d' ' -f3 /proc/$gc/stat 2>/dev/null); if [ -n "$s" ] && [ "$s" != Z ]; then echo helper-running; else echo helper-gone; fi > {dir}/next
 `)
-	d.tellDone("G", "1")
-	gc := readPid(t, d.path("gc"), 0)
-	eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
+	gc := d.residue()
 	d.tell("G", "2")
 	waitGone(t, "the helper that ignores SIGTERM", gc)
 	d.waitState("G", "2", "DONE")
@@ -349,9 +345,7 @@ func TestResidueSurvivesDaemonCrash(t *testing.T) {
 G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
 G:other:1:respawn:exec sleep 1000
 `)
-			d.tellDone("G", "1")
-			gc := readPid(t, d.path("gc"), 0)
-			eventually(t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
+			gc := d.residue()
 			d.cmd.Process.Kill()
 			<-d.done
 			d2 := launch(t, d.dir)
@@ -364,6 +358,17 @@ G:other:1:respawn:exec sleep 1000
 			}
 		})
 	}
+}
+
+// residue brings group G to level 1 and waits until its once entry
+// "helper" has exited, leaving behind the process whose pid it wrote to
+// the file gc; it returns that pid.
+func (d *daemon) residue() int {
+	d.t.Helper()
+	d.tellDone("G", "1")
+	gc := readPid(d.t, d.path("gc"), 0)
+	eventually(d.t, hang, func() bool { return d.entry("G", "helper").Exit != nil }, "the once entry to exit")
+	return gc
 }
 
 // leaveLevel takes group G off level 1: told level 2 ("level"), or the
