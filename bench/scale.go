@@ -25,15 +25,25 @@ var (
 
 const specEntries = 1000
 
+// parseSizes parses a comma-separated list of whole numbers from 1 to
+// most; what names one in the error.
+func parseSizes(s, what string, most int) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > most {
+			return nil, fmt.Errorf("bad %s %q: want 1 to %d", what, f, most)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
+
 func init() {
 	flag.Func("sizes", "the entry counts of the scale group, comma-separated (default 10,100,1000,3000)", func(s string) error {
-		var sizes []int
-		for _, f := range strings.Split(s, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > 9999 {
-				return fmt.Errorf("bad entry count %q: want 1 to 9999", f)
-			}
-			sizes = append(sizes, n)
+		sizes, err := parseSizes(s, "entry count", 9999)
+		if err != nil {
+			return err
 		}
 		scaleSizes, sizesSet = sizes, true
 		return nil

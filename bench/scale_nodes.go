@@ -28,13 +28,9 @@ func init() {
 		return nil
 	})
 	flag.Func("nodes", "the cluster sizes of the nodes group, comma-separated (default 3,30,100)", func(s string) error {
-		var sizes []int
-		for _, f := range strings.Split(s, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > 1000 {
-				return fmt.Errorf("bad cluster size %q", f)
-			}
-			sizes = append(sizes, n)
+		sizes, err := parseSizes(s, "cluster size", 1000)
+		if err != nil {
+			return err
 		}
 		nodeSizes = sizes
 		return nil
