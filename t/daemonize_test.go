@@ -167,8 +167,11 @@ g:esc:1:respawn:echo $$ >> {dir}/esc; setsid sleep 1000 & echo $! >> {dir}/esc.k
 	}) {
 		t.Fatal("no warning that esc's processes leave its process group")
 	}
-	for _, k := range kids {
-		if !strings.Contains(warning, k) {
+	for i, k := range kids {
+		// The last run's child may not have left the run's process group
+		// yet when the throttle looks (setsid runs after the shell's
+		// exit): then it is still a residue of the entry, not a stray.
+		if i < len(kids)-1 && !strings.Contains(warning, k) {
 			t.Errorf("the warning does not name escaped pid %s: %s", k, warning)
 		}
 		if pid, _ := strconv.Atoi(k); !alive(pid) {
