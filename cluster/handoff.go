@@ -15,7 +15,7 @@ func (c *Cluster) Handoff(ctx context.Context) {
 		c.self.Leaving = true
 		c.bump()
 		c.publishSelfNow()
-		c.ha.dirty = true
+		c.flushes.Mark()
 	}); err != nil {
 		return
 	}

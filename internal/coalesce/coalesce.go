@@ -98,23 +98,36 @@ func (co *Coalescer) Pending() bool { return co.dirty }
 // after a quiet time (a change of this node's own is answered at once).
 func (co *Coalescer) Expedite() { co.flushed = time.Time{} }
 
-// Poll runs the flush if it is due, else makes C receive when it will be.
-func (co *Coalescer) Poll() {
+// Poll runs the flush if it is due, else makes C receive when it will
+// be. It reports whether it ran the flush.
+func (co *Coalescer) Poll() bool {
 	if co.stopped || !co.dirty {
-		return
+		return false
 	}
 	now := co.clock.Now()
-	due := co.due()
-	if !due.After(now) {
-		co.dirty = false
-		co.cfg.Flush()
-		co.flushed = co.clock.Now()
-		if !co.dirty {
-			return
-		}
-		now, due = co.flushed, co.due()
+	if due := co.due(); due.After(now) {
+		co.arm(now, due)
+		return false
 	}
-	co.arm(now, due)
+	co.run()
+	return true
+}
+
+// FlushNow runs the flush at once, marked or not; the next one waits
+// the gap from it.
+func (co *Coalescer) FlushNow() {
+	if !co.stopped {
+		co.run()
+	}
+}
+
+func (co *Coalescer) run() {
+	co.dirty = false
+	co.cfg.Flush()
+	co.flushed = co.clock.Now()
+	if co.dirty { // marked again by the flush
+		co.arm(co.flushed, co.due())
+	}
 }
 
 // Stop drops what is marked and cancels the timer: nothing is flushed

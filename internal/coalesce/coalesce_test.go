@@ -282,3 +282,16 @@ func TestWallClock(t *testing.T) {
 	co.Poll()
 	<-flushed
 }
+
+func TestFlushNow(t *testing.T) {
+	b := newBench(t, Config{Gap: gap(50 * time.Millisecond)})
+	b.mark(0)
+	b.to(10)
+	b.co.FlushNow() // nothing marked: runs all the same
+	b.mark(20)      // waits for 60, the gap from FlushNow
+	b.to(1000)
+	b.want(0, 10, 60)
+	b.co.Stop()
+	b.co.FlushNow()
+	b.want(0, 10, 60)
+}
