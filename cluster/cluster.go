@@ -94,6 +94,7 @@ type Cluster struct {
 	pushPull *coalesce.Coalescer
 	selfSend *coalesce.Coalescer
 	ha       *haState
+	handoffs []chan struct{} // closed once a handoff is done (handoff.go)
 	watchers map[chan api.Event]bool
 	watching atomic.Int32   // len(watchers), for Emit
 	notes    chan api.Event // events from outside the loop (Emit)

@@ -67,6 +67,7 @@ func (c *Cluster) run() {
 		}
 		c.pushPull.Poll()
 		c.selfSend.Poll()
+		c.noteHandoffs()
 		select {
 		case <-c.flushes.C():
 		case <-c.hastat.C():
