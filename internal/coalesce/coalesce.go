@@ -3,9 +3,11 @@
 // that something changed, and runs its flush when it is due, not once
 // per change.
 //
-// A Coalescer belongs to one goroutine, its owner's loop: Mark, Poll,
-// Expedite and Stop are called from that goroutine only. Its timer
-// only signals C, which the loop selects on and answers with Poll.
+// A Coalescer belongs to one goroutine, its owner's loop: its methods
+// are called from that goroutine only, and Flush runs there, inside
+// Poll or FlushNow. Its timer only signals C, which the loop selects on
+// and answers with Poll. (serf's coalesce.go does the same for member
+// events, with a goroutine of its own.)
 package coalesce
 
 import "time"
@@ -33,13 +35,14 @@ func (wall) Now() time.Time { return time.Now() }
 
 func (wall) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
-// Config says when a flush is due. A flush is due once every one of
-// these holds, counted from the first mark since the last flush:
-//   - Gap has passed since the last flush (leading edge: the first
-//     change after a quiet time is flushed at once);
-//   - with Quiet, no mark came for Quiet, or Quantum has passed since
-//     the first mark, so that a steady stream of changes cannot put the
-//     flush off for ever.
+// Config says when a flush is due, once something is marked:
+//   - Gap has passed since the last flush. The first change after a
+//     quiet time is flushed at once, the next ones together a Gap after
+//     it: a steady stream of changes is flushed once per Gap, never put
+//     off further.
+//   - With Quiet, the marks have paused for Quiet (editors write in
+//     bursts), or Quantum has passed since the first mark, so that even
+//     a stream without pauses is flushed in the end.
 type Config struct {
 	// Gap is the least time between two flushes, asked at each Poll (it
 	// may grow with the cluster); nil: none.
