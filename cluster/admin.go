@@ -136,7 +136,7 @@ func (c *Cluster) dropForgotten(forgotten map[string]bool) {
 		if _, ok := c.view.members[n]; ok && n != c.cfg.Node && !c.view.up(n) {
 			delete(c.view.members, n)
 			delete(c.view.statuses, n)
-			c.dirtyView = true
+			c.flushes.Mark()
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster/raftnode"
 	"github.com/clinit/clinit/cluster/store"
+	"github.com/clinit/clinit/internal/coalesce"
 )
 
 // ErrClosed is returned by requests made after Close.
@@ -85,22 +86,18 @@ type Cluster struct {
 	hastatText   string        // what hastat holds
 	hastatBuf    []byte        // the next text, built in place
 	seen         *seenStatuses // status messages handled lately
-	// dirtyHastat: the view changed since hastat was written, at
-	// hastatAt.
-	dirtyHastat bool
-	hastatAt    time.Time
-	dirtyView   bool // hastat must be rewritten
-	dirtyLocal  bool // the push/pull state must be rebuilt
-	localAt     time.Time
-	ha          *haState
-	watchers    map[chan api.Event]bool
-	watching    atomic.Int32   // len(watchers), for Emit
-	notes       chan api.Event // events from outside the loop (Emit)
-	// This node's status gossip: when last sent, and a newer one waits
-	// for selfTimer.
-	selfSent    time.Time
-	selfPending bool
-	selfTimer   *time.Timer
+	// What the last events changed is redone at most once per gap of
+	// each (loop.go): the HA rules (flushes), the hastat file, the
+	// push/pull state (pushPull) and this node's status gossip (selfSend).
+	flushes  *coalesce.Coalescer
+	hastat   *coalesce.Coalescer
+	pushPull *coalesce.Coalescer
+	selfSend *coalesce.Coalescer
+	ha       *haState
+	handoffs []chan struct{} // closed once a handoff is done (handoff.go)
+	watchers map[chan api.Event]bool
+	watching atomic.Int32   // len(watchers), for Emit
+	notes    chan api.Event // events from outside the loop (Emit)
 	// The last summary handed to OnSummary, and the timer of its lease's
 	// end (summary.go).
 	summary      Summary
@@ -133,11 +130,6 @@ func Start(cfg Config) (*Cluster, error) {
 		events:   make(chan func(), 4096),
 		reqs:     make(chan func()),
 		statusCh: make(chan struct{}, 1),
-		selfTimer: func() *time.Timer {
-			t := time.NewTimer(time.Hour)
-			t.Stop()
-			return t
-		}(),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		view:     newView(cfg.Node),
@@ -148,6 +140,7 @@ func Start(cfg Config) (*Cluster, error) {
 		notes:    make(chan api.Event, noteBuffer),
 	}
 	c.planKick = make(chan struct{}, 1)
+	c.newCoalescers(coalesce.Wall)
 	c.renewKick = make(chan struct{}, 1)
 	c.fence = newFencer()
 	c.probe = newProber()

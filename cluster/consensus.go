@@ -164,6 +164,5 @@ func (c *Cluster) onCommitted(st *store.State) {
 		}
 		c.writeCommitted(r, f)
 	}
-	c.ha.dirty = true
-	c.dirtyView = true
+	c.flushes.Mark()
 }

@@ -34,7 +34,7 @@ func (c *Cluster) FileChanged(ctx context.Context, kind string) error {
 		if kind == KindHactl {
 			return c.call(ctx, func() {
 				c.parseHactl()
-				c.dirtyView = true
+				c.flushes.Mark()
 			})
 		}
 		return nil
@@ -136,7 +136,7 @@ func (c *Cluster) proposeFile(ctx context.Context, kind string, edit func(r *fil
 			c.saveVersions()
 			if kind == KindHactl {
 				c.parseHactl()
-				c.ha.dirty = true
+				c.flushes.Mark()
 			}
 		}
 	})

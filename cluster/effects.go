@@ -17,7 +17,6 @@ import (
 // decideHA runs this node's HA rules and carries out what they ask, and
 // wakes the planner when this node leads.
 func (c *Cluster) decideHA() {
-	c.ha.dirty = false
 	c.kickPlanner()
 	if c.cfg.Tell == nil || !c.ha.on {
 		return
@@ -64,7 +63,6 @@ func (c *Cluster) decideHA() {
 	if !out.wake.IsZero() {
 		c.ha.timer.Reset(max(time.Until(out.wake), time.Millisecond))
 	}
-	c.dirtyView = true
 }
 
 // haTell tells the engine, on a goroutine of its own: the engine may be
@@ -147,5 +145,5 @@ func (c *Cluster) report(cmds []store.Command) {
 // failed is made again. It has a timer of its own: ha.timer is set to the
 // lease's end at every renewal.
 func (c *Cluster) retryHA() {
-	time.AfterFunc(time.Second, func() { c.enqueue(func() { c.ha.dirty = true }) })
+	time.AfterFunc(time.Second, func() { c.enqueue(c.flushes.Mark) })
 }

@@ -151,7 +151,7 @@ func (c *Cluster) onStatus(s nodeStatus) bool {
 	if !c.applyStatus(s) {
 		return false
 	}
-	c.dirtyView, c.dirtyLocal = true, true
+	c.changed()
 	if m := c.view.members[s.Node]; s.Leaving && m != nil && m.state == api.NodeDead {
 		// Its goodbye came after memberlist reported it gone.
 		c.onMember(s.Node, false, m.addr, m.meta)

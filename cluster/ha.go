@@ -23,7 +23,6 @@ type haState struct {
 	lease   raftnode.Lease
 	why     map[string]string // the leader's planner's, for hastat
 	timer   *time.Timer
-	dirty   bool            // decide again
 	handoff bool            // shutting down: give every HA group up
 	kept    map[string]bool // groups the keeper holds
 	started time.Time       // when this daemon started
@@ -89,7 +88,7 @@ func (c *Cluster) SetTab(ctx context.Context, t *cltab.Tab) error {
 	return c.call(ctx, func() {
 		c.ha.configure(t)
 		c.cfg.Tab = t
-		c.ha.dirty = true
+		c.flushes.Mark()
 	})
 }
 

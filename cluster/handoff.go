@@ -10,26 +10,36 @@ import (
 // released or ctx ends; the others take them over without waiting for
 // the lease. The node is marked leaving, so nobody picks it again.
 func (c *Cluster) Handoff(ctx context.Context) {
+	released := make(chan struct{})
 	if err := c.call(ctx, func() {
 		c.ha.handoff = true
 		c.self.Leaving = true
 		c.bump()
 		c.publishSelfNow()
-		c.ha.dirty = true
+		c.flushes.Mark()
+		c.handoffs = append(c.handoffs, released)
 	}); err != nil {
 		return
 	}
-	for {
-		var busy bool
-		if err := c.call(ctx, func() { busy = c.handingOver() }); err != nil || !busy {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
+	select {
+	case <-released:
+	case <-ctx.Done():
+	case <-c.done:
 	}
+}
+
+// noteHandoffs releases the waiting Handoffs once nothing is handed
+// over any more. The loop runs it before each wait, after the events
+// and flushes that change what it checks: this node's groups, its
+// lease, and the lease's end (summaryTimer wakes the loop then).
+func (c *Cluster) noteHandoffs() {
+	if len(c.handoffs) == 0 || c.handingOver() {
+		return
+	}
+	for _, ch := range c.handoffs {
+		close(ch)
+	}
+	c.handoffs = nil
 }
 
 // handingOver reports whether a handoff still waits: a group runs here,

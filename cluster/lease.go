@@ -66,7 +66,7 @@ func (c *Cluster) onLease(l raftnode.Lease) {
 		}
 	}
 	if !sameGrant(prev.Grant, l.Grant) || !leaseHeld(prev, time.Now()) {
-		c.ha.dirty = true
+		c.flushes.Mark()
 	}
 	c.ha.timer.Reset(max(time.Until(l.Until.Add(-stopAhead(c.ha.plan.lease))), time.Millisecond))
 	c.noteSummary()

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"time"
+
+	"github.com/clinit/clinit/internal/coalesce"
 )
 
 // The loop: Cluster.run is the one goroutine that owns the view, the
@@ -54,28 +56,23 @@ func (c *Cluster) run() {
 	}()
 	loadTick := time.NewTicker(loadEvery)
 	defer loadTick.Stop()
-	c.dirtyView = true
-	// A burst of events (a hundred members' statuses, a thousand groups
-	// placed) is flushed once per flushGap, not once per event: each
-	// flush runs the HA rules over every group and may write hastat.
-	var lastFlush time.Time
-	flushT := time.NewTimer(time.Hour)
-	flushT.Stop()
-	defer flushT.Stop()
-	armed := false
+	defer c.flushes.Stop()
+	defer c.hastat.Stop()
+	defer c.pushPull.Stop()
+	defer c.selfSend.Stop()
+	c.flushes.Mark()
 	for {
-		if c.dirtyView || c.ha.dirty || c.dirtyLocal || c.dirtyHastat {
-			if wait := c.flushGap() - time.Since(lastFlush); wait <= 0 {
-				c.flush()
-				lastFlush = time.Now()
-			} else if !armed {
-				flushT.Reset(wait)
-				armed = true
-			}
+		if c.flushes.Poll() || !c.flushes.Pending() {
+			c.hastat.Poll() // after the HA rules saw the last change
 		}
+		c.pushPull.Poll()
+		c.selfSend.Poll()
+		c.noteHandoffs()
 		select {
-		case <-flushT.C:
-			armed = false
+		case <-c.flushes.C():
+		case <-c.hastat.C():
+		case <-c.pushPull.C():
+		case <-c.selfSend.C():
 		case <-c.stop:
 			return
 		case f := <-c.events:
@@ -88,15 +85,11 @@ func (c *Cluster) run() {
 			// This node's own change is answered at once: a failed
 			// test is ruled out in the same status that shows it.
 			c.publishLocal()
-			lastFlush = time.Time{}
+			c.flushes.Expedite()
 		case <-loadTick.C:
 			c.refreshLoad()
 		case <-c.ha.timer.C:
-			c.ha.dirty = true
-		case <-c.selfTimer.C:
-			if c.selfPending {
-				c.publishSelfNow()
-			}
+			c.flushes.Mark()
 		}
 		for n := len(c.events); n > 0; n-- {
 			(<-c.events)()
@@ -106,6 +99,17 @@ func (c *Cluster) run() {
 			c.resync()
 		}
 	}
+}
+
+// newCoalescers makes the coalescers of what events change, on clock.
+// A burst of events (a hundred members' statuses, a thousand groups
+// placed) is flushed once per flushGap, not once per event: each flush
+// runs the HA rules over every group, and marks hastat to be written.
+func (c *Cluster) newCoalescers(clock coalesce.Clock) {
+	c.flushes = coalesce.New(clock, coalesce.Config{Gap: c.flushGap, Flush: c.flush})
+	c.hastat = coalesce.New(clock, coalesce.Config{Gap: c.hastatGap, Flush: c.writeHastat})
+	c.pushPull = coalesce.New(clock, coalesce.Config{Gap: func() time.Duration { return localGap }, Flush: c.rebuildLocal})
+	c.selfSend = coalesce.New(clock, coalesce.Config{Gap: c.selfGap, Flush: c.sendSelf})
 }
 
 // flushGap is the least time between two flushes: 50 ms, or 5 ms per
@@ -118,25 +122,17 @@ func (c *Cluster) flushGap() time.Duration {
 	return max(50*time.Millisecond, time.Duration(len(c.view.members))*5*time.Millisecond)
 }
 
-// flush writes what the last events changed: the push/pull state and
-// hastat.
+// flush runs the HA rules on what the last events changed; hastat
+// shows the changes and what the rules did, once per hastatGap.
 func (c *Cluster) flush() {
-	if c.dirtyView || c.ha.dirty {
-		c.decideHA()
-	}
-	if c.dirtyLocal && time.Since(c.localAt) >= localGap {
-		c.dirtyLocal = false
-		c.localAt = time.Now()
-		c.rebuildLocal()
-	}
-	if c.dirtyView {
-		c.dirtyView = false
-		c.dirtyHastat = true
-	}
-	if c.dirtyHastat && time.Since(c.hastatAt) >= c.hastatGap() {
-		c.dirtyHastat = false
-		c.hastatAt = time.Now()
-		c.writeHastat()
-	}
+	c.decideHA()
+	c.hastat.Mark()
 	c.noteSummary()
+}
+
+// changed marks what a change of a node's status makes stale: the HA
+// rules, hastat (through them) and the push/pull state.
+func (c *Cluster) changed() {
+	c.flushes.Mark()
+	c.pushPull.Mark()
 }

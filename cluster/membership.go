@@ -83,7 +83,7 @@ func (c *Cluster) onMember(name string, alive bool, addr string, meta nodeMeta) 
 		}
 	}
 	if c.view.setState(name, state, addr, &meta, time.Now()) {
-		c.dirtyView = true
+		c.flushes.Mark()
 		c.refreshVoters()
 		c.emit(api.Event{Kind: api.EventMember, Time: time.Now().UTC(), Node: name, NodeState: state})
 		if alive && name != c.cfg.Node && c.ml != nil {

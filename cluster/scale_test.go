@@ -14,6 +14,7 @@ import (
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster/raftnode"
 	"github.com/clinit/clinit/cluster/store"
+	"github.com/clinit/clinit/internal/coalesce"
 )
 
 // bigCluster is one node's loop state in a cluster of nodes members and
@@ -41,6 +42,7 @@ func bigCluster(tb testing.TB, nodes, groups int) *Cluster {
 		log: zap.NewNop(), view: newView("n1"), hactl: h, ha: newHAState(t),
 		committed: store.New(), watchers: map[chan api.Event]bool{},
 	}
+	c.newCoalescers(coalesce.Wall)
 	now := time.Now()
 	c.ha.started = now.Add(-time.Hour)
 	c.ha.lease = raftnode.Lease{Until: now.Add(time.Hour), Grant: raftnode.Grant{Leader: "n2", Groups: map[string]uint64{}}}

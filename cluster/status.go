@@ -90,7 +90,7 @@ func (c *Cluster) SetStatus(st api.Status) {
 func (c *Cluster) bump() {
 	c.self.Version = max(c.self.Version+1, uint64(time.Now().UnixNano()))
 	c.applyStatus(c.self)
-	c.dirtyView, c.dirtyLocal = true, true
+	c.changed()
 }
 
 // publishLocal takes the engine's newest status and, when its groups
@@ -133,22 +133,16 @@ func (c *Cluster) selfGap() time.Duration {
 // publishSelf gossips this node's status, at once or at the end of the
 // current selfGap.
 func (c *Cluster) publishSelf() {
-	if wait := c.selfGap() - time.Since(c.selfSent); wait > 0 {
-		if !c.selfPending {
-			c.selfPending = true
-			c.selfTimer.Reset(wait)
-		}
-		return
-	}
-	c.publishSelfNow()
+	c.selfSend.Mark()
+	c.selfSend.Poll()
 }
 
-// publishSelfNow gossips this node's status at once.
-func (c *Cluster) publishSelfNow() {
-	c.selfPending = false
-	c.selfSent = time.Now()
-	c.broadcast(c.self.Node, encode(msgStatus, c.self))
-}
+// publishSelfNow gossips this node's status at once; the next waits a
+// selfGap from it.
+func (c *Cluster) publishSelfNow() { c.selfSend.FlushNow() }
+
+// sendSelf gossips this node's status.
+func (c *Cluster) sendSelf() { c.broadcast(c.self.Node, encode(msgStatus, c.self)) }
 
 func (c *Cluster) refreshLoad() {
 	cpus, load := numCPU(), loadAvg()

@@ -9,7 +9,6 @@ import (
 
 // writeClstat replaces the clstat file with st.
 func (e *Engine) writeClstat(st api.Status) {
-	e.dirty = false // the caller, persist, writes the state too
 	if err := atomicfile.WriteStatus(e.cfg.Clstat, []byte(st.Clstat()), 0o644); err != nil {
 		e.log.Error("writing clstat", zap.String("path", e.cfg.Clstat), zap.Error(err))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/coalesce"
 )
 
 // Sentinel errors callers branch on.
@@ -101,11 +102,14 @@ type Engine struct {
 	done   chan struct{}
 
 	// Owned by run.
-	tab         *cltab.Tab
-	timing      timing
-	groups      map[string]*group
-	lingering   map[*proc]bool // the procs in a state that lingers (kept by step)
-	dirty       bool           // clstat must be rewritten
+	tab       *cltab.Tab
+	timing    timing
+	groups    map[string]*group
+	lingering map[*proc]bool // the procs in a state that lingers (kept by step)
+	// persists writes the state and clstat, and posts the status, once
+	// per turn of the loop that changed them: the calls and events
+	// taken together share one write.
+	persists    *coalesce.Coalescer
 	journalFile *os.File       // children started since the last state snapshot
 	residues    map[int]*group // residue process groups being stopped, by their group
 	stopping    bool           // shutting down: start nothing, stop everything
@@ -138,6 +142,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		residues:  map[int]*group{},
 		saved:     make(chan struct{}),
 	}
+	e.persists = coalesce.New(engineClock{e}, coalesce.Config{Flush: e.persist})
 	e.load(cfg.Tab)
 	return e, nil
 }
@@ -161,8 +166,9 @@ func (e *Engine) Run() {
 	defer stopOrphans()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	defer e.persists.Stop()
 	e.restore()
-	e.persist()
+	e.persists.FlushNow()
 	for {
 		select {
 		case f := <-e.events:
@@ -183,7 +189,7 @@ func (e *Engine) Run() {
 		case <-orphans:
 			e.lingerCheck()
 		case <-tick.C:
-			e.dirty = true
+			e.persists.Mark()
 		}
 		// Drain what is already queued before writing clstat once.
 		for n := len(e.events); n > 0; n-- {
@@ -193,9 +199,7 @@ func (e *Engine) Run() {
 			e.finish()
 			return
 		}
-		if e.dirty {
-			e.persist()
-		}
+		e.persists.Poll()
 	}
 }
 
@@ -241,7 +245,7 @@ func (e *Engine) Tell(ctx context.Context, g, l string) (string, error) {
 	var saved chan struct{}
 	cerr := e.call(ctx, func() {
 		if err = e.tell(g, l); err == nil {
-			e.dirty = true
+			e.persists.Mark()
 			saved = e.saved
 		}
 	})
@@ -267,7 +271,7 @@ func (e *Engine) Reread(ctx context.Context) (changed []string, err error) {
 	}
 	cerr := e.call(ctx, func() {
 		if changed = e.reconcile(t); len(changed) > 0 {
-			e.persist()
+			e.persists.FlushNow()
 		}
 	})
 	if cerr == nil {
@@ -439,7 +443,7 @@ func (e *Engine) reconcile(t *cltab.Tab) []string {
 func (e *Engine) forget(g *group) {
 	if len(g.procs) == 0 && len(g.retired) == 0 {
 		delete(e.groups, g.name)
-		e.dirty = true
+		e.persists.Mark()
 	}
 }
 

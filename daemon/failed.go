@@ -20,7 +20,7 @@ type resting struct {
 func (e *Engine) fail(g *group, why string) {
 	if g.why != why {
 		g.why = why
-		e.dirty = true
+		e.persists.Mark()
 	}
 	e.setState(g, api.StateFailed)
 }

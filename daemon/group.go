@@ -75,7 +75,7 @@ func (e *Engine) setState(g *group, s string) {
 		return
 	}
 	g.state, g.since = s, e.clock.Now()
-	e.dirty = true
+	e.persists.Mark()
 	fields := []zap.Field{zap.String("group", g.name), zap.String("level", g.level), zap.String("state", s)}
 	if s == api.StateFailed {
 		fields = append(fields, zap.String("why", g.why))

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/coalesce"
 	"github.com/clinit/clinit/internal/reaper"
 )
 
@@ -48,6 +49,15 @@ func (s *spawner) orphans() (<-chan struct{}, func()) {
 	c := make(chan struct{}, 1)
 	reaper.NotifyOrphans(c)
 	return c, func() { reaper.StopOrphans(c) }
+}
+
+// engineClock is the engine's clock as its coalescers keep time.
+type engineClock struct{ e *Engine }
+
+func (c engineClock) Now() time.Time { return c.e.clock.Now() }
+
+func (c engineClock) AfterFunc(d time.Duration, f func()) coalesce.Timer {
+	return c.e.clock.AfterFunc(d, f)
 }
 
 // wallClock is the clock of production.

@@ -163,7 +163,7 @@ func (e *Engine) start(p *proc) {
 	if e.cfg.MayStart != nil && !e.cfg.MayStart(g.name, g.level) {
 		e.log.Warn("not started: this node's lease does not hold the HA group", zap.String("group", g.name), zap.String("tag", p.entry.Tag))
 		p.exit, p.exited = 126, true
-		e.dirty = true
+		e.persists.Mark()
 		return
 	}
 	e.step(p, input{ev: evStart})
@@ -200,7 +200,7 @@ func (e *Engine) spawn(p *proc, respawn bool) {
 	}
 	p.pid, p.startTicks = pid, ticks
 	e.journal(p)
-	e.dirty = true
+	e.persists.Mark()
 	if respawn {
 		ev := api.Event{Kind: api.EventRespawn, Group: g.name, Tag: p.entry.Tag, Pid: pid, Restarts: p.restarts}
 		if prevSig != 0 {
@@ -238,7 +238,7 @@ func (e *Engine) lingerCheck() {
 
 // groupGone ends the linger of p, whose process group is empty.
 func (e *Engine) groupGone(p *proc) {
-	e.dirty = true
+	e.persists.Mark()
 	now := e.clock.Now()
 	quick := p.started.Add(e.timing.window).After(now)
 	if p.m.state == sBackground && p.entry.Mode == cltab.ModeRespawn {
@@ -309,7 +309,7 @@ func (e *Engine) exited(p *proc, run int, x *reaper.Exit) {
 		p.exit = e.readExit(p)
 	}
 	p.since = e.clock.Now()
-	e.dirty = true
+	e.persists.Mark()
 	mode := p.entry.Mode
 	e.step(p, input{
 		ev: evExit,
@@ -382,7 +382,7 @@ func (e *Engine) rest(p *proc, why string) {
 	})
 	p.restTimer = t
 	p.rest = resting{why: why, until: e.clock.Now().Add(e.timing.pause), pause: e.timing.pause}
-	e.dirty = true
+	e.persists.Mark()
 	e.event(api.Event{Kind: api.EventThrottle, Group: p.g.name, Tag: p.entry.Tag, Until: p.rest.until.UTC(), Why: why})
 }
 

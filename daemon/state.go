@@ -339,7 +339,7 @@ func (e *Engine) restore() {
 	for _, g := range e.groups {
 		e.advance(g)
 	}
-	e.dirty = true
+	e.persists.Mark()
 }
 
 // adopt takes over a running process left by our predecessor.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/clinit/clinit/internal/coalesce"
 )
 
 // settle is how long the cltab must stay quiet after a change before it
@@ -33,10 +35,26 @@ func watchFile(path string, log *zap.Logger, stop <-chan struct{}, changed func(
 		return err
 	}
 	last, _ := os.ReadFile(abs)
+	reread := func() {
+		now, err := os.ReadFile(abs)
+		if err != nil || bytes.Equal(now, last) {
+			return // gone for a moment, or touched without change
+		}
+		if len(now) == 0 {
+			// Most likely a writer that truncated the file and has not
+			// written it yet; applied (and replicated) it would stop
+			// everything everywhere. An explicit reread still applies it.
+			log.Warn("file is empty: ignored until it has content (a comment line is enough)", zap.String("path", abs))
+			return
+		}
+		last = now
+		changed()
+	}
+	// The goroutine below owns settled, last and the watcher.
+	settled := coalesce.New(coalesce.Wall, coalesce.Config{Quiet: settle, Flush: reread})
 	go func() {
 		defer w.Close()
-		var quiet *time.Timer
-		var fire <-chan time.Time
+		defer settled.Stop()
 		for {
 			select {
 			case <-stop:
@@ -48,32 +66,15 @@ func watchFile(path string, log *zap.Logger, stop <-chan struct{}, changed func(
 				if filepath.Clean(ev.Name) != abs {
 					continue
 				}
-				if quiet == nil {
-					quiet = time.NewTimer(settle)
-				} else {
-					quiet.Reset(settle)
-				}
-				fire = quiet.C
+				settled.Mark()
+				settled.Poll()
 			case err, ok := <-w.Errors:
 				if !ok {
 					return
 				}
 				log.Warn("watching cltab", zap.Error(err))
-			case <-fire:
-				fire = nil
-				now, err := os.ReadFile(abs)
-				if err != nil || bytes.Equal(now, last) {
-					continue // gone for a moment, or touched without change
-				}
-				if len(now) == 0 {
-					// Most likely a writer that truncated the file and has not
-					// written it yet; applied (and replicated) it would stop
-					// everything everywhere. An explicit reread still applies it.
-					log.Warn("file is empty: ignored until it has content (a comment line is enough)", zap.String("path", abs))
-					continue
-				}
-				last = now
-				changed()
+			case <-settled.C():
+				settled.Poll()
 			}
 		}
 	}()
