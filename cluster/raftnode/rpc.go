@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -33,10 +32,6 @@ const (
 const maxRPCLine = 16 << 20
 
 type rpcRequest struct {
-	// ID names the request on its connection; its reply carries it
-	// back, so a client that gave up waiting for a reply can keep the
-	// connection and skip the reply when it comes.
-	ID      uint64         `json:"id,omitempty"`
 	Op      string         `json:"op"`
 	Node    string         `json:"node,omitempty"`
 	Command *store.Command `json:"command,omitempty"`
@@ -53,7 +48,6 @@ type rpcResult struct {
 }
 
 type rpcReply struct {
-	ID      uint64          `json:"id,omitempty"` // the request's
 	Error   string          `json:"error,omitempty"`
 	Leader  string          `json:"leader,omitempty"`  // not the leader: where it is, if known
 	Version uint64          `json:"version,omitempty"` // propose: the commit's index
@@ -83,7 +77,6 @@ func (n *Node) serveRPC(c net.Conn) {
 		if rep.Error == ErrNotLeader.Error() {
 			_, rep.Leader = n.Leader()
 		}
-		rep.ID = req.ID
 		if err := enc.Encode(rep); err != nil {
 			return
 		}
@@ -173,21 +166,7 @@ type Client struct {
 	rd   *bufio.Reader
 	addr string // the connection's, or the leader named last
 	next int    // the next target to try
-
-	// A call whose reply is late gives up without dropping the
-	// connection, when its request was sent whole and the other end
-	// echoes request IDs: the late reply is skipped when it comes. A
-	// busy leader then keeps its connections, instead of a TLS
-	// handshake with each node at every renewal that ran out of time.
-	seq     uint64 // the last request's ID
-	owed    int    // replies still to come for calls given up
-	echoes  bool   // the other end has sent back a request's ID
-	partial []byte // what was read of a reply when a call gave up
 }
-
-// maxOwed is how many late replies a connection may owe before a call
-// that gives up drops it.
-const maxOwed = 8
 
 // NewClient returns a client that looks for the leader among targets
 // (the voters' raft addresses, from memberlist).
@@ -205,7 +184,7 @@ func (c *Client) Close() {
 func (c *Client) drop() {
 	if c.conn != nil {
 		c.conn.Close()
-		c.forget()
+		c.conn, c.rd = nil, nil
 	}
 }
 
@@ -214,13 +193,8 @@ func (c *Client) drop() {
 func (c *Client) abandon() {
 	if c.conn != nil {
 		abort(c.conn)
-		c.forget()
+		c.conn, c.rd = nil, nil
 	}
-}
-
-func (c *Client) forget() {
-	c.conn, c.rd = nil, nil
-	c.owed, c.echoes, c.partial = 0, false, nil
 }
 
 // callTimeout bounds one attempt when the context has no deadline.
@@ -231,6 +205,11 @@ const callTimeout = 5 * time.Second
 func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	b, err := json.Marshal(req)
+	if err != nil {
+		return rpcReply{}, err
+	}
+	b = append(b, '\n')
 	var last error
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -258,33 +237,28 @@ func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
 				addr = t[c.next%len(t)]
 				c.next++
 			}
-			conn, err := c.d.dial(addr, connRPC, callTimeout)
+			// A dial may not outlast the call: a renewal must move on
+			// from a voter cut off (SYNs unanswered) within its own
+			// timeout, to the next voter.
+			timeout := callTimeout
+			if d, ok := ctx.Deadline(); ok {
+				timeout = min(timeout, max(time.Until(d), time.Millisecond))
+			}
+			conn, err := c.d.dial(addr, connRPC, timeout)
 			if err != nil {
 				last, c.addr = err, ""
 				continue
 			}
 			c.conn, c.rd, c.addr = conn, bufio.NewReaderSize(conn, 64<<10), addr
 		}
-		c.seq++
-		req.ID = c.seq
-		b, err := json.Marshal(req)
-		if err != nil {
-			return rpcReply{}, err
-		}
-		b = append(b, '\n')
 		deadline := time.Now().Add(callTimeout)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
 		c.conn.SetDeadline(deadline)
-		rep, sent, err := c.roundTrip(b, req.ID)
+		rep, err := c.roundTrip(b)
 		if err != nil {
-			last = err
-			if sent && c.echoes && c.owed < maxOwed && errors.Is(err, os.ErrDeadlineExceeded) {
-				c.owed++ // late, not lost: skipped when it comes
-				continue
-			}
-			c.addr = ""
+			last, c.addr = err, ""
 			c.abandon()
 			continue
 		}
@@ -301,57 +275,26 @@ func (c *Client) call(ctx context.Context, req rpcRequest) (rpcReply, error) {
 	}
 }
 
-// roundTrip sends request id and reads replies up to its own, skipping
-// the late replies of calls given up. sent reports that the request
-// went out whole.
-func (c *Client) roundTrip(b []byte, id uint64) (rep rpcReply, sent bool, err error) {
+func (c *Client) roundTrip(b []byte) (rpcReply, error) {
 	if _, err := c.conn.Write(b); err != nil {
-		return rpcReply{}, false, err
+		return rpcReply{}, err
 	}
-	for {
-		line, err := c.readLine()
-		if err != nil {
-			return rpcReply{}, true, err
-		}
-		rep = rpcReply{}
-		if err := json.Unmarshal(line, &rep); err != nil {
-			return rpcReply{}, true, fmt.Errorf("bad reply: %w", err)
-		}
-		switch {
-		case rep.ID == id:
-			c.echoes = true
-			return rep, true, nil
-		case rep.ID != 0 && rep.ID < id && c.owed > 0:
-			c.owed-- // the reply of a call given up
-		case rep.ID == 0 && c.owed == 0:
-			return rep, true, nil // an end that does not echo IDs
-		default:
-			return rpcReply{}, true, fmt.Errorf("reply %d to request %d", rep.ID, id)
-		}
+	line, err := c.rd.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		// A state larger than the buffer: copy what was read before
+		// reading the rest of the line, which reuses the buffer.
+		line = append([]byte(nil), line...)
+		rest, err2 := c.rd.ReadBytes('\n')
+		line, err = append(line, rest...), err2
 	}
-}
-
-// readLine reads one reply. What a read cut short by the deadline got
-// is kept, and the next read goes on from it.
-func (c *Client) readLine() ([]byte, error) {
-	for {
-		frag, err := c.rd.ReadSlice('\n')
-		if err == nil {
-			if len(c.partial) == 0 {
-				return frag, nil // valid until the next read
-			}
-			line := append(c.partial, frag...)
-			c.partial = nil
-			return line, nil
-		}
-		c.partial = append(c.partial, frag...)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, err
-		}
-		if len(c.partial) > maxRPCLine {
-			return nil, fmt.Errorf("a reply longer than %d bytes", maxRPCLine)
-		}
+	if err != nil {
+		return rpcReply{}, err
 	}
+	var rep rpcReply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return rpcReply{}, fmt.Errorf("bad reply: %w", err)
+	}
+	return rep, nil
 }
 
 // Propose commits a command through the leader.
