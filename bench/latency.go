@@ -19,17 +19,20 @@ import (
 // stops it at the helper's own clock reading (stamp.go): included are the
 // request over the socket, the daemon's work until the fork (it persists
 // the told level before it answers, but starts the entry first), the
-// fork and exec of /bin/sh -c, the shell's exec of the helper and the
-// helper's start-up. Four ways, interleaved in every run:
+// fork and exec of the helper (a command of plain words starts without a
+// shell: daemon/direct.go) and the helper's start-up. Four ways,
+// interleaved in every run:
 //
 //   - through the Go client (package client), in the bench's process:
 //     the daemon's share without a client process;
 //   - through the clinit binary as client (`clinit -s SOCK G L`), as
 //     operators and scripts run it: adds the client process's own
 //     start-up; the figure with the target;
-//   - the floor: the bench itself starting `/bin/sh -c 'exec STAMP FILE'`
-//     (fork, exec, shell, helper) without any daemon: what no daemon can
-//     go below on this machine, the Go client's floor;
+//   - the floor: the bench itself starting the helper the same way
+//     (fork, exec, helper) without any daemon: what no daemon can go
+//     below on this machine, the Go client's floor; and, beside it for
+//     comparison, the same through `/bin/sh -c` (what the shell's start
+//     would add to each start);
 //   - a Go program's start: the Go helper (bench/stamp, static, stripped)
 //     started the way the CLI is, to its clock reading at package
 //     initialisation. The CLI's floor is this plus the floor above, in
@@ -48,12 +51,13 @@ lat:once:1:once:exec {stamp} {dir}/once.stamp
 	defer d.stop()
 	file := filepath.Join(d.dir, "once.stamp")
 	runs := b.runs(30, 5)
-	var viaClient, viaCLI, floor, goStart, cliFloor []float64
+	var viaClient, viaCLI, floor, goStart, cliFloor, viaSh []float64
 	defer func() {
-		b.add(newRow("tell -> once first instruction (Go client)", "ms", viaClient, "", 0).withFloor(floorSh, floor),
-			newRow("tell -> once first instruction (clinit CLI)", "ms", viaCLI, "median under 3 ms", 3).withFloor(floorSh+" + "+floorGo, cliFloor),
-			newRow("floor: "+floorSh, "ms", floor, "", 0),
-			newRow("floor: "+floorGo, "ms", goStart, "", 0))
+		b.add(newRow("tell -> once first instruction (Go client)", "ms", viaClient, "", 0).withFloor(floorExec, floor),
+			newRow("tell -> once first instruction (clinit CLI)", "ms", viaCLI, "median under 3 ms", 3).withFloor(floorExec+" + "+floorGo, cliFloor),
+			newRow("floor: "+floorExec, "ms", floor, "", 0),
+			newRow("floor: "+floorGo, "ms", goStart, "", 0),
+			newRow("for comparison: "+floorSh, "ms", viaSh, "", 0))
 	}()
 
 	// One unmeasured run first: the daemon's first tell opens its journal
@@ -82,11 +86,16 @@ lat:once:1:once:exec {stamp} {dir}/once.stamp
 		}
 		viaCLI = append(viaCLI, v)
 
-		v, err = floorRun(b, filepath.Join(d.dir, "floor.stamp"))
+		v, err = floorRun(b, filepath.Join(d.dir, "floor.stamp"), false)
 		if err != nil {
 			return err
 		}
 		floor = append(floor, v)
+		sh, err := floorRun(b, filepath.Join(d.dir, "floor.stamp"), true)
+		if err != nil {
+			return err
+		}
+		viaSh = append(viaSh, sh)
 
 		g, err := goStartRun(b, filepath.Join(d.dir, "go.stamp"))
 		if err != nil {
@@ -98,10 +107,11 @@ lat:once:1:once:exec {stamp} {dir}/once.stamp
 	return d.stop()
 }
 
-// The floors of the latency figures.
+// The floors of the latency figures, and the shell's start beside them.
 const (
-	floorSh = "sh -c 'exec stamp', no daemon"
-	floorGo = "a Go program's start (exec stamp-go)"
+	floorExec = "exec stamp, no daemon"
+	floorGo   = "a Go program's start (exec stamp-go)"
+	floorSh   = "sh -c 'exec stamp', no daemon"
 )
 
 // goStartRun starts the Go helper the way benchTell starts the CLI, and
@@ -155,8 +165,9 @@ func tellRun(d *daemon, file string, tell func() error) (float64, error) {
 }
 
 // floorRun starts the once entry's command the cheapest way a Go program
-// can, and waits for it.
-func floorRun(b *bench, file string) (float64, error) {
+// can, as the daemon does (or, with shell, through /bin/sh -c), and
+// waits for it.
+func floorRun(b *bench, file string, shell bool) (float64, error) {
 	if err := os.Remove(file); err != nil && !os.IsNotExist(err) {
 		return 0, err
 	}
@@ -165,7 +176,10 @@ func floorRun(b *bench, file string) (float64, error) {
 		return 0, err
 	}
 	defer devnull.Close()
-	argv := []string{"/bin/sh", "-c", "exec " + b.stamp + " " + file}
+	argv := []string{b.stamp, file}
+	if shell {
+		argv = []string{"/bin/sh", "-c", "exec " + b.stamp + " " + file}
+	}
 	t0 := monotonic()
 	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
 		Env:   append(cleanEnv(), benchEnv+"="+filepath.Join(b.tmp, "floor")),
@@ -192,9 +206,9 @@ func floorRun(b *bench, file string) (float64, error) {
 // reading and stays. Each run reads the current pid, starts the clock
 // just before SIGKILL, and stops it at the replacement's reading: the
 // kernel's kill and exit, the daemon learning of the exit (its Wait
-// goroutine), the respawn decision, the fork and exec of /bin/sh, and the
-// helper's start-up. Its floor, timed after each run, is benchTell's:
-// the bench starting `sh -c 'exec stamp'` itself.
+// goroutine), the respawn decision, the fork and exec of the helper, and
+// the helper's start-up. Its floor, timed after each run, is benchTell's:
+// the bench starting the helper itself.
 //
 // The cltab sets :::respawnlimit: high: runs come faster than one a
 // second, and the default limit (5 rapid restarts) would pause the entry
@@ -212,7 +226,7 @@ rsp:r:1:respawn:exec {stamp} {dir}/r.stamp hold
 	runs := b.runs(30, 5)
 	var samples, floor []float64
 	defer func() {
-		b.add(newRow("respawn: SIGKILL -> replacement's first instruction", "ms", samples, "median under 2 ms", 2).withFloor(floorSh, floor))
+		b.add(newRow("respawn: SIGKILL -> replacement's first instruction", "ms", samples, "median under 2 ms", 2).withFloor(floorExec, floor))
 	}()
 	w, err := watchDir(d.dir)
 	if err != nil {
@@ -250,7 +264,7 @@ rsp:r:1:respawn:exec {stamp} {dir}/r.stamp hold
 		}
 		samples = append(samples, ms(next.ns-t0))
 		cur = next
-		f, err := floorRun(b, filepath.Join(d.dir, "floor.stamp"))
+		f, err := floorRun(b, filepath.Join(d.dir, "floor.stamp"), false)
 		if err != nil {
 			return err
 		}

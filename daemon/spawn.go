@@ -46,10 +46,15 @@ func newSpawner(node string, log *zap.Logger) (*spawner, error) {
 	var env []string
 	for _, kv := range os.Environ() {
 		// Children must not talk to systemd in the daemon's name.
-		if strings.HasPrefix(kv, "CLINIT_") || strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
+		if strings.HasPrefix(kv, "CLINIT_") || strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "PWD=") {
 			continue
 		}
 		env = append(env, kv)
+	}
+	// The PWD sh would export, so that a command started without it has
+	// the same environment (direct.go).
+	if wd := shellPWD(); wd != "" {
+		env = append(env, "PWD="+wd)
 	}
 	return &spawner{node: node, log: log, env: env}, nil
 }
@@ -68,15 +73,39 @@ func keeperDir(stateDir string) string {
 }
 
 // exitWrapper runs a command and leaves its exit status in a file, for a
-// daemon that was not there to wait for it.
-const exitWrapper = `/bin/sh -c "$1"; s=$?; echo $s >"$2"; exit $s`
+// daemon that was not there to wait for it; exitWrapperWords does the
+// same for a command of plain words (direct.go), without a second shell.
+const (
+	exitWrapper      = `/bin/sh -c "$1"; s=$?; echo $s >"$2"; exit $s`
+	exitWrapperWords = `f=$1; shift; "$@"; s=$?; echo $s >"$f"; exit $s`
+)
+
+// command is how ent's command starts: the program to execute (path, ""
+// for argv[0]) and its arguments. A command of plain words starts
+// directly (direct.go); with exitFile set, under a shell that writes its
+// exit status there.
+func (s *spawner) command(ent *cltab.Entry, exitFile string) (argv []string, path string) {
+	words := directWords(ent.Command)
+	if exitFile != "" {
+		if words != nil {
+			return append([]string{"/bin/sh", "-c", exitWrapperWords, "clinit-" + ent.Tag, exitFile}, words...), ""
+		}
+		return []string{"/bin/sh", "-c", exitWrapper, "clinit-" + ent.Tag, ent.Command, exitFile}, ""
+	}
+	if words != nil {
+		if path := lookPath(words[0], s.env); path != "" {
+			return words, path
+		}
+		// Not found: sh says so, and exits 127.
+	}
+	return []string{"/bin/sh", "-c", ent.Command}, ""
+}
 
 // spawn starts ent's command and returns its pid and its start time
 // (clock ticks since boot, as /proc/PID/stat has it). With exitFile set,
 // the command's exit status is also written there. onExit is called, on
 // a goroutine of its own, with the exit the reaper collected.
 func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, uint64, error) {
-	argv := []string{"/bin/sh", "-c", ent.Command}
 	if exitFile != "" {
 		if err := os.MkdirAll(filepath.Dir(exitFile), 0o700); err != nil {
 			return 0, 0, err
@@ -84,8 +113,8 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 		if err := freshFile(exitFile); err != nil {
 			return 0, 0, err
 		}
-		argv = []string{"/bin/sh", "-c", exitWrapper, "clinit-" + ent.Tag, ent.Command, exitFile}
 	}
+	argv, path := s.command(ent, exitFile)
 	r, w, err := outputPipe(outFifo)
 	if err != nil {
 		return 0, 0, err
@@ -98,7 +127,14 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 		env = append(env, "CLINIT_KEEPER="+s.keeper)
 	}
 	var ticks uint64
-	pid, exits, err := reaper.Start(argv, reaper.Attrs{Env: env, Stdout: w, Stderr: w, StartTicks: &ticks})
+	attrs := reaper.Attrs{Path: path, Env: env, Stdout: w, Stderr: w, StartTicks: &ticks}
+	pid, exits, err := reaper.Start(argv, attrs)
+	if err != nil && path != "" {
+		// Not executable after all (a script without #!, for one):
+		// sh does what it does with it.
+		attrs.Path = ""
+		pid, exits, err = reaper.Start([]string{"/bin/sh", "-c", ent.Command}, attrs)
+	}
 	w.Close()
 	if err != nil {
 		r.Close()

@@ -6,8 +6,8 @@
 // running until killed, as a respawn entry's service does.
 //
 // What a reading includes beyond the daemon's own work: the exec of
-// /bin/sh, its parsing of `exec stamp FILE`, the exec of stamp and the Go
-// runtime's start-up. The bench measures that floor on its own (the
+// stamp (`exec stamp FILE` is plain words, started without a shell) and
+// its start-up. The bench measures that floor on its own (the
 // "floor" row) so that it can be told apart from the daemon's share.
 package main
 

@@ -26,8 +26,11 @@ import (
 // own (its pgid is its pid), so that it and what it starts can be
 // signalled as a whole.
 type Attrs struct {
-	Dir string   // working directory; "" keeps the daemon's
-	Env []string // environment; nil passes the daemon's own
+	// Path is the program to execute, with argv as its arguments (argv[0]
+	// is the name it is told it has); "" is argv[0] itself.
+	Path string
+	Dir  string   // working directory; "" keeps the daemon's
+	Env  []string // environment; nil passes the daemon's own
 	// The child's stdin, stdout and stderr; nil is /dev/null.
 	Stdin, Stdout, Stderr *os.File
 	// StartTicks, when not nil, is set to the child's start time as
@@ -128,8 +131,9 @@ func reap() {
 	the.mu.Unlock()
 }
 
-// Start starts argv[0] (a path: no $PATH lookup) with argv. The child's
-// exit is sent once on the returned channel, which is never closed.
+// Start starts a.Path, or else argv[0] (a path: no $PATH lookup), with
+// argv. The child's exit is sent once on the returned channel, which is
+// never closed.
 //
 // The kernel stamps a child's start (CLOCK_BOOTTIME, shown in /proc in
 // 10 ms ticks) during the fork: when the clock read before the fork and
@@ -164,7 +168,11 @@ func Start(argv []string, a Attrs) (pid int, exits <-chan Exit, err error) {
 	if a.StartTicks != nil {
 		before = bootNanos()
 	}
-	pid, err = syscall.ForkExec(argv[0], argv, attr)
+	path := a.Path
+	if path == "" {
+		path = argv[0]
+	}
+	pid, err = syscall.ForkExec(path, argv, attr)
 	if err == nil {
 		the.waiting[pid] = c
 		if a.StartTicks != nil {
@@ -177,7 +185,7 @@ func Start(argv []string, a Attrs) (pid int, exits <-chan Exit, err error) {
 	the.mu.Unlock()
 	runtime.KeepAlive(files)
 	if err != nil {
-		return 0, nil, &os.PathError{Op: "fork/exec", Path: argv[0], Err: err}
+		return 0, nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}
 	}
 	return pid, c, nil
 }
