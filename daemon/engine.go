@@ -111,6 +111,7 @@ type Engine struct {
 	// taken together share one write.
 	persists    *coalesce.Coalescer
 	journalFile *os.File       // children started since the last state snapshot
+	journalBuf  []byte         // its last line, whose room the next one reuses
 	residues    map[int]*group // residue process groups being stopped, by their group
 	stopping    bool           // shutting down: start nothing, stop everything
 	stopped     []chan struct{}

@@ -104,7 +104,8 @@ func (s *spawner) command(ent *cltab.Entry, exitFile string) (argv []string, pat
 // spawn starts ent's command and returns its pid and its start time
 // (clock ticks since boot, as /proc/PID/stat has it). With exitFile set,
 // the command's exit status is also written there. onExit is called, on
-// a goroutine of its own, with the exit the reaper collected.
+// the reaper's goroutine, with the exit it collected: it must not block
+// for long.
 func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (int, uint64, error) {
 	if exitFile != "" {
 		if err := os.MkdirAll(filepath.Dir(exitFile), 0o700); err != nil {
@@ -127,13 +128,14 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 		env = append(env, "CLINIT_KEEPER="+s.keeper)
 	}
 	var ticks uint64
-	attrs := reaper.Attrs{Path: path, Env: env, Stdout: w, Stderr: w, StartTicks: &ticks}
-	pid, exits, err := reaper.Start(argv, attrs)
+	attrs := reaper.Attrs{Path: path, Env: env, Stdout: w, Stderr: w, StartTicks: &ticks,
+		OnExit: func(x reaper.Exit) { onExit(&x) }}
+	pid, _, err := reaper.Start(argv, attrs)
 	if err != nil && path != "" {
 		// Not executable after all (a script without #!, for one):
 		// sh does what it does with it.
 		attrs.Path = ""
-		pid, exits, err = reaper.Start([]string{"/bin/sh", "-c", ent.Command}, attrs)
+		pid, _, err = reaper.Start([]string{"/bin/sh", "-c", ent.Command}, attrs)
 	}
 	w.Close()
 	if err != nil {
@@ -143,11 +145,7 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 	if ticks == 0 {
 		ticks, _, _ = procStart(pid)
 	}
-	go s.capture(r, outFifo, s.log.With(zap.String("group", ent.Group), zap.String("tag", ent.Tag), zap.Int("pid", pid)))
-	go func() {
-		x := <-exits
-		onExit(&x)
-	}()
+	go s.capture(r, outFifo, childLog{s.log, ent.Group, ent.Tag, pid})
 	return pid, ticks, nil
 }
 
@@ -162,13 +160,17 @@ func outputPipe(fifo string) (r, w *os.File, err error) {
 		return os.Pipe()
 	}
 	// A FIFO of the same name can only be a leftover of a run this
-	// daemon does not know (its predecessor died before saving it). The
-	// directory is made when the FIFO cannot be for want of it: a start
-	// costs no stat of it.
-	if err := unix.Unlink(fifo); err != nil && err != unix.ENOENT {
-		return nil, nil, &os.PathError{Op: "remove", Path: fifo, Err: err}
-	}
+	// daemon does not know (its predecessor died before saving it): it
+	// is removed when it is there. The directory is made when the FIFO
+	// cannot be for want of it. So a start costs one system call here
+	// in the common case, no stat or unlink.
 	err = unix.Mkfifo(fifo, 0o600)
+	if err == unix.EEXIST {
+		if err := unix.Unlink(fifo); err != nil && err != unix.ENOENT {
+			return nil, nil, &os.PathError{Op: "remove", Path: fifo, Err: err}
+		}
+		err = unix.Mkfifo(fifo, 0o600)
+	}
 	if err == unix.ENOENT {
 		if err = os.MkdirAll(filepath.Dir(fifo), 0o700); err == nil {
 			err = unix.Mkfifo(fifo, 0o600)
@@ -197,10 +199,30 @@ func openFifo(fifo string) (*os.File, error) {
 	return os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 }
 
+// childLog is the logger of a child's output, made when it first has
+// something to say: most children say nothing, and a logger with fields
+// of its own costs allocations at every start.
+type childLog struct {
+	base       *zap.Logger
+	group, tag string
+	pid        int
+}
+
+func (c childLog) logger() *zap.Logger {
+	return c.base.With(zap.String("group", c.group), zap.String("tag", c.tag), zap.Int("pid", c.pid))
+}
+
 // capture logs a child's output line by line until every holder of the
 // pipe has closed it, then removes its FIFO if it has one. Memory is
 // bounded by the reader's buffer.
-func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
+func (s *spawner) capture(r *os.File, fifo string, cl childLog) {
+	var log *zap.Logger
+	logger := func() *zap.Logger {
+		if log == nil {
+			log = cl.logger()
+		}
+		return log
+	}
 	defer r.Close()
 	if fifo != "" {
 		defer os.Remove(fifo)
@@ -226,10 +248,10 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 				// The count of what was dropped comes at most once a
 				// second, so as not to double a flood's share of the log.
 				if dropped > 0 && now.Sub(reported) >= time.Second {
-					log.Warn("output lines dropped", zap.Int("lines", dropped))
+					logger().Warn("output lines dropped", zap.Int("lines", dropped))
 					dropped, reported = 0, now
 				}
-				log.Info(text)
+				logger().Info(text)
 			default:
 				dropped++
 			}
@@ -237,10 +259,10 @@ func (s *spawner) capture(r *os.File, fifo string, log *zap.Logger) {
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			if dropped > 0 {
-				log.Warn("output lines dropped", zap.Int("lines", dropped))
+				logger().Warn("output lines dropped", zap.Int("lines", dropped))
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
-				log.Debug("output", zap.Error(err))
+				logger().Debug("output", zap.Error(err))
 			}
 			return
 		}

@@ -86,8 +86,13 @@ func (e *Engine) journal(p *proc) {
 		}
 		e.journalFile = f
 	}
-	line, _ := json.Marshal(journalLine{Group: p.g.name, Proc: p.saved(false)})
-	if _, err := e.journalFile.Write(append(line, '\n')); err != nil {
+	jl := journalLine{Group: p.g.name, Proc: p.saved(false)}
+	line := jl.appendJSON(e.journalBuf[:0])
+	if line == nil {
+		return
+	}
+	e.journalBuf = append(line, '\n')
+	if _, err := e.journalFile.Write(e.journalBuf); err != nil {
 		e.log.Error("journal", zap.Error(err))
 	}
 }
@@ -353,12 +358,12 @@ func (e *Engine) adopt(p *proc, pid int, start uint64, fifo string) bool {
 	}
 	p.pid, p.startTicks, p.fifo = pid, start, fifo
 	e.step(p, input{ev: evAdopt})
-	log := e.log.With(zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))
+	cl := childLog{e.log, p.g.name, p.entry.Tag, pid}
 	if fifo != "" {
 		if r, err := openFifo(fifo); err == nil {
-			go e.kids.capture(r, fifo, log)
+			go e.kids.capture(r, fifo, cl)
 		} else {
-			log.Warn("cannot read the output of an adopted process", zap.Error(err))
+			cl.logger().Warn("cannot read the output of an adopted process", zap.Error(err))
 		}
 	}
 	e.log.Info("adopted", zap.String("group", p.g.name), zap.String("tag", p.entry.Tag), zap.Int("pid", pid))

@@ -120,3 +120,26 @@ func TestWatchPid(t *testing.T) {
 }
 
 func setpgid() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+
+// The journal's own encoder writes what encoding/json would, for every
+// field set and unset, and strings that need escaping.
+func TestJournalLineJSON(t *testing.T) {
+	started := time.Date(2026, 12, 1, 20, 30, 1, 123456789, time.FixedZone("x", 3600))
+	for _, jl := range []journalLine{
+		{},
+		{Group: "g", Proc: savedProc{Tag: "a", Mode: "respawn", Hash: "0123abcd", Run: 1}},
+		{Group: "web", Proc: savedProc{Tag: "t", Mode: "once", Hash: "ff", Pid: 4242, Start: 123456789012, Run: 7, Epoch: 3,
+			Started: started, Restarts: 2, Exited: true, Exit: 143, Retiring: true, Fifo: "/run/clinit/s.out/t.7",
+			Residues: []int{5, 6, 7}, Linger: true}},
+		{Group: "g", Proc: savedProc{Tag: "a", Exit: -1, Residues: []int{}, Started: time.Unix(0, 0).UTC()}},
+		{Group: `q"uote\back<&>`, Proc: savedProc{Tag: "tab\there", Fifo: "é/\x01"}},
+	} {
+		want, err := json.Marshal(jl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := jl.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("appendJSON:\n%s\njson.Marshal:\n%s", got, want)
+		}
+	}
+}

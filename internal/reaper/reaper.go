@@ -33,6 +33,11 @@ type Attrs struct {
 	Env  []string // environment; nil passes the daemon's own
 	// The child's stdin, stdout and stderr; nil is /dev/null.
 	Stdin, Stdout, Stderr *os.File
+	// OnExit, when set, is called with the child's exit on the reaping
+	// goroutine, instead of the exit being sent on the channel Start
+	// returns (it is then nil): no goroutine of the caller's waits for
+	// each child. It must not block for long: other exits wait for it.
+	OnExit func(Exit)
 	// StartTicks, when not nil, is set to the child's start time as
 	// /proc/PID/stat's field 22 has it (clock ticks since boot), or to 0
 	// when it could not be known without reading /proc (see Start).
@@ -64,7 +69,7 @@ var the = struct {
 	// recorded before its exit can be looked up, and a pid reaped as an
 	// orphan cannot be reused by a new child before the lookup is done.
 	mu      sync.Mutex
-	waiting map[int]chan Exit        // children started and not yet reaped
+	waiting map[int]waiter           // children started and not yet reaped
 	orphans map[chan<- struct{}]bool // told when orphans were reaped
 }{}
 
@@ -74,7 +79,7 @@ var the = struct {
 func begin() error {
 	the.once.Do(func() {
 		the.mu.Lock()
-		the.waiting, the.orphans = map[int]chan Exit{}, map[chan<- struct{}]bool{}
+		the.waiting, the.orphans = map[int]waiter{}, map[chan<- struct{}]bool{}
 		the.mu.Unlock()
 		the.devnull, the.err = os.Open(os.DevNull)
 		sigs := make(chan os.Signal, 1)
@@ -116,9 +121,15 @@ func reap() {
 			orphans = true
 		}
 	}
+	var calls []func()
 	for _, x := range exits {
-		the.waiting[x.Pid] <- x // buffered for this one exit: never blocks
+		w := the.waiting[x.Pid]
 		delete(the.waiting, x.Pid)
+		if w.f != nil {
+			calls = append(calls, func() { w.f(x) })
+		} else {
+			w.c <- x // buffered for this one exit: never blocks
+		}
 	}
 	if orphans {
 		for c := range the.orphans {
@@ -129,6 +140,16 @@ func reap() {
 		}
 	}
 	the.mu.Unlock()
+	// Outside the lock: a callback may start a child.
+	for _, call := range calls {
+		call()
+	}
+}
+
+// waiter is who is told of a child's exit: a channel, or a function.
+type waiter struct {
+	c chan Exit
+	f func(Exit)
 }
 
 // Start starts a.Path, or else argv[0] (a path: no $PATH lookup), with
@@ -162,7 +183,12 @@ func Start(argv []string, a Attrs) (pid int, exits <-chan Exit, err error) {
 		env = os.Environ()
 	}
 	attr := &syscall.ProcAttr{Dir: a.Dir, Env: env, Files: fds, Sys: &syscall.SysProcAttr{Setpgid: true}}
-	c := make(chan Exit, 1)
+	var w waiter
+	if a.OnExit != nil {
+		w.f = a.OnExit
+	} else {
+		w.c = make(chan Exit, 1)
+	}
 	the.mu.Lock()
 	var before int64
 	if a.StartTicks != nil {
@@ -174,7 +200,7 @@ func Start(argv []string, a Attrs) (pid int, exits <-chan Exit, err error) {
 	}
 	pid, err = syscall.ForkExec(path, argv, attr)
 	if err == nil {
-		the.waiting[pid] = c
+		the.waiting[pid] = w
 		if a.StartTicks != nil {
 			*a.StartTicks = 0
 			if after := bootNanos(); before >= 0 && after >= 0 && before/tickNanos == after/tickNanos {
@@ -187,7 +213,7 @@ func Start(argv []string, a Attrs) (pid int, exits <-chan Exit, err error) {
 	if err != nil {
 		return 0, nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}
 	}
-	return pid, c, nil
+	return pid, w.c, nil
 }
 
 // NotifyOrphans makes the reaper signal c, without blocking, whenever a

@@ -185,3 +185,32 @@ func TestStartTicks(t *testing.T) {
 		t.Errorf("only %d of %d starts had their start time without /proc", known, n)
 	}
 }
+
+// With OnExit, the exit comes to the function instead of a channel, and
+// a callback may start a child itself (it runs outside the reaper's
+// lock). Path runs another program than argv[0] names.
+func TestStartOnExit(t *testing.T) {
+	got := make(chan Exit, 2)
+	var second int
+	first, c, err := Start(sh("exit 3"), Attrs{OnExit: func(x Exit) {
+		got <- x
+		pid, _, err := Start([]string{"clinit-named", "-c", "exit 4"}, Attrs{Path: "/bin/sh", OnExit: func(x Exit) { got <- x }})
+		if err != nil {
+			t.Error(err)
+		}
+		second = pid
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != nil {
+		t.Error("Start returned a channel with OnExit set")
+	}
+	x := await(t, got)
+	if x.Pid != first || x.Code() != 3 {
+		t.Errorf("first exit: pid %d code %d, want pid %d code 3", x.Pid, x.Code(), first)
+	}
+	if x = await(t, got); x.Pid != second || x.Code() != 4 {
+		t.Errorf("second exit: pid %d code %d, want pid %d code 4", x.Pid, x.Code(), second)
+	}
+}
