@@ -148,6 +148,7 @@ func spawnWait(t *testing.T, command, exitFile string) int {
 	if _, _, err := s.spawn(ent, "1", exitFile, "", func(x *reaper.Exit) { exited <- x }); err != nil {
 		t.Fatal(err)
 	}
+	s.readOutput()
 	select {
 	case x := <-exited:
 		return x.Status.ExitStatus()

@@ -169,6 +169,7 @@ func (e *Engine) Run() {
 	defer tick.Stop()
 	defer e.persists.Stop()
 	e.restore()
+	e.child.readOutput()
 	e.persists.FlushNow()
 	for {
 		select {
@@ -196,6 +197,7 @@ func (e *Engine) Run() {
 		for n := len(e.events); n > 0; n-- {
 			(<-e.events)()
 		}
+		e.child.readOutput()
 		if e.stopping && e.idle() {
 			e.finish()
 			return

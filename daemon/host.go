@@ -17,6 +17,10 @@ type starter interface {
 	// spawn starts ent's command at level; onExit is called once, from
 	// any goroutine, with how it ended.
 	spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExit func(*reaper.Exit)) (pid int, ticks uint64, err error)
+	// readOutput starts reading the output of the children spawned since
+	// it was last called: the engine calls it once it is done with a
+	// batch of events.
+	readOutput()
 	// kill signals process group pgid.
 	kill(pgid int, sig syscall.Signal) error
 	// groupAlive reports whether process group pgid has live members.

@@ -40,6 +40,7 @@ type spawner struct {
 	// keeper is the lease keeper's directory, named in every child's
 	// environment; "" when there is none.
 	keeper string
+	unread []output // children's output not read yet (readOutput)
 }
 
 func newSpawner(node string, log *zap.Logger) (*spawner, error) {
@@ -145,8 +146,28 @@ func (s *spawner) spawn(ent *cltab.Entry, level, exitFile, outFifo string, onExi
 	if ticks == 0 {
 		ticks, _, _ = procStart(pid)
 	}
-	go s.capture(r, outFifo, childLog{s.log, ent.Group, ent.Tag, pid})
+	s.unread = append(s.unread, output{r, outFifo, childLog{s.log, ent.Group, ent.Tag, pid}})
 	return pid, ticks, nil
+}
+
+// output is a child's output, to be read.
+type output struct {
+	r    *os.File
+	fifo string
+	log  childLog
+}
+
+// readOutput starts a reader for each child spawned since the last call.
+// Started at each spawn, a reader woke an idle thread only to park at
+// once on its empty pipe: 1,000 of them, when 1,000 entries start. Now
+// they start together once the engine is done with its batch (a FIFO
+// holds 64 KiB meanwhile).
+func (s *spawner) readOutput() {
+	for i, o := range s.unread {
+		go s.capture(o.r, o.fifo, o.log)
+		s.unread[i] = output{}
+	}
+	s.unread = s.unread[:0]
 }
 
 // outputPipe makes the pipe for a child's stdout and stderr. Without a
