@@ -354,7 +354,9 @@ func (e *Engine) tell(name, level string) error {
 	if g == nil || len(g.procs) == 0 {
 		return fmt.Errorf("%w: %s", ErrNoGroup, name)
 	}
-	e.log.Info("tell", zap.String("group", name), zap.String("level", level))
+	// Logged once the group's starts are under way: the log's write
+	// does not delay them.
+	defer e.log.Info("tell", zap.String("group", name), zap.String("level", level))
 	if !g.told || g.level != level {
 		g.epoch++
 		for _, p := range g.procs {
