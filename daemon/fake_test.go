@@ -153,24 +153,38 @@ func (f *fakeStarter) notifyOrphans() {
 // its leader, TAG.N, or TAG when one group of TAG lingers).
 func (f *fakeStarter) empty(who string) error {
 	f.mu.Lock()
+	c, err := named(f.groups, who, "no process group of %s lingers")
+	if err != nil {
+		f.mu.Unlock()
+		return err
+	}
+	delete(f.groups, c.pid)
+	f.mu.Unlock()
+	f.notifyOrphans()
+	return nil
+}
+
+// named is the one child in in that who names (TAG.N, or TAG when one
+// child only has it); none formats the error when who names nothing.
+func named(in map[int]*fakeChild, who, none string) (*fakeChild, error) {
 	var found []*fakeChild
-	for _, c := range f.groups {
+	for _, c := range in {
 		if c.name == who || c.tag == who {
 			found = append(found, c)
 		}
 	}
 	switch {
 	case len(found) == 0:
-		f.mu.Unlock()
-		return fmt.Errorf("no process group of %s lingers", who)
+		return nil, fmt.Errorf(none, who)
 	case len(found) > 1:
-		f.mu.Unlock()
-		return fmt.Errorf("%s names more than one process group: say which", who)
+		var names []string
+		for _, c := range found {
+			names = append(names, c.name)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("%s names %s: say which", who, strings.Join(names, ", "))
 	}
-	delete(f.groups, found[0].pid)
-	f.mu.Unlock()
-	f.notifyOrphans()
-	return nil
+	return found[0], nil
 }
 
 // exit ends the live child named (TAG.N) or of entry TAG with how,
@@ -179,24 +193,10 @@ func (f *fakeStarter) empty(who string) error {
 func (f *fakeStarter) exit(who, how string, leave bool) (*fakeChild, *reaper.Exit, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var found []*fakeChild
-	for _, c := range f.live {
-		if c.name == who || c.tag == who {
-			found = append(found, c)
-		}
+	c, err := named(f.live, who, "no child of %s is running")
+	if err != nil {
+		return nil, nil, err
 	}
-	switch {
-	case len(found) == 0:
-		return nil, nil, fmt.Errorf("no child of %s is running", who)
-	case len(found) > 1:
-		var names []string
-		for _, c := range found {
-			names = append(names, c.name)
-		}
-		sort.Strings(names)
-		return nil, nil, fmt.Errorf("%s names %s: say which", who, strings.Join(names, ", "))
-	}
-	c := found[0]
 	var status unix.WaitStatus
 	if code, err := parseCode(how); err == nil {
 		status = unix.WaitStatus(code << 8)
