@@ -60,6 +60,19 @@ func (w *nodeWorld) steps(n int) {
 
 func (w *nodeWorld) level(g string) string { return w.in.local[g].Level }
 
+// webRunning is a node granted web (epoch 1) that has walked it to its
+// level, start.
+func webRunning(t *testing.T, hactl string) *nodeWorld {
+	t.Helper()
+	w := newNodeWorld(t, hactl)
+	w.grant(map[string]uint64{"web": 1}, nil)
+	w.steps(3)
+	if w.level("web") != "start" {
+		t.Fatalf("web at %q once granted, want start", w.level("web"))
+	}
+	return w
+}
+
 func TestNodeWalksPlanTestLevel(t *testing.T) {
 	w := newNodeWorld(t, "web start\n")
 	w.step()
@@ -83,12 +96,7 @@ func TestNodeWalksPlanTestLevel(t *testing.T) {
 }
 
 func TestNodeStopsWhenTheLeaseLapses(t *testing.T) {
-	w := newNodeWorld(t, "web start\n")
-	w.grant(map[string]uint64{"web": 1}, nil)
-	w.steps(3)
-	if w.level("web") != "start" {
-		t.Fatal("not running")
-	}
+	w := webRunning(t, "web start\n")
 	out := w.step()
 	if !out.wake.Equal(w.in.lease.Until) {
 		t.Errorf("wakes at %v, want the lease's end", out.wake)
@@ -104,9 +112,7 @@ func TestNodeStopsWhenTheLeaseLapses(t *testing.T) {
 }
 
 func TestNodeReleasesOnceStopped(t *testing.T) {
-	w := newNodeWorld(t, "web start\n")
-	w.grant(map[string]uint64{"web": 1}, nil)
-	w.steps(3)
+	w := webRunning(t, "web start\n")
 	// Asked to stop at epoch 2: stop, then release, once.
 	w.grant(nil, map[string]uint64{"web": 2})
 	w.result[cltab.LevelStop] = api.StateStopping
@@ -208,12 +214,7 @@ func TestGate(t *testing.T) {
 // In maintenance mode a node starts, stops and reports nothing while its
 // lease holds; when the lease lapses it stops what it runs, as always.
 func TestNodeInMaintenance(t *testing.T) {
-	w := newNodeWorld(t, "web start\ndb start\n")
-	w.grant(map[string]uint64{"web": 1}, nil)
-	w.steps(3)
-	if w.level("web") != "start" {
-		t.Fatal("web not running")
-	}
+	w := webRunning(t, "web start\ndb start\n")
 	w.grant(map[string]uint64{"db": 1}, map[string]uint64{"web": 1}) // web asked back, db given
 	w.in.lease.Grant.Maintenance = true
 	w.in.hactl.Group("web").Level = "other"

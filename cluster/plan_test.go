@@ -384,15 +384,21 @@ func TestPlanOperatorCommands(t *testing.T) {
 		t.Helper()
 		w.commit(t, []store.Command{c})
 	}
-	op(store.Command{Op: store.OpMove, Group: "web", Node: "n2"})
-	if p := w.step(t); w.owner("web") != "n1(stop)" || !strings.Contains(p.cmds[0].Why, "moved to n2") {
-		t.Fatalf("move: web %q, plan %+v", w.owner("web"), p)
+	// handOver: c asks n1 to stop web, for why; once n1 has released it,
+	// web starts on to (after says why there).
+	handOver := func(c store.Command, why, to, after string) {
+		t.Helper()
+		op(c)
+		if p := w.step(t); w.owner("web") != "n1(stop)" || !strings.Contains(p.cmds[0].Why, why) {
+			t.Fatalf("%s: web %q, plan %+v", c.Op, w.owner("web"), p)
+		}
+		w.release(t, "web")
+		w.step(t)
+		if w.owner("web") != to {
+			t.Fatalf("%s: web on %q, want %s", after, w.owner("web"), to)
+		}
 	}
-	w.release(t, "web")
-	w.step(t)
-	if w.owner("web") != "n2" {
-		t.Fatalf("moved: web on %q, want n2 (before its preferred n1)", w.owner("web"))
-	}
+	handOver(store.Command{Op: store.OpMove, Group: "web", Node: "n2"}, "moved to n2", "n2", "moved (before its preferred n1)")
 	op(store.Command{Op: store.OpClearMoves, Group: "web"})
 	if p := w.step(t); len(p.cmds) != 0 {
 		t.Errorf("a clear moved web back at once: %+v", p.cmds)
@@ -406,15 +412,7 @@ func TestPlanOperatorCommands(t *testing.T) {
 		t.Fatalf("banned from n2: web on %q, want n1", w.owner("web"))
 	}
 
-	op(store.Command{Op: store.OpStandby, Node: "n1", On: true})
-	if p := w.step(t); w.owner("web") != "n1(stop)" || !strings.Contains(p.cmds[0].Why, "standby") {
-		t.Fatalf("standby: web %q, plan %+v", w.owner("web"), p)
-	}
-	w.release(t, "web")
-	w.step(t)
-	if w.owner("web") != "n0" {
-		t.Fatalf("n1 in standby, n2 banned: web on %q, want n0", w.owner("web"))
-	}
+	handOver(store.Command{Op: store.OpStandby, Node: "n1", On: true}, "standby", "n0", "n1 in standby, n2 banned")
 
 	op(store.Command{Op: store.OpMaintenance, On: true})
 	delete(w.members, "n0") // dead, and past its lease
