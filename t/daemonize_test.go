@@ -13,16 +13,19 @@ import (
 // is. A program that leaves its process group (setsid) cannot be
 // supervised: the respawn throttle ends the loop and the log says why.
 
-func TestDaemonizingRespawn(t *testing.T) {
-	t.Parallel()
-	// A wide window and a low limit: a hot loop would be throttled and
-	// would show as starts in the marker files.
-	d := startDaemon(t, `
+// bgCltab has bg, which leaves a sleep in its process group and exits, under
+// a wide window and a low limit: a hot loop would be throttled and would
+// show as starts in the marker files.
+const bgCltab = `
 :::respawnlimit:3
 :::respawnwindow:10s
 :::respawnpause:1h
-:::stoptimeout:5
 g:bg:1:respawn:echo $$ >> {dir}/bg.starts; sleep 1000 & echo $! >> {dir}/bg.kids; exit 0
+`
+
+func TestDaemonizingRespawn(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, bgCltab+`:::stoptimeout:5
 g:dbl:1:respawn:echo $$ >> {dir}/dbl.starts; ( ( exec sleep 1000 ) & echo $! >> {dir}/dbl.kids ) & exit 0
 g:fg:1:respawn:echo $$ >> {dir}/fg.starts; exec sleep 1000
 `)
@@ -100,12 +103,7 @@ g:fg:1:respawn:echo $$ >> {dir}/fg.starts; exec sleep 1000
 // it is neither the parent nor the subreaper of what is left.
 func TestDaemonizingRespawnCrash(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, `
-:::respawnlimit:3
-:::respawnwindow:10s
-:::respawnpause:1h
-g:bg:1:respawn:echo $$ >> {dir}/bg.starts; sleep 1000 & echo $! >> {dir}/bg.kids; exit 0
-`)
+	d := startDaemon(t, bgCltab)
 	d.tellDone("g", "1")
 	kid := readPid(t, d.path("bg.kids"), 0)
 	if !poll(hang, func() bool { return d.logHas("bg exited but left processes running") }) {
