@@ -149,26 +149,44 @@ func TestSignalStopsEverything(t *testing.T) {
 
 // A once entry that started a background helper and exited: the helper is
 // still a process of the group (same process group), so a level without
-// the entry, and clinit -k, must stop it.
+// the entry, and clinit -k, must stop it. A daemon killed with SIGKILL and
+// started again still knows the helper: leaving the level, and -k, stop it.
 func TestStopReachesProcessGroupOfExitedEntry(t *testing.T) {
 	t.Parallel()
-	for _, how := range []string{"level", "kill"} {
-		t.Run(how, func(t *testing.T) {
-			t.Parallel()
-			d := startDaemon(t, `
+	const helper = `
 :::stoptimeout:1
 G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
-`)
-			gc := d.residue()
-			if !alive(gc) {
-				t.Fatal("the helper died with its parent")
+`
+	for _, c := range []struct {
+		cltab string
+		crash bool
+	}{
+		{helper, false},
+		{helper + "G:other:1:respawn:exec sleep 1000\n", true},
+	} {
+		for _, how := range []string{"level", "kill"} {
+			name := how
+			if c.crash {
+				name = "a crash, then " + how
 			}
-			leaveLevel(t, d, how)
-			if !poll(hang, func() bool { return !alive(gc) }) {
-				syscall.Kill(gc, syscall.SIGKILL)
-				t.Fatalf("after %s, the helper %d that a once entry left in its process group still runs", how, gc)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				d := startDaemon(t, c.cltab)
+				gc := d.residue()
+				if !alive(gc) {
+					t.Fatal("the helper died with its parent")
+				}
+				if c.crash {
+					d = crash(t, d)
+					d.waitState("G", "1", "DONE")
+				}
+				leaveLevel(t, d, how)
+				if !poll(hang, func() bool { return !alive(gc) }) {
+					syscall.Kill(gc, syscall.SIGKILL)
+					t.Fatalf("after %s, the helper %d that a once entry left in its process group still runs", name, gc)
+				}
+			})
+		}
 	}
 }
 
@@ -330,33 +348,6 @@ G:next:2:once:gc=$(cat {dir}/gc); s=$(cut -d' ' -f3 /proc/$gc/stat 2>/dev/null);
 	}
 	if !d.logHas(`"group": "G"`, `"level": "2"`, `"state": "STOPPING"`) {
 		t.Errorf("the group was never STOPPING at level 2 while the helper was being stopped")
-	}
-}
-
-// A daemon killed with SIGKILL and started again still knows the helper an
-// exited entry left: leaving the level, and -k, stop it.
-func TestResidueSurvivesDaemonCrash(t *testing.T) {
-	t.Parallel()
-	for _, how := range []string{"level", "kill"} {
-		t.Run(how, func(t *testing.T) {
-			t.Parallel()
-			d := startDaemon(t, `
-:::stoptimeout:1
-G:helper:1:once:sleep 1000 & echo $! > {dir}/gc
-G:other:1:respawn:exec sleep 1000
-`)
-			gc := d.residue()
-			d.cmd.Process.Kill()
-			<-d.done
-			d2 := launch(t, d.dir)
-			d2.waitReady()
-			d2.waitState("G", "1", "DONE")
-			leaveLevel(t, d2, how)
-			if !poll(hang, func() bool { return !alive(gc) }) {
-				syscall.Kill(gc, syscall.SIGKILL)
-				t.Fatalf("after a daemon crash and %s, the helper %d a once entry left still runs", how, gc)
-			}
-		})
 	}
 }
 
