@@ -121,6 +121,15 @@ func running(t *testing.T, shared string) map[string]int {
 	return out
 }
 
+// runsOnceOn fails the case unless web's service runs once, on node, and
+// nowhere else; when says at which point of the case.
+func runsOnceOn(t *testing.T, shared, node, when string) {
+	t.Helper()
+	if r := running(t, shared); len(r) != 1 || r[node] != 1 {
+		t.Fatalf("%s: web services running: %v, want one on %s", when, r, node)
+	}
+}
+
 func sharedDir(nodes []*node) string { return filepath.Dir(nodes[0].flags[len(nodes[0].flags)-1]) }
 
 // startHA starts a cluster of 3 nodes with tab and waits until each sees
@@ -140,9 +149,7 @@ func TestHAPlacementAndFailover(t *testing.T) {
 	}
 	first := waitOwner(t, nodes, "start")
 	settle()
-	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
-		t.Fatalf("web services running: %v, want one on %s", r, first)
-	}
+	runsOnceOn(t, shared, first, "placed")
 
 	// An hactl level change follows on the owner, without a move.
 	nodes[1].clinit("--ha", "web", "big")
@@ -155,9 +162,7 @@ func TestHAPlacementAndFailover(t *testing.T) {
 	// last renewal) and the fencetime (2 s): by then its keeper has
 	// stopped whatever of it survived.
 	second, rest, _ := killOwner(t, nodes, first, "big", 40*time.Second)
-	if r := running(t, shared); len(r) != 1 || r[second] != 1 {
-		t.Fatalf("after failover, services running: %v", r)
-	}
+	runsOnceOn(t, shared, second, "after failover")
 
 	// A graceful -k of the new owner hands it over to the last node.
 	stopped := time.Now()
@@ -217,9 +222,7 @@ func TestHAHandoffPreferAndTests(t *testing.T) {
 	}
 	next := waitOwner(t, without(nodes, "n2"), "start")
 	t.Logf("handoff from n2 to %s: %v", next, time.Since(handed).Round(time.Millisecond))
-	if r := running(t, shared); len(r) != 1 || r[next] != 1 {
-		t.Fatalf("after handoff, services running: %v", r)
-	}
+	runsOnceOn(t, shared, next, "after handoff")
 }
 
 func TestHAFencing(t *testing.T) {
@@ -284,9 +287,7 @@ func TestHAFencing(t *testing.T) {
 	if o := waitOwner(t, nodes, "start"); o != second {
 		t.Fatalf("web moved back to %s after %s came back", o, first)
 	}
-	if r := running(t, shared); len(r) != 1 || r[second] != 1 {
-		t.Fatalf("after %s came back, services running: %v", first, r)
-	}
+	runsOnceOn(t, shared, second, "after "+first+" came back")
 	if !back.logHas("HA group not restored") {
 		t.Fatalf("%s restored web from its state", first)
 	}
@@ -320,9 +321,7 @@ func TestHADaemonRestartWithinLease(t *testing.T) {
 	if len(after) != len(before) {
 		t.Fatalf("web was stopped or started over the restart:\nbefore %q\nafter %q", before, after)
 	}
-	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
-		t.Fatalf("services running after the restart: %v", r)
-	}
+	runsOnceOn(t, shared, first, "after the restart")
 }
 
 // Two machines and a witness (:::witness:), as corosync-qnetd gives a
@@ -343,14 +342,10 @@ func TestHAWitness(t *testing.T) {
 		t.Fatal("web placed on the witness")
 	}
 	settle()
-	if r := running(t, shared); len(r) != 1 || r[first] != 1 {
-		t.Fatalf("web services running: %v, want one on %s", r, first)
-	}
+	runsOnceOn(t, shared, first, "placed")
 	second, _, _ := killOwner(t, nodes, first, "start", 40*time.Second)
 	if second == "n3" {
 		t.Fatal("web moved to the witness")
 	}
-	if r := running(t, shared); len(r) != 1 || r[second] != 1 {
-		t.Fatalf("after failover, services running: %v", r)
-	}
+	runsOnceOn(t, shared, second, "after failover")
 }

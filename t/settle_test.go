@@ -77,9 +77,7 @@ func TestHASettleFirstPlacement(t *testing.T) {
 			} else if o == "n1" {
 				t.Fatalf("without settle web on n1 at once; want it placed before n1 started")
 			}
-			if r := running(t, shared); len(r) != 1 || r[o] != 1 {
-				t.Fatalf("web services running: %v, want one on %s", r, o)
-			}
+			runsOnceOn(t, shared, o, "placed")
 		})
 	}
 }
@@ -111,9 +109,7 @@ func TestHASettleColdStart(t *testing.T) {
 		t.Fatalf("web on %s, want the preferred n1", o)
 	}
 	t.Logf("web on n1 %v after n1 started", time.Since(started).Round(time.Millisecond))
-	if r := running(t, shared); len(r) != 1 || r["n1"] != 1 {
-		t.Fatalf("web services running: %v, want one on n1", r)
-	}
+	runsOnceOn(t, shared, "n1", "placed")
 }
 
 // web prefers n1; n1 is killed, web moves; n1 comes back. With failback
@@ -171,9 +167,7 @@ func TestHAFailback(t *testing.T) {
 				}
 			}
 			o, _ := owner(t, nodes, "start")
-			if r := running(t, shared); len(r) != 1 || r[o] != 1 {
-				t.Fatalf("web services running: %v, want one on %s", r, o)
-			}
+			runsOnceOn(t, shared, o, "at the end")
 		})
 	}
 }
