@@ -14,10 +14,8 @@ import (
 // gets SIGKILL after the stop timeout; the record says so; the group
 // stays held.
 func TestLapseStopsWatchedGroups(t *testing.T) {
-	_, c := startKeeper(t, "n1")
-	ctx := ctxT(t)
 	const stop = 400 * time.Millisecond
-	holdWeb(t, ctx, c, stop)
+	_, c, ctx := keeperHoldingWeb(t, stop)
 	a := sleeper(t, "n1", "web")
 	b := termIgnorer(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
@@ -93,9 +91,7 @@ func TestRenewalsKeepGroupsRunning(t *testing.T) {
 // A lease may move the deadline earlier, into the past: the lapse is at
 // once. A process watched after that is stopped at once too.
 func TestEarlierDeadlineAndLateWatch(t *testing.T) {
-	_, c := startKeeper(t, "n1")
-	ctx := ctxT(t)
-	holdWeb(t, ctx, c, 100*time.Millisecond)
+	_, c, ctx := keeperHoldingWeb(t, 100*time.Millisecond)
 	a := sleeper(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	now := BoottimeNow()
@@ -121,9 +117,7 @@ func TestEarlierDeadlineAndLateWatch(t *testing.T) {
 // unwatched process of a held group on this node, and leaves alone
 // other nodes', other groups' and unmarked processes.
 func TestLapseSignalsOnlyTheHeldGroupsProcesses(t *testing.T) {
-	_, c := startKeeper(t, "n1")
-	ctx := ctxT(t)
-	holdWeb(t, ctx, c, 100*time.Millisecond)
+	_, c, ctx := keeperHoldingWeb(t, 100*time.Millisecond)
 	reused := sleeper(t, "", "")
 	if err := c.Watch(ctx, "web", reused.pid, reused.start+1); err == nil {
 		t.Fatalf("watch with a wrong start time succeeded")
@@ -200,9 +194,7 @@ func sorted(p ...int) []int {
 // A keeper told to go while it holds a group stops the group first:
 // after it, nothing would bound the group.
 func TestSignalledKeeperStopsHeldGroups(t *testing.T) {
-	k, c := startKeeper(t, "n1")
-	ctx := ctxT(t)
-	holdWeb(t, ctx, c, 200*time.Millisecond)
+	k, c, ctx := keeperHoldingWeb(t, 200*time.Millisecond)
 	a := termIgnorer(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	must(t, k.cmd.Process.Signal(syscall.SIGTERM))
@@ -216,10 +208,8 @@ func TestSignalledKeeperStopsHeldGroups(t *testing.T) {
 // the SIGKILL round, never watched, gets SIGKILL at the end of the grace
 // while the lease is still lapsed.
 func TestLapseKillsLateStarters(t *testing.T) {
-	_, c := startKeeper(t, "n1")
-	ctx := ctxT(t)
 	const stop = 500 * time.Millisecond
-	holdWeb(t, ctx, c, stop)
+	_, c, ctx := keeperHoldingWeb(t, stop)
 	a := sleeper(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	deadline := BoottimeNow() + int64(200*time.Millisecond)
@@ -244,9 +234,7 @@ func TestReusedPidNotSignalled(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to choose the next pid through ns_last_pid")
 	}
-	_, c := startKeeper(t, "n1")
-	ctx := ctxT(t)
-	holdWeb(t, ctx, c, 100*time.Millisecond)
+	_, c, ctx := keeperHoldingWeb(t, 100*time.Millisecond)
 	old := sleeper(t, "", "") // no CLINIT_ variables: only its watch names it
 	must(t, c.Watch(ctx, "web", old.pid, old.start))
 	canary := sleeper(t, "", "")

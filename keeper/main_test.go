@@ -98,12 +98,17 @@ func startKeeper(t *testing.T, node string, extra ...string) (*runningKeeper, *C
 	return k, c
 }
 
-// holdWeb holds web under a lease of an hour (long enough for any setup,
-// however slow the machine), with stop as the stop timeout.
-func holdWeb(t *testing.T, ctx context.Context, c *Client, stop time.Duration) {
+// keeperHoldingWeb starts a keeper for n1 (extra: more flags) that holds
+// web under a lease of an hour (long enough for any setup, however slow
+// the machine), with stop as the stop timeout; it returns the keeper, its
+// client and a context for requests.
+func keeperHoldingWeb(t *testing.T, stop time.Duration, extra ...string) (*runningKeeper, *Client, context.Context) {
 	t.Helper()
+	k, c := startKeeper(t, "n1", extra...)
+	ctx := ctxT(t)
 	must(t, c.Lease(ctx, BoottimeNow()+int64(time.Hour), stop))
 	must(t, c.Hold(ctx, "web"))
+	return k, c, ctx
 }
 
 // waitExit fails the test unless the keeper exits with status 0 within

@@ -21,9 +21,7 @@ import (
 // without a daemon.
 func TestIdleExit(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	k, c := startKeeper(t, "n1", "--idle", idle.String())
-	ctx := ctxT(t)
-	holdWeb(t, ctx, c, time.Second)
+	k, c, ctx := keeperHoldingWeb(t, time.Second, "--idle", idle.String())
 	c.Close()
 	// Holding, and no daemon: it must stay (time is all there is to
 	// wait for).
@@ -150,9 +148,7 @@ func TestPeerCredentials(t *testing.T) {
 // demo.
 func TestIdleExitAfterLapse(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	k, c := startKeeper(t, "n1", "--idle", idle.String())
-	ctx := ctxT(t)
-	holdWeb(t, ctx, c, 100*time.Millisecond)
+	k, c, ctx := keeperHoldingWeb(t, 100*time.Millisecond, "--idle", idle.String())
 	must(t, c.Lease(ctx, BoottimeNow()+int64(200*time.Millisecond), 100*time.Millisecond))
 	c.Close()
 	// Its lapse, its SIGKILL round and the idle period.

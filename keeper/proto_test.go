@@ -15,11 +15,7 @@ import (
 // Every bad request gets an error naming what is wrong, and changes
 // nothing; the connection stays usable.
 func TestBadRequests(t *testing.T) {
-	k, c := startKeeper(t, "n1")
-	ctx := ctxT(t)
-	deadline := BoottimeNow() + int64(time.Hour)
-	must(t, c.Lease(ctx, deadline, time.Second))
-	must(t, c.Hold(ctx, "web"))
+	k, c, ctx := keeperHoldingWeb(t, time.Second)
 	a := sleeper(t, "n1", "web")
 	must(t, c.Watch(ctx, "web", a.pid, a.start))
 	before, err := c.State(ctx)
