@@ -58,8 +58,7 @@ func TestLeaderWithoutQuorumGrantsNothing(t *testing.T) {
 	}
 	for i := range tc.nodes {
 		if i != l {
-			tc.nodes[i].Close()
-			tc.nodes[i] = nil
+			tc.stop(i)
 		}
 	}
 	cut := time.Now()
@@ -97,8 +96,7 @@ func TestNewLeaderCountsFromItsElection(t *testing.T) {
 	if _, err := c.Renew(ctx(t), "n9"); err != nil {
 		t.Fatal(err)
 	}
-	tc.nodes[old].Close()
-	tc.nodes[old] = nil
+	tc.stop(old)
 	lost := time.Now()
 	nl := tc.leader()
 	if err := tc.nodes[nl].Ready(); err != nil {
@@ -150,8 +148,7 @@ func TestRenewerHoldsAndLapses(t *testing.T) {
 	// Without a quorum no renewal sent after the close succeeds: the
 	// last lease runs out.
 	for i := range tc.nodes {
-		tc.nodes[i].Close()
-		tc.nodes[i] = nil
+		tc.stop(i)
 	}
 	closed := time.Now()
 	timeout := time.After(2 * time.Second)

@@ -93,6 +93,12 @@ func (tc *testCluster) open(i int) *Node {
 	return nd
 }
 
+// stop closes node i for good: leader and the cleanup pass it over.
+func (tc *testCluster) stop(i int) {
+	tc.nodes[i].Close()
+	tc.nodes[i] = nil
+}
+
 // leader waits for one of the live nodes to lead, and returns its index.
 func (tc *testCluster) leader() int {
 	tc.t.Helper()
