@@ -91,6 +91,7 @@ type Node struct {
 	snaps *raft.FileSnapshotStore
 	trans *raft.NetworkTransport
 	grant *granter
+	state stateCache
 
 	closeOnce sync.Once
 	closed    chan struct{}

@@ -306,6 +306,19 @@ func TestLargeStateOverRPC(t *testing.T) {
 			t.Fatalf("read %d: a cltab of %d bytes, want the %d committed", i, len(got), big.Len())
 		}
 	}
+	// The leader encodes the state once per index: a read after the next
+	// commit has it.
+	r, err := c.Propose(ctx(t), store.Command{Op: store.OpSetFile, Kind: store.KindHactl, Text: "web start\n"})
+	if err != nil || r.Err != nil {
+		t.Fatalf("hactl: %+v %v", r, err)
+	}
+	st, err := c.State(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Index < r.Version || st.Files[store.KindHactl].Text != "web start\n" || st.Files[store.KindCltab].Text != big.String() {
+		t.Errorf("after the hactl's commit at %d: index %d, hactl %q, cltab of %d bytes", r.Version, st.Index, st.Files[store.KindHactl].Text, len(st.Files[store.KindCltab].Text))
+	}
 }
 
 // Commands proposed together from a node that does not lead (and from a

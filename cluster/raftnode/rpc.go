@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -57,6 +58,35 @@ type rpcReply struct {
 	Results []rpcResult     `json:"results,omitempty"` // propose-all, one per command
 }
 
+// stateCache is the committed state as the state RPC sends it, encoded
+// once per index: when an edit moves a file's version, every node that
+// does not vote asks for the state at once (97 of them at 100 nodes),
+// and encoding it for each, under the state machine's lock, held up
+// the leader's applies and renewals until nodes were taken for dead.
+type stateCache struct {
+	mu    sync.Mutex
+	index uint64
+	b     []byte
+}
+
+// encoded returns f's state in JSON, encoded again only when it moved.
+func (c *stateCache) encoded(f *fsm) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var index uint64
+	f.read(func(s *store.State) { index = s.Index })
+	if c.b != nil && c.index == index {
+		return c.b, nil
+	}
+	st, _ := f.watch() // a copy: encoded outside the state machine's lock
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	c.index, c.b = st.Index, b
+	return b, nil
+}
+
 // ErrNotLeader is a reply from a voter that does not lead.
 var ErrNotLeader = errors.New("not the raft leader")
 
@@ -77,7 +107,15 @@ func (n *Node) serveRPC(c net.Conn) {
 		if rep.Error == ErrNotLeader.Error() {
 			_, rep.Leader = n.Leader()
 		}
-		if err := enc.Encode(rep); err != nil {
+		var err error
+		if rep.State != nil && rep.Error == "" { // only a state is in it
+			// The state is JSON already (stateCache): written as it is,
+			// not checked and copied again by the encoder.
+			_, err = c.Write(slices.Concat([]byte(`{"state":`), rep.State, []byte("}\n")))
+		} else {
+			err = enc.Encode(rep)
+		}
+		if err != nil {
 			return
 		}
 	}
@@ -143,9 +181,7 @@ func (n *Node) handle(req rpcRequest) rpcReply {
 		if !n.IsLeader() {
 			return rpcReply{Error: ErrNotLeader.Error()}
 		}
-		var b []byte
-		var err error
-		n.fsm.read(func(s *store.State) { b, err = s.Marshal() })
+		b, err := n.state.encoded(n.fsm)
 		if err != nil {
 			return rpcReply{Error: err.Error()}
 		}
