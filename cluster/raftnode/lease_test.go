@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,31 +170,37 @@ func TestRenewerHoldsAndLapses(t *testing.T) {
 func TestLeaderReportsSilence(t *testing.T) {
 	tc := startCluster(t, 3)
 	leader := fmt.Sprintf("n%d", tc.leader())
-	var last sync.Map // node -> time.Time of its last answered renewal's send
+	var last sync.Map     // node -> time.Time of its last answered renewal's send
+	var renewals sync.Map // node -> *atomic.Int32, its answered renewals
 	run := func(ctx context.Context, node string) {
+		n := new(atomic.Int32)
+		renewals.Store(node, n)
 		r := &Renewer{Node: node, Client: tc.client(), Lease: DefaultLease, OnLease: func(l Lease) {
 			last.Store(node, l.Until.Add(-DefaultLease))
+			n.Add(1)
 		}}
 		r.Run(ctx)
+	}
+	answered := func(node string) int32 {
+		if n, ok := renewals.Load(node); ok {
+			return n.(*atomic.Int32).Load()
+		}
+		return 0
 	}
 	keep, stopKeep := context.WithCancel(context.Background())
 	defer stopKeep()
 	quit, stopQuit := context.WithCancel(context.Background())
 	go run(keep, "n7")
 	go run(quit, "n8")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, ok7 := last.Load("n7")
-		_, ok8 := last.Load("n8")
-		if ok7 && ok8 {
-			break
-		}
+	// Both renew for a while (three answered renewals each) before n8
+	// stops.
+	deadline := time.Now().Add(20 * time.Second)
+	for answered("n7") < 3 || answered("n8") < 3 {
 		if time.Now().After(deadline) {
-			t.Fatal("no renewal answered in 10 s")
+			t.Fatalf("renewals answered in 20 s: n7 %d, n8 %d; want 3 each", answered("n7"), answered("n8"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
 	stopQuit()
 	stopped := time.Now()
 	timeout := time.After(10 * time.Second)
