@@ -65,6 +65,8 @@ const dashPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // lookPath finds name as sh would, in the $PATH of env: the first
 // executable regular file of that name; a name with a slash is a path
 // already. It returns "" when there is none, and sh is left to say so.
+// Not os/exec's LookPath: that package is the reaper's alone, and its
+// search uses the daemon's $PATH, not the child's, with no dash default.
 func lookPath(name string, env []string) string {
 	if strings.ContainsRune(name, '/') {
 		return name
