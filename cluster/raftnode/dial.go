@@ -28,12 +28,18 @@ func newDialer(key []byte) (*Dialer, error) {
 func NewDialer(key []byte) (*Dialer, error) { return newDialer(key) }
 
 func (d *Dialer) dial(addr string, typ byte, timeout time.Duration) (net.Conn, error) {
-	nd := net.Dialer{Timeout: timeout}
+	return d.dialTimes(addr, typ, timeout, timeout)
+}
+
+// dialTimes is dial with the TCP connection and the handshake that
+// follows it timed apart.
+func (d *Dialer) dialTimes(addr string, typ byte, connect, handshake time.Duration) (net.Conn, error) {
+	nd := net.Dialer{Timeout: connect}
 	c, err := nd.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Now().Add(timeout))
+	c.SetDeadline(time.Now().Add(handshake))
 	if d.tls != nil {
 		tc := tls.Client(c, d.tls)
 		if err := tc.Handshake(); err != nil {

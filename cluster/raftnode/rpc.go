@@ -33,7 +33,10 @@ const (
 const maxRPCLine = 16 << 20
 
 type rpcRequest struct {
-	Op      string         `json:"op"`
+	Op string `json:"op"`
+	// Seq numbers a renewal pipelined behind others (renew.go): its
+	// answer carries it back, and may come before an earlier one's.
+	Seq     uint64         `json:"seq,omitempty"`
 	Node    string         `json:"node,omitempty"`
 	Command *store.Command `json:"command,omitempty"`
 	// propose-all: commands applied in one pipelined round (a node's
@@ -49,6 +52,7 @@ type rpcResult struct {
 }
 
 type rpcReply struct {
+	Seq     uint64          `json:"seq,omitempty"` // the request's
 	Error   string          `json:"error,omitempty"`
 	Leader  string          `json:"leader,omitempty"`  // not the leader: where it is, if known
 	Version uint64          `json:"version,omitempty"` // propose: the commit's index
@@ -90,38 +94,74 @@ func (c *stateCache) encoded(f *fsm) ([]byte, error) {
 // ErrNotLeader is a reply from a voter that does not lead.
 var ErrNotLeader = errors.New("not the raft leader")
 
-// serveRPC answers one connection's requests until it closes.
+// maxPipelined bounds the numbered renewals of one connection answered
+// at once; more wait, unread, for one of them to be answered.
+const maxPipelined = 16
+
+// serveRPC answers one connection's requests until it closes. Requests
+// are answered in turn, but for numbered renewals: a renewal waits for
+// the next leadership check, and those pipelined behind it would each
+// wait for one more; answered at once, they share a check.
 func (n *Node) serveRPC(c net.Conn) {
 	defer c.Close()
-	sc := bufio.NewScanner(c)
-	sc.Buffer(make([]byte, 64<<10), maxRPCLine)
+	var (
+		wmu      sync.Mutex
+		werr     error
+		inFlight = make(chan struct{}, maxPipelined)
+		wg       sync.WaitGroup
+	)
+	defer wg.Wait()
 	enc := json.NewEncoder(c)
-	for sc.Scan() {
-		var req rpcRequest
-		var rep rpcReply
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			rep.Error = "bad request: " + err.Error()
-		} else {
-			rep = n.handle(req)
+	write := func(rep rpcReply) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if werr != nil {
+			return werr
 		}
-		if rep.Error == ErrNotLeader.Error() {
-			_, rep.Leader = n.Leader()
-		}
-		var err error
 		if rep.State != nil && rep.Error == "" { // only a state is in it
 			// The state is JSON already (stateCache): written as it is,
 			// not checked and copied again by the encoder.
-			_, err = c.Write(slices.Concat([]byte(`{"state":`), rep.State, []byte("}\n")))
+			_, werr = c.Write(slices.Concat([]byte(`{"state":`), rep.State, []byte("}\n")))
 		} else {
-			err = enc.Encode(rep)
+			werr = enc.Encode(rep)
 		}
-		if err != nil {
+		return werr
+	}
+	answer := func(req rpcRequest) rpcReply {
+		rep := n.handle(req)
+		if rep.Error == ErrNotLeader.Error() {
+			_, rep.Leader = n.Leader()
+		}
+		rep.Seq = req.Seq
+		return rep
+	}
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64<<10), maxRPCLine)
+	for sc.Scan() {
+		var req rpcRequest
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			if write(rpcReply{Error: "bad request: " + err.Error()}) != nil {
+				return
+			}
+			continue
+		}
+		if req.Op == rpcRenew && req.Seq != 0 {
+			inFlight <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				write(answer(req))
+				<-inFlight
+			}()
+			continue
+		}
+		if write(answer(req)) != nil {
 			return
 		}
 	}
 	if err := sc.Err(); err != nil {
 		log := n.log.Warn
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
 			log = n.log.Debug // a client that gave up a call (abort in dial.go)
 		}
 		log("raft RPC connection", zap.String("remote", c.RemoteAddr().String()), zap.Error(err))
