@@ -62,10 +62,13 @@ type cluster struct {
 // cnode is one node of a cluster; d is its current daemon (a restart
 // replaces it).
 type cnode struct {
-	c        *cluster
-	i        int
-	name     string // n1, n2, ...
-	dir      string
+	c    *cluster
+	i    int
+	name string // n1, n2, ...
+	dir  string // the cltab, hactl, key, state directory and log: /var/lib's part
+	// run has the socket (and so the output FIFOs beside it), clstat
+	// and hastat: on a tmpfs, as their defaults under /var/run are.
+	run      string
 	addr     string // 127.0.0.1:PORT, memberlist's
 	raftAddr string // 127.0.0.1:PORT, its raft port
 	uid      int    // -1: the bench's own
@@ -73,6 +76,16 @@ type cnode struct {
 }
 
 func (nd *cnode) path(name string) string { return filepath.Join(nd.dir, name) }
+
+// rpath is name in the node's run directory.
+func (nd *cnode) rpath(name string) string { return filepath.Join(nd.run, name) }
+
+// files are the node's paths, as its daemon is given them.
+func (nd *cnode) files() testkit.Files {
+	f := testkit.FilesIn(nd.dir)
+	f.Sock, f.Clstat, f.Hastat = nd.rpath("sock"), nd.rpath("clstat"), nd.rpath("hastat")
+	return f
+}
 
 // newCluster prepares n nodes (none started): directories, key, cltab.
 // tabText may use {shared} and {stamp}. The first seeds nodes are every
@@ -88,7 +101,10 @@ func (b *bench) newCluster(name string, n, seeds int, tabText string) (*cluster,
 	if root {
 		// The nodes' users must reach their directories, the stamp
 		// helper, and the shared directory.
-		for _, p := range []string{b.tmp, c.dir} {
+		if err := os.MkdirAll(filepath.Join(b.run, name), 0o755); err != nil {
+			return nil, err
+		}
+		for _, p := range []string{b.tmp, c.dir, b.run, filepath.Join(b.run, name)} {
 			if err := os.Chmod(p, 0o755); err != nil {
 				return nil, err
 			}
@@ -121,6 +137,7 @@ func (b *bench) newCluster(name string, n, seeds int, tabText string) (*cluster,
 	for i := 0; i < n; i++ {
 		nd := &cnode{c: c, i: i, name: fmt.Sprintf("n%d", i+1), uid: -1}
 		nd.dir = filepath.Join(c.dir, nd.name)
+		nd.run = filepath.Join(b.run, name, nd.name)
 		nd.addr = fmt.Sprintf("127.0.0.1:%d", ports[2*i])
 		nd.raftAddr = fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
 		if root {
@@ -135,8 +152,13 @@ func (b *bench) newCluster(name string, n, seeds int, tabText string) (*cluster,
 		if err := nd.writeFile("key", key, 0o600); err != nil {
 			return nil, err
 		}
-		if err := nd.chown(nd.dir); err != nil {
+		if err := os.MkdirAll(nd.run, 0o755); err != nil {
 			return nil, err
+		}
+		for _, p := range []string{nd.dir, nd.run} {
+			if err := nd.chown(p); err != nil {
+				return nil, err
+			}
 		}
 		c.nodes = append(c.nodes, nd)
 	}
@@ -206,10 +228,11 @@ func (nd *cnode) chown(path string) error {
 // answers on its socket.
 func (nd *cnode) start() error {
 	b := nd.c.b
-	d := &daemon{b: b, name: nd.name, dir: nd.dir, cltab: nd.path("cltab"), sock: nd.path("sock"), clstat: nd.path("clstat"),
+	files := nd.files()
+	d := &daemon{b: b, name: nd.name, dir: nd.dir, cltab: files.Cltab, sock: files.Sock, clstat: files.Clstat,
 		logPath: nd.path("log"), uid: nd.uid}
-	for _, f := range []string{"hastat", "clstat", "notify", "sock"} {
-		if err := os.RemoveAll(nd.path(f)); err != nil {
+	for _, f := range []string{files.Hastat, files.Clstat, files.Sock, nd.path("notify")} {
+		if err := os.RemoveAll(f); err != nil {
 			return err
 		}
 	}
@@ -226,7 +249,7 @@ func (nd *cnode) start() error {
 			}
 		}
 	}
-	args := append(testkit.FilesIn(nd.dir).DaemonArgs(nd.name), "--bind", nd.addr, "--raft-bind", nd.raftAddr,
+	args := append(files.DaemonArgs(nd.name), "--bind", nd.addr, "--raft-bind", nd.raftAddr,
 		"--join", strings.Join(nd.c.seeds, ","), "--keyfile", nd.path("key"))
 	prepare := func(cmd *exec.Cmd) error {
 		if nd.uid >= 0 {
@@ -327,7 +350,7 @@ func (nd *cnode) clinit(args ...string) (string, error) {
 	defer cancel()
 	out, err := nd.d.command(ctx, args...).CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("clinit -s %s %s: %v: %s", nd.path("sock"), strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("clinit -s %s %s: %v: %s", nd.rpath("sock"), strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
 }
@@ -368,7 +391,7 @@ func runsAt(v api.Hastat, group, level string) string {
 	return node
 }
 
-func (nd *cnode) hastat() (api.Hastat, error) { return testkit.ReadHastat(nd.path("hastat")) }
+func (nd *cnode) hastat() (api.Hastat, error) { return testkit.ReadHastat(nd.rpath("hastat")) }
 
 // watchEvent is a name created or renamed into one of the watched
 // directories, and when the bench read it (CLOCK_MONOTONIC).
@@ -483,12 +506,12 @@ func (w *multiWatch) drain() {
 	}
 }
 
-// watch watches every node's directory (index i for c.nodes[i]) and the
-// shared one (index len(c.nodes)).
+// watch watches every node's run directory, where its hastat is (index
+// i for c.nodes[i]), and the shared one (index len(c.nodes)).
 func (c *cluster) watch() (*multiWatch, error) {
 	var dirs []string
 	for _, nd := range c.nodes {
-		dirs = append(dirs, nd.dir)
+		dirs = append(dirs, nd.run)
 	}
 	return watchDirs(append(dirs, c.shared)...)
 }
@@ -532,7 +555,7 @@ func (c *cluster) waitAll(w *multiWatch, nds []*cnode, ok func(*cnode, api.Hasta
 				bad = append(bad[:5], "...")
 			}
 			return 0, fmt.Errorf("waiting for %s: %w (not yet on %s; %s's hastat:\n%s)", what, err, strings.Join(bad, ","),
-				nds[0].name, head(nds[0].path("hastat"), 12))
+				nds[0].name, head(nds[0].rpath("hastat"), 12))
 		}
 		dirty := map[int]bool{}
 		w.burst(ev, func(ev watchEvent) {

@@ -173,7 +173,7 @@ func (c *cluster) waitTakeover(w *multiWatch, old *cnode, needDead bool, timeout
 				what += fmt.Sprintf(", %s seen dead %v", old.name, t.dead != 0)
 			}
 			return t, fmt.Errorf("after %s went: %w (%s); %s's hastat:\n%s", old.name, err, what,
-				survivors[0].name, head(survivors[0].path("hastat"), 6))
+				survivors[0].name, head(survivors[0].rpath("hastat"), 6))
 		}
 		switch {
 		case ev.dir == shared:

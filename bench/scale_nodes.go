@@ -337,7 +337,7 @@ func (c *cluster) waitPlaced(w *multiWatch, timeout time.Duration) (at int64, pl
 	nGood := 0
 	var all int64
 	check := func(nd *cnode) error {
-		data, _ := os.ReadFile(nd.path("hastat"))
+		data, _ := os.ReadFile(nd.rpath("hastat"))
 		ok, double := placedText(data)
 		if double != "" {
 			return fmt.Errorf("%s's hastat shows %s", nd.name, double)
@@ -353,11 +353,11 @@ func (c *cluster) waitPlaced(w *multiWatch, timeout time.Duration) (at int64, pl
 		return nil
 	}
 	running := func() int {
-		data, _ := os.ReadFile(c.nodes[0].path("hastat"))
+		data, _ := os.ReadFile(c.nodes[0].rpath("hastat"))
 		return bytes.Count(data, []byte(" start DONE "))
 	}
 	progress := func() string {
-		data, _ := os.ReadFile(c.nodes[0].path("hastat"))
+		data, _ := os.ReadFile(c.nodes[0].rpath("hastat"))
 		return fmt.Sprintf("%d of %d hastat files show all placed; n1's shows %d groups start DONE, %d at plan, %d at test",
 			nGood, len(c.nodes), bytes.Count(data, []byte(" start DONE ")), bytes.Count(data, []byte(" plan ")), bytes.Count(data, []byte(" test ")))
 	}
