@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/clinit/clinit/cltab"
 	"github.com/clinit/clinit/cluster/store"
 )
@@ -189,5 +193,36 @@ func TestWatchShowsAssignments(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("no assignment event in 20 s")
 		}
+	}
+}
+
+// A node started without its state directory finds its cltab "edited
+// while the daemon was down". When that text is the committed one, it
+// learns so from the cluster and proposes nothing: no log entry, on the
+// leader, for each such node.
+func TestFreshNodeWithCommittedTextProposesNothing(t *testing.T) {
+	tab := ":::servers:n0,n1,n2\nweb:ip:start:once:true\n"
+	nodes := raftCluster(t, 3, tab)
+	eventually(t, "3 alive", allAlive(nodes))
+	eventually(t, "the cltab committed everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindCltab) != 0 }))
+	v := committedVersion(nodes[0], KindCltab)
+	core, logs := observer.New(zapcore.InfoLevel)
+	fresh := startWith(t, nodeName(3), Config{Key: testKey, Bind: "127.0.0.1:0", Tab: nodes[0].cfg.Tab, Join: []string{nodes[0].Addr()}, Log: zap.New(core)},
+		map[string]string{"cltab": tab})
+	if fresh.rn != nil {
+		t.Fatal("n3 votes; the test wants a node that reads the committed state from the leader")
+	}
+	eventually(t, "n3 is done with its copy", func() bool {
+		return logs.FilterMessage("the copy on disk is the committed version").Len() > 0 ||
+			logs.FilterMessage("edited while the daemon was down: committed").Len() > 0
+	})
+	if n := logs.FilterMessage("edit committed").Len(); n != 0 {
+		t.Errorf("n3 proposed its cltab (%d edits committed)", n)
+	}
+	if got := committedVersion(fresh, KindCltab); got != v {
+		t.Errorf("n3 has cltab version %d, want %d", got, v)
+	}
+	if data, _ := os.ReadFile(fresh.path("cltab")); string(data) != tab {
+		t.Errorf("n3's cltab is now %q", data)
 	}
 }
