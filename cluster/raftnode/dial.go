@@ -49,7 +49,9 @@ func (d *Dialer) dialTimes(addr string, typ byte, connect, handshake time.Durati
 		c = &tlsConn{Conn: tc, raw: c}
 	}
 	if _, err := c.Write([]byte{typ}); err != nil {
-		c.Close()
+		// Cut by the deadline, the record may be half sent: closed under
+		// TLS, as abort does, not after a close_notify.
+		abort(c)
 		return nil, err
 	}
 	c.SetDeadline(time.Time{})
