@@ -226,3 +226,49 @@ func TestFreshNodeWithCommittedTextProposesNothing(t *testing.T) {
 		t.Errorf("n3's cltab is now %q", data)
 	}
 }
+
+// A cluster forming with the same cltab everywhere: its voters propose
+// their copies, and the nodes that do not vote wait for the commit and
+// propose nothing.
+func TestFormingClusterNonVotersProposeNothing(t *testing.T) {
+	tab := ":::servers:n0,n1,n2\nweb:ip:start:once:true\n"
+	parsed, err := cltab.Parse("cltab", []byte(tab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*testNode
+	var logs []*observer.ObservedLogs
+	for i := range 5 {
+		core, l := observer.New(zapcore.InfoLevel)
+		cfg := Config{Key: testKey, Bind: "127.0.0.1:0", Tab: parsed, Log: zap.New(core)}
+		if i < 3 {
+			cfg.RaftBind = "127.0.0.1:0"
+		}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Addr()}
+		}
+		nodes = append(nodes, startWith(t, nodeName(i), cfg, map[string]string{"cltab": tab}))
+		logs = append(logs, l)
+	}
+	for i, n := range nodes {
+		if votes := n.rn != nil; votes != (i < 3) {
+			t.Fatalf("%s votes: %v", n.name, votes)
+		}
+	}
+	eventually(t, "the cltab committed everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindCltab) != 0 }))
+	for i := 3; i < 5; i++ {
+		eventually(t, nodes[i].name+" is done with its copy", func() bool {
+			return logs[i].FilterMessage("the copy on disk is the committed version").Len() > 0 ||
+				logs[i].FilterMessage("edited while the daemon was down: committed").Len() > 0
+		})
+		if n := logs[i].FilterMessage("edit committed").Len(); n != 0 {
+			t.Errorf("%s, which does not vote, proposed its cltab (%d edits committed)", nodes[i].name, n)
+		}
+	}
+	v := committedVersion(nodes[0], KindCltab)
+	for _, n := range nodes {
+		if got := committedVersion(n, KindCltab); got != v {
+			t.Errorf("%s has cltab version %d, want %d", n.name, got, v)
+		}
+	}
+}
