@@ -272,3 +272,38 @@ func TestFormingClusterNonVotersProposeNothing(t *testing.T) {
 		}
 	}
 }
+
+// A node started without its state directory whose cltab differs from
+// the committed one keeps its text aside and takes the committed one,
+// as an edit on an older version would be: its copy is neither
+// committed over the cluster's nor lost.
+func TestFreshNodeWithOtherTextKeepsItAside(t *testing.T) {
+	tab := ":::servers:n0,n1,n2\nweb:ip:start:once:true\n"
+	nodes := raftCluster(t, 3, tab)
+	eventually(t, "3 alive", allAlive(nodes))
+	eventually(t, "the cltab committed everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindCltab) != 0 }))
+	v := committedVersion(nodes[0], KindCltab)
+	other := tab + "db:d:start:once:true\n"
+	core, logs := observer.New(zapcore.InfoLevel)
+	fresh := startWith(t, nodeName(3), Config{Key: testKey, Bind: "127.0.0.1:0", Tab: nodes[0].cfg.Tab, Join: []string{nodes[0].Addr()}, Log: zap.New(core)},
+		map[string]string{"cltab": other})
+	eventually(t, "n3 has the committed cltab", func() bool {
+		data, _ := os.ReadFile(fresh.path("cltab"))
+		return string(data) == tab
+	})
+	if data, err := os.ReadFile(fresh.path("cltab") + ".rejected"); err != nil || string(data) != other {
+		t.Errorf("n3's own text aside: %q, %v", data, err)
+	}
+	eventually(t, "n3 is done with its copy", func() bool {
+		return logs.FilterMessage("the copy on disk is the committed version").Len() > 0 ||
+			logs.FilterMessage("edited while the daemon was down: committed").Len() > 0
+	})
+	if n := logs.FilterMessage("edit committed").Len(); n != 0 {
+		t.Errorf("n3 proposed its cltab (%d edits committed)", n)
+	}
+	for _, n := range nodes {
+		if got := committedVersion(n, KindCltab); got != v {
+			t.Errorf("%s has cltab version %d, want %d", n.name, got, v)
+		}
+	}
+}
