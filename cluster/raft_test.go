@@ -196,19 +196,28 @@ func TestWatchShowsAssignments(t *testing.T) {
 	}
 }
 
+// freshFourth starts 3 voters on tab, waits for its commit (version v),
+// then a node that does not vote, without state, with local as its
+// cltab; logs has that node's log.
+func freshFourth(t *testing.T, tab, local string) (nodes []*testNode, v uint64, fresh *testNode, logs *observer.ObservedLogs) {
+	t.Helper()
+	nodes = raftCluster(t, 3, tab)
+	eventually(t, "3 alive", allAlive(nodes))
+	eventually(t, "the cltab committed everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindCltab) != 0 }))
+	v = committedVersion(nodes[0], KindCltab)
+	core, logs := observer.New(zapcore.InfoLevel)
+	fresh = startWith(t, nodeName(3), Config{Key: testKey, Bind: "127.0.0.1:0", Tab: nodes[0].cfg.Tab, Join: []string{nodes[0].Addr()}, Log: zap.New(core)},
+		map[string]string{"cltab": local})
+	return nodes, v, fresh, logs
+}
+
 // A node started without its state directory finds its cltab "edited
 // while the daemon was down". When that text is the committed one, it
 // learns so from the cluster and proposes nothing: no log entry, on the
 // leader, for each such node.
 func TestFreshNodeWithCommittedTextProposesNothing(t *testing.T) {
 	tab := ":::servers:n0,n1,n2\nweb:ip:start:once:true\n"
-	nodes := raftCluster(t, 3, tab)
-	eventually(t, "3 alive", allAlive(nodes))
-	eventually(t, "the cltab committed everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindCltab) != 0 }))
-	v := committedVersion(nodes[0], KindCltab)
-	core, logs := observer.New(zapcore.InfoLevel)
-	fresh := startWith(t, nodeName(3), Config{Key: testKey, Bind: "127.0.0.1:0", Tab: nodes[0].cfg.Tab, Join: []string{nodes[0].Addr()}, Log: zap.New(core)},
-		map[string]string{"cltab": tab})
+	_, v, fresh, logs := freshFourth(t, tab, tab)
 	if fresh.rn != nil {
 		t.Fatal("n3 votes; the test wants a node that reads the committed state from the leader")
 	}
@@ -279,14 +288,8 @@ func TestFormingClusterNonVotersProposeNothing(t *testing.T) {
 // committed over the cluster's nor lost.
 func TestFreshNodeWithOtherTextKeepsItAside(t *testing.T) {
 	tab := ":::servers:n0,n1,n2\nweb:ip:start:once:true\n"
-	nodes := raftCluster(t, 3, tab)
-	eventually(t, "3 alive", allAlive(nodes))
-	eventually(t, "the cltab committed everywhere", everyNode(nodes, func(n *testNode) bool { return committedVersion(n, KindCltab) != 0 }))
-	v := committedVersion(nodes[0], KindCltab)
 	other := tab + "db:d:start:once:true\n"
-	core, logs := observer.New(zapcore.InfoLevel)
-	fresh := startWith(t, nodeName(3), Config{Key: testKey, Bind: "127.0.0.1:0", Tab: nodes[0].cfg.Tab, Join: []string{nodes[0].Addr()}, Log: zap.New(core)},
-		map[string]string{"cltab": other})
+	nodes, v, fresh, logs := freshFourth(t, tab, other)
 	eventually(t, "n3 has the committed cltab", func() bool {
 		data, _ := os.ReadFile(fresh.path("cltab"))
 		return string(data) == tab
