@@ -41,9 +41,9 @@ const statMax = 2048
 
 // statFields is what the daemon uses of /proc/PID/stat.
 type statFields struct {
-	state      byte
-	ppid, pgid int
-	start      uint64
+	state           byte
+	ppid, pgid, sid int
+	start           uint64
 }
 
 // readStat reads and parses /proc/PID/stat.
@@ -84,18 +84,19 @@ func parseStat(path string, data []byte) (statFields, error) {
 		return statFields{}, fmt.Errorf("%s: unexpected format", path)
 	}
 	f := bytes.Fields(data[i+1:])
-	// f[0] is field 3 (state); ppid is field 4, pgrp field 5, starttime
-	// field 22.
+	// f[0] is field 3 (state); ppid is field 4, pgrp field 5, session
+	// field 6, starttime field 22.
 	if len(f) < 20 || len(f[0]) != 1 {
 		return statFields{}, fmt.Errorf("%s: unexpected format", path)
 	}
 	pp, err1 := strconv.Atoi(string(f[1]))
 	pg, err2 := strconv.Atoi(string(f[2]))
+	sid, err4 := strconv.Atoi(string(f[3]))
 	st, err3 := strconv.ParseUint(string(f[19]), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 		return statFields{}, fmt.Errorf("%s: unexpected format", path)
 	}
-	return statFields{state: f[0][0], ppid: pp, pgid: pg, start: st}, nil
+	return statFields{state: f[0][0], ppid: pp, pgid: pg, sid: sid, start: st}, nil
 }
 
 // watchPid calls onExit once process pid (which need not be our child)
@@ -156,8 +157,8 @@ func awaitExit(f *os.File) {
 
 // procInfo is what the daemon reads of a process in /proc/PID/stat.
 type procInfo struct {
-	pid, ppid, pgid int
-	start           uint64
+	pid, ppid, pgid, sid int
+	start                uint64
 }
 
 // liveProcs calls f for every process that has not exited (zombies are
@@ -180,7 +181,7 @@ func liveProcs(f func(procInfo) bool) {
 			if err != nil || st.state == 'Z' || st.state == 'X' {
 				continue
 			}
-			if !f(procInfo{pid: pid, ppid: st.ppid, pgid: st.pgid, start: st.start}) {
+			if !f(procInfo{pid: pid, ppid: st.ppid, pgid: st.pgid, sid: st.sid, start: st.start}) {
 				return
 			}
 		}
@@ -279,4 +280,58 @@ func strays(group, tag string, known map[int]bool) []int {
 		return true
 	})
 	return out
+}
+
+// leader is a live process group leader found by its environment: the
+// first process of a run of entry group/tag.
+type leader struct {
+	group, tag string
+	pid        int
+	start      uint64
+}
+
+// entryLeaders lists the live process group leaders whose environment
+// names keeper (CLINIT_KEEPER: this daemon's state directory, so not
+// another daemon's on the same machine) and an entry, leaving out the
+// pids in known. After a crash they are the runs our predecessor started
+// and did not live to record. A session leader is left out too: the
+// daemon starts a run in a process group of its own within its session,
+// so one that leads a session is a descendant that left with setsid.
+func entryLeaders(keeper string, known map[int]bool) []leader {
+	if keeper == "" {
+		return nil
+	}
+	mark := []byte("\x00CLINIT_KEEPER=" + keeper + "\x00")
+	var out []leader
+	liveProcs(func(p procInfo) bool {
+		if p.pid != p.pgid || p.pid == p.sid || known[p.pid] {
+			return true
+		}
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/environ")
+		if err != nil {
+			return true
+		}
+		env = append(append([]byte{0}, env...), 0)
+		if !bytes.Contains(env, mark) {
+			return true
+		}
+		group, ok1 := envValue(env, "CLINIT_GROUP")
+		tag, ok2 := envValue(env, "CLINIT_TAG")
+		if ok1 && ok2 {
+			out = append(out, leader{group: group, tag: tag, pid: p.pid, start: p.start})
+		}
+		return true
+	})
+	return out
+}
+
+// envValue is NAME's value in env, a NUL-separated list that starts and
+// ends with NUL.
+func envValue(env []byte, name string) (string, bool) {
+	i := bytes.Index(env, []byte("\x00"+name+"="))
+	if i < 0 {
+		return "", false
+	}
+	v := env[i+len(name)+2:]
+	return string(v[:bytes.IndexByte(v, 0)]), true
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,9 +64,9 @@ func TestParseStat(t *testing.T) {
 		want statFields
 		ok   bool
 	}{
-		{"4242 (sleep) S 1 4242 4242 0 -1 4194560 100 0 0 0 2 1 0 0 20 0 1 0 123456 1048576 300 18446744073709551615\n", statFields{state: 'S', ppid: 1, pgid: 4242, start: 123456}, true},
+		{"4242 (sleep) S 1 4242 4200 0 -1 4194560 100 0 0 0 2 1 0 0 20 0 1 0 123456 1048576 300 18446744073709551615\n", statFields{state: 'S', ppid: 1, pgid: 4242, sid: 4200, start: 123456}, true},
 		// The command name may hold spaces and parentheses.
-		{"7 (a) b (c)) Z 3 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0 0 0\n", statFields{state: 'Z', ppid: 3, pgid: 9, start: 77}, true},
+		{"7 (a) b (c)) Z 3 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0 0 0\n", statFields{state: 'Z', ppid: 3, pgid: 9, sid: 9, start: 77}, true},
 		{"7 no parenthesis", statFields{}, false},
 		{"7 (x) S 1 2", statFields{}, false},
 		{"7 (x) S x 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0", statFields{}, false},
@@ -101,5 +102,35 @@ func TestProcStart(t *testing.T) {
 	}
 	if _, _, err := procStart(1 << 30); err == nil || !strings.Contains(err.Error(), "/proc/1073741824/stat") {
 		t.Errorf("procStart of no process: %v", err)
+	}
+}
+
+// entryLeaders finds a run by its environment: the leader of its own
+// process group, in the daemon's session, naming this daemon's state
+// directory. Not another daemon's, not a descendant that left with
+// setsid, not one already known.
+func TestEntryLeaders(t *testing.T) {
+	dir := t.TempDir()
+	start := func(keeper, tag string, sys *syscall.SysProcAttr) int {
+		cmd := exec.Command("/bin/sleep", "10")
+		cmd.Env = []string{"CLINIT_GROUP=g", "CLINIT_TAG=" + tag, "CLINIT_KEEPER=" + keeper, "CLINIT_NODE=n"}
+		cmd.SysProcAttr = sys
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd.Process.Pid
+	}
+	ours := start(dir, "ours", setpgid())
+	start(dir+"x", "other", setpgid())
+	start(dir, "left", &syscall.SysProcAttr{Setsid: true})
+	known := start(dir, "known", setpgid())
+	start(dir, "member", nil) // in this test's process group
+	got := entryLeaders(dir, map[int]bool{known: true})
+	if len(got) != 1 || got[0].pid != ours || got[0].group != "g" || got[0].tag != "ours" || got[0].start == 0 {
+		t.Fatalf("entryLeaders = %+v, want only pid %d, g/ours", got, ours)
+	}
+	if got := entryLeaders("", nil); got != nil {
+		t.Errorf("entryLeaders with no directory = %+v", got)
 	}
 }

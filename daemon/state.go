@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -252,10 +253,10 @@ func (e *Engine) restore() {
 	}
 	data, err := os.ReadFile(e.statePath())
 	journal, _ := os.ReadFile(e.journalPath())
+	// With neither, nothing was recorded; still, a first run may have
+	// been started by a daemon killed before it recorded it.
+	fresh := errors.Is(err, os.ErrNotExist) && len(journal) == 0
 	if errors.Is(err, os.ErrNotExist) {
-		if len(journal) == 0 {
-			return
-		}
 		data, err = []byte(`{"version":1}`), nil
 	}
 	var st savedState
@@ -273,6 +274,7 @@ func (e *Engine) restore() {
 		return
 	}
 	adopted, lost := 0, 0
+	unrecorded := e.unrecorded(&st)
 	for _, sg := range st.Groups {
 		adoptedBefore := adopted
 		g := e.group(sg.Group)
@@ -330,6 +332,8 @@ func (e *Engine) restore() {
 				}
 			}
 		}
+		adopted += e.adoptUnrecorded(g, unrecorded[sg.Group])
+		delete(unrecorded, sg.Group)
 		if e.cfg.HAGroups[sg.Group] && adopted == adoptedBefore && g.told {
 			// An HA group of which nothing survived is the cluster's to
 			// place again (through plan and test, with quorum): started
@@ -340,11 +344,80 @@ func (e *Engine) restore() {
 		}
 		e.forget(g)
 	}
+	for name, ls := range unrecorded {
+		// A group the state does not name at all is not told here: what
+		// runs of it is adopted to be stopped.
+		g := e.group(name)
+		adopted += e.adoptUnrecorded(g, ls)
+		e.forget(g)
+	}
+	if fresh && adopted == 0 {
+		return
+	}
 	e.log.Info("state restored", zap.Int("adopted", adopted), zap.Int("ended while away", lost))
 	for _, g := range e.groups {
 		e.advance(g)
 	}
 	e.persists.Mark()
+}
+
+// unrecorded finds, by group, the runs of our entries that the state does
+// not name, newest first. A start is recorded right after its fork (the
+// journal), so a daemon killed in between leaves a child that no record
+// names; not adopted, it would run beside the copy started in its place.
+func (e *Engine) unrecorded(st *savedState) map[string][]leader {
+	known := map[int]bool{}
+	for _, sg := range st.Groups {
+		for _, sp := range sg.Procs {
+			known[sp.Pid] = true
+			for _, pgid := range sp.Residues {
+				known[pgid] = true
+			}
+		}
+	}
+	out := map[string][]leader{}
+	for _, l := range entryLeaders(e.kids.keeper, known) {
+		out[l.group] = append(out[l.group], l)
+	}
+	for _, ls := range out {
+		sort.Slice(ls, func(i, j int) bool { return ls[i].start > ls[j].start })
+	}
+	return out
+}
+
+// adoptUnrecorded takes over runs of g found by unrecorded: the newest of
+// an entry of the cltab that nothing runs of is its run after the last
+// recorded one; any other, like a run of an entry gone from the cltab, is
+// adopted as retired, and so stopped. Its command is taken to be the
+// entry's: a cltab changed while the daemon was away, between a fork and
+// its record, goes unnoticed. It returns how many were adopted.
+func (e *Engine) adoptUnrecorded(g *group, ls []leader) int {
+	n := 0
+	for _, l := range ls {
+		p := g.byTag[l.tag]
+		fifo := ""
+		if p != nil && p.m.state == sDown {
+			p.run++
+			p.epoch, p.started, p.since, p.exited = g.epoch, e.clock.Now(), e.clock.Now(), false
+			if f := e.outFifo(l.tag, p.run); f != "" {
+				if fi, err := os.Lstat(f); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+					fifo = f
+				}
+			}
+		} else {
+			mode := cltab.ModeOnce // retired: stopped, never started again
+			if p != nil {
+				mode = p.entry.Mode
+			}
+			p = &proc{g: g, entry: &cltab.Entry{Group: g.name, Tag: l.tag, Mode: mode}}
+			g.retired = append(g.retired, p)
+		}
+		if e.adopt(p, l.pid, l.start, fifo) {
+			e.log.Warn("adopted a run its predecessor did not record", zap.String("group", g.name), zap.String("tag", l.tag), zap.Int("pid", l.pid))
+			n++
+		}
+	}
+	return n
 }
 
 // adopt takes over a running process left by our predecessor.

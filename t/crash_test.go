@@ -1,6 +1,10 @@
 package t
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -151,3 +155,108 @@ g:burst:1:respawn:echo $$ >> {dir}/burst.starts; mkdir `+lock+` || echo $$ >> {d
 }
 
 func killPid(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// A daemon records a start right after its fork; one killed in between
+// leaves a child that no record names. These cases make that state by
+// hand (the daemon killed, the record of a run that still lives taken
+// out) and start a new daemon on it: it finds the run by its environment
+// and adopts it, rather than start a second copy beside it.
+func TestCrashBeforeRecord(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
+`)
+	d.tellDone("g", "1")
+	pid := readPid(t, d.path("svc.starts"), 0)
+	d.cmd.Process.Kill()
+	<-d.done
+	forgetRuns(t, d, "svc")
+
+	d2 := launch(t, d.dir)
+	d2.waitReady()
+	d2.waitState("g", "1", "DONE")
+	settle()
+	if n := len(lines(d.path("svc.starts"))); n != 1 {
+		t.Errorf("respawn entry started %d times across the crash, want 1", n)
+	}
+	if got := d2.entry("g", "svc").Pid; got != pid || !alive(pid) {
+		t.Errorf("new daemon reports pid %d (alive %v), want the unrecorded %d adopted", got, alive(pid), pid)
+	}
+	if !strings.Contains(d2.log.String(), "adopted a run its predecessor did not record") {
+		t.Errorf("the adoption is not logged:\n%s", d2.log.String())
+	}
+	// Supervised as its own: killed, it is started again.
+	if err := killPid(pid); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, d.path("svc.starts"), 2)
+}
+
+// Killed before its first record of all, a daemon leaves no state: the
+// tell that started the run was not recorded either, so the group is not
+// told, and the run found is stopped rather than left unwatched.
+func TestCrashBeforeFirstRecord(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
+`)
+	d.tellDone("g", "1")
+	pid := readPid(t, d.path("svc.starts"), 0)
+	d.cmd.Process.Kill()
+	<-d.done
+	for _, f := range []string{"state.json", "journal"} {
+		if err := os.Remove(filepath.Join(d.path("state"), f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+
+	d2 := launch(t, d.dir)
+	d2.waitReady()
+	waitGone(t, "the unrecorded run", pid)
+	settle()
+	if n := len(lines(d.path("svc.starts"))); n != 1 {
+		t.Errorf("respawn entry started %d times, want 1", n)
+	}
+}
+
+// forgetRuns takes every record of entry tag out of a stopped daemon's
+// state, as if its runs had started without being recorded.
+func forgetRuns(t *testing.T, d *daemon, tag string) {
+	t.Helper()
+	dir := d.path("state")
+	journal, _ := os.ReadFile(filepath.Join(dir, "journal"))
+	found := strings.Contains(string(journal), `"tag":"`+tag+`"`)
+	os.Remove(filepath.Join(dir, "journal"))
+	path := filepath.Join(dir, "state.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	groups, _ := st["groups"].([]any)
+	for _, g := range groups {
+		g := g.(map[string]any)
+		procs, _ := g["procs"].([]any)
+		kept := []any{}
+		for _, p := range procs {
+			if p.(map[string]any)["tag"] == tag {
+				found = true
+				continue
+			}
+			kept = append(kept, p)
+		}
+		g["procs"] = kept
+	}
+	if !found {
+		t.Fatalf("%s: no record of %s to take out:\n%s", path, tag, data)
+	}
+	if data, err = json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
