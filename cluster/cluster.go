@@ -79,9 +79,10 @@ type Cluster struct {
 	view         *view
 	self         nodeStatus
 	files        []*fileCopy
-	committed    *store.State // the newest committed state known here
-	bootstrapped bool         // this voter has raft state
-	fetching     bool         // a state read from the leader runs
+	committed    *store.State  // the newest committed state known here
+	learned      chan struct{} // closed, and replaced, when the lease or a file's version moves
+	bootstrapped bool          // this voter has raft state
+	fetching     bool          // a state read from the leader runs
 	hactl        *cltab.Hactl
 	hastatText   string        // what hastat holds
 	hastatBuf    []byte        // the next text, built in place
@@ -131,6 +132,7 @@ func Start(cfg Config) (*Cluster, error) {
 		reqs:     make(chan func()),
 		statusCh: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+		learned:  make(chan struct{}),
 		done:     make(chan struct{}),
 		view:     newView(cfg.Node),
 		seen:     newSeenStatuses(),

@@ -170,10 +170,13 @@ const learnWait = 30 * time.Second
 // proposing a 100 KB cltab at once kept the leader decoding them while
 // its renewals waited.
 func (c *Cluster) learnCommitted(r *fileCopy) bool {
-	deadline := time.Now().Add(learnWait)
-	for time.Now().Before(deadline) {
+	timeout := time.NewTimer(learnWait)
+	defer timeout.Stop()
+	for {
 		var learned, same bool
+		var moved <-chan struct{}
 		c.call(context.Background(), func() {
+			moved = c.learned
 			g := c.ha.lease.Grant
 			switch {
 			case g.Leader == "", r.version < g.Files[r.Kind]:
@@ -195,10 +198,18 @@ func (c *Cluster) learnCommitted(r *fileCopy) bool {
 		select {
 		case <-c.stop:
 			return false
-		case <-time.After(100 * time.Millisecond):
+		case <-timeout.C:
+			return false
+		case <-moved: // a lease or a version came: look again
 		}
 	}
-	return false
+}
+
+// noteLearned wakes learnCommitted: the lease or a file's committed
+// version moved. The loop's only.
+func (c *Cluster) noteLearned() {
+	close(c.learned)
+	c.learned = make(chan struct{})
 }
 
 // proposeEditedWhileDown proposes a copy edited while the daemon was

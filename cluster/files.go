@@ -110,6 +110,7 @@ func (c *Cluster) writeCommitted(r *fileCopy, f store.File) {
 	if err := r.Validate(r.Path, []byte(f.Text)); err != nil {
 		c.log.Error("a committed version does not pass validation here: kept the last good one", zap.String("file", r.Kind), zap.Uint64("version", f.Version), zap.Error(err))
 		r.version = f.Version
+		c.noteLearned()
 		return
 	}
 	local, err := os.ReadFile(r.Path)
@@ -123,6 +124,7 @@ func (c *Cluster) writeCommitted(r *fileCopy, f store.File) {
 		}
 	}
 	r.version, r.text = f.Version, f.Text
+	c.noteLearned()
 	c.saveVersions()
 	if r.Kind == KindHactl {
 		c.parseHactl()

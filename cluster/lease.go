@@ -68,6 +68,7 @@ func (c *Cluster) onLease(l raftnode.Lease) {
 	if !sameGrant(prev.Grant, l.Grant) || !leaseHeld(prev, time.Now()) {
 		c.flushes.Mark()
 	}
+	c.noteLearned()
 	c.ha.timer.Reset(max(time.Until(l.Until.Add(-stopAhead(c.ha.plan.lease))), time.Millisecond))
 	c.noteSummary()
 }
