@@ -16,6 +16,7 @@ import (
 
 	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
+	"github.com/clinit/clinit/internal/atomicfile"
 	"github.com/clinit/clinit/internal/coalesce"
 )
 
@@ -110,11 +111,20 @@ type Engine struct {
 	// per turn of the loop that changed them: the calls and events
 	// taken together share one write.
 	persists    *coalesce.Coalescer
-	journalFile *os.File       // children started since the last state snapshot
-	journalBuf  []byte         // its last line, whose room the next one reuses
-	residues    map[int]*group // residue process groups being stopped, by their group
-	stopping    bool           // shutting down: start nothing, stop everything
-	stopped     []chan struct{}
+	journalFile *os.File // children started since the last state snapshot was built
+	journalSeq  int      // journalFile's number (journalPath)
+	journals    []int    // the journal files no durable snapshot covers yet
+	journalBuf  []byte   // its last line, whose room the next one reuses
+	// The state is written and synced off the loop (writeState): one
+	// write in flight, and the changes made meanwhile in the next one.
+	writing    bool
+	writeAgain bool
+	unsaved    []chan struct{} // saved channels that the next write closes
+	residues   map[int]*group  // residue process groups being stopped, by their group
+	stopping   bool            // shutting down: start nothing, stop everything
+	stopped    []chan struct{}
+	// writeFile is atomicfile.Write; tests slow it down.
+	writeFile func(path string, data []byte, mode os.FileMode) error
 	// saved is closed by the next persist: a tell waits on it, so that
 	// tells arriving together share one write of the state.
 	saved chan struct{}
@@ -142,6 +152,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		lingering: map[*proc]bool{},
 		residues:  map[int]*group{},
 		saved:     make(chan struct{}),
+		writeFile: atomicfile.Write,
 	}
 	e.persists = coalesce.New(engineClock{e}, coalesce.Config{Flush: e.persist})
 	e.load(cfg.Tab)
@@ -162,7 +173,12 @@ const maxBatch = 256
 // Run is the engine loop. It returns after Shutdown has stopped everything.
 func (e *Engine) Run() {
 	defer close(e.done)
-	defer func() { close(e.saved) }() // nothing waits past the end
+	defer func() { // nothing waits past the end
+		close(e.saved)
+		for _, w := range e.unsaved {
+			close(w)
+		}
+	}()
 	orphans, stopOrphans := e.child.orphans()
 	defer stopOrphans()
 	tick := time.NewTicker(heartbeat)
@@ -198,7 +214,7 @@ func (e *Engine) Run() {
 			(<-e.events)()
 		}
 		e.child.readOutput()
-		if e.stopping && e.idle() {
+		if e.stopping && e.idle() && !e.writing {
 			e.finish()
 			return
 		}
@@ -466,16 +482,29 @@ func (e *Engine) idle() bool {
 }
 
 // persist writes the state that survives the daemon, then clstat: what
-// an observer reads in clstat is already durable.
+// an observer reads in clstat is already durable. The write and its sync
+// run off the loop (writeState); the tells waiting on saved are answered
+// once it is done.
 func (e *Engine) persist() {
-	e.saveState()
-	st := e.status()
+	e.unsaved = append(e.unsaved, e.saved)
+	e.saved = make(chan struct{})
+	if e.writing {
+		e.writeAgain = true
+		return
+	}
+	e.writeState()
+}
+
+// published makes st, durable now, what observers see: clstat, the
+// status hook, and the answers of the tells that waited for it.
+func (e *Engine) published(st api.Status, waiters []chan struct{}) {
 	e.writeClstat(st)
 	if e.cfg.OnStatus != nil {
 		e.cfg.OnStatus(st)
 	}
-	close(e.saved)
-	e.saved = make(chan struct{})
+	for _, w := range waiters {
+		close(w)
+	}
 }
 
 func (e *Engine) finish() {

@@ -94,3 +94,96 @@ func TestTellsShareAStateWrite(t *testing.T) {
 		t.Errorf("%d tells waiting together made %d writes of the state, want them to share one", groups, n)
 	}
 }
+
+// A state write that takes its time (a sync on a loaded disk) holds back
+// the tells it answers, not the loop: another group's child starts
+// meanwhile. A start is in a journal file until a snapshot that has it
+// is durable, and that file goes once it is.
+func TestSlowStateWriteDoesNotHoldTheLoop(t *testing.T) {
+	var dir string
+	eng := newTestEngine(t, "g:a:1:once:exec sleep 100\nh:b:1:once:exec sleep 100\n", func(d string, c *Config) {
+		dir = d
+		c.StateDir, c.RunDir = filepath.Join(d, "state"), filepath.Join(d, "run")
+		if err := os.Mkdir(c.StateDir, 0o700); err != nil { // as LockStateDir does
+			t.Fatal(err)
+		}
+	})
+	gate := make(chan struct{})
+	var slow atomic.Bool
+	write := eng.writeFile
+	eng.writeFile = func(path string, data []byte, mode os.FileMode) error {
+		if slow.Load() {
+			<-gate
+		}
+		return write(path, data, mode)
+	}
+	runTestEngine(t, eng)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pidOf := func(group string) int {
+		st, err := eng.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range st.Groups {
+			if g.Group == group && len(g.Entries) > 0 {
+				return g.Entries[0].Pid
+			}
+		}
+		return 0
+	}
+	waitPid := func(group string) int {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if pid := pidOf(group); pid > 0 {
+				return pid
+			}
+		}
+		t.Fatalf("%s: no child started", group)
+		return 0
+	}
+
+	slow.Store(true)
+	told := make(chan error, 2)
+	go func() { _, err := eng.Tell(ctx, "g", "1"); told <- err }()
+	gpid := waitPid("g")
+	go func() { _, err := eng.Tell(ctx, "h", "1"); told <- err }()
+	hpid := waitPid("h")
+	select {
+	case err := <-told:
+		t.Fatalf("a tell answered before its state was written (%v)", err)
+	default:
+	}
+	journals, _ := filepath.Glob(filepath.Join(dir, "state", "journal.*"))
+	var text strings.Builder
+	for _, j := range journals {
+		b, _ := os.ReadFile(j)
+		text.Write(b)
+	}
+	for _, pid := range []int{gpid, hpid} {
+		if !strings.Contains(text.String(), fmt.Sprintf(`"pid":%d,`, pid)) {
+			t.Errorf("while the state write is held, no journal records pid %d: %q", pid, text.String())
+		}
+	}
+
+	slow.Store(false)
+	close(gate)
+	for range 2 {
+		if err := <-told; err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(eng.statePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{gpid, hpid} {
+		if !strings.Contains(string(data), fmt.Sprintf(`"pid":%d,`, pid)) {
+			t.Errorf("both tells answered, and the state does not have pid %d: %s", pid, data)
+		}
+	}
+	for _, j := range journals {
+		if _, err := os.Stat(j); err == nil {
+			t.Errorf("%s is still there once a snapshot that has its starts is durable", j)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,8 +17,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/clinit/clinit/api"
 	"github.com/clinit/clinit/cltab"
-	"github.com/clinit/clinit/internal/atomicfile"
 	"github.com/clinit/clinit/internal/safedir"
 )
 
@@ -69,23 +70,54 @@ func entryHash(e *cltab.Entry) string {
 func (e *Engine) statePath() string { return filepath.Join(e.cfg.StateDir, "state.json") }
 
 // The snapshot is written once per batch of events; between a spawn and
-// that write, the journal holds the new child: one line appended right
-// after each spawn, replayed over the snapshot on restore, emptied by
-// every snapshot. So a daemon killed at any moment leaves a record of
-// every child it started.
-func (e *Engine) journalPath() string { return filepath.Join(e.cfg.StateDir, "journal") }
+// the next snapshot, the journal holds the new child: one line appended
+// right after each spawn, replayed over the snapshot on restore. Each
+// snapshot starts a new journal file (journal.N) as it is built, and
+// removes the ones before once it is durable: so a daemon killed at any
+// moment leaves a record of every child it started, in the snapshot or
+// in a journal that is still there. (Replay takes a line only over an
+// older run of its entry: a line the snapshot has already is harmless.)
+func (e *Engine) journalPath(seq int) string {
+	return filepath.Join(e.cfg.StateDir, "journal."+strconv.Itoa(seq))
+}
+
+// journalFiles lists the journal files in the state directory, oldest
+// first; "journal", of an older daemon, counts as number 0.
+func (e *Engine) journalFiles() []int {
+	names, _ := filepath.Glob(filepath.Join(e.cfg.StateDir, "journal*"))
+	var seqs []int
+	for _, name := range names {
+		base := filepath.Base(name)
+		if base == "journal" {
+			seqs = append(seqs, 0)
+		} else if n, err := strconv.Atoi(strings.TrimPrefix(base, "journal.")); err == nil && n > 0 {
+			seqs = append(seqs, n)
+		}
+	}
+	sort.Ints(seqs)
+	return seqs
+}
+
+func (e *Engine) journalName(seq int) string {
+	if seq == 0 {
+		return filepath.Join(e.cfg.StateDir, "journal")
+	}
+	return e.journalPath(seq)
+}
 
 func (e *Engine) journal(p *proc) {
 	if e.cfg.StateDir == "" {
 		return
 	}
 	if e.journalFile == nil {
-		f, err := os.OpenFile(e.journalPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_NOFOLLOW, 0o600)
+		e.journalSeq++
+		f, err := os.OpenFile(e.journalPath(e.journalSeq), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			e.log.Error("journal", zap.Error(err))
 			return
 		}
 		e.journalFile = f
+		e.journals = append(e.journals, e.journalSeq)
 	}
 	jl := journalLine{Group: p.g.name, Proc: p.saved(false)}
 	line := jl.appendJSON(e.journalBuf[:0])
@@ -180,10 +212,60 @@ func (e *Engine) exitFile(tag string) string {
 	return filepath.Join(e.cfg.StateDir, "exit", fileName(tag))
 }
 
-func (e *Engine) saveState() {
+// writeState builds the snapshot of the state on the loop and writes it,
+// synced, on a goroutine of its own: a sync takes tens of milliseconds
+// on a disk (a hundred and more with many daemons on one), during which
+// the loop goes on starting and reaping. What changes meanwhile goes in
+// the next write, started when this one is done.
+func (e *Engine) writeState() {
+	st, waiters := e.status(), e.unsaved
+	e.unsaved = nil
 	if e.cfg.StateDir == "" {
+		e.published(st, waiters)
 		return
 	}
+	data, err := json.Marshal(e.snapshot())
+	if err != nil {
+		e.log.Error("saving state", zap.String("path", e.statePath()), zap.Error(err))
+		e.published(st, waiters)
+		return
+	}
+	// The children started from now on go to a new journal file; the
+	// ones before are in data.
+	covered := e.journals
+	e.journals = nil
+	if e.journalFile != nil {
+		e.journalFile.Close()
+		e.journalFile = nil
+	}
+	e.writing = true
+	path, write := e.statePath(), e.writeFile
+	go func() {
+		err := write(path, data, 0o600)
+		e.post(func() { e.stateWritten(err, covered, st, waiters) })
+	}()
+}
+
+// stateWritten ends a write of writeState, on the loop.
+func (e *Engine) stateWritten(err error, covered []int, st api.Status, waiters []chan struct{}) {
+	e.writing = false
+	if err != nil {
+		e.log.Error("saving state", zap.String("path", e.statePath()), zap.Error(err))
+		e.journals = append(covered, e.journals...) // still needed
+	} else {
+		for _, seq := range covered {
+			os.Remove(e.journalName(seq))
+		}
+	}
+	e.published(st, waiters)
+	if e.writeAgain {
+		e.writeAgain = false
+		e.writeState()
+	}
+}
+
+// snapshot is the state to save: every group told, or with processes.
+func (e *Engine) snapshot() savedState {
 	st := savedState{Version: stateVersion, Node: e.cfg.Node}
 	for _, g := range e.groups {
 		sg := savedGroup{Group: g.name, Told: g.told, Level: g.level, Epoch: g.epoch}
@@ -203,17 +285,7 @@ func (e *Engine) saveState() {
 			st.Groups = append(st.Groups, sg)
 		}
 	}
-	data, err := json.Marshal(st)
-	if err == nil {
-		err = atomicfile.Write(e.statePath(), data, 0o600)
-	}
-	if err != nil {
-		e.log.Error("saving state", zap.String("path", e.statePath()), zap.Error(err))
-		return
-	}
-	if e.journalFile != nil {
-		e.journalFile.Truncate(0)
-	}
+	return st
 }
 
 // blank: the entry has never run in this daemon's memory, nothing of it
@@ -252,7 +324,18 @@ func (e *Engine) restore() {
 		return
 	}
 	data, err := os.ReadFile(e.statePath())
-	journal, _ := os.ReadFile(e.journalPath())
+	var journal []byte
+	e.journals = e.journalFiles()
+	for _, seq := range e.journals {
+		b, _ := os.ReadFile(e.journalName(seq))
+		journal = append(append(journal, b...), '\n')
+	}
+	if n := len(e.journals); n > 0 {
+		e.journalSeq = e.journals[n-1]
+	}
+	if len(bytes.TrimSpace(journal)) == 0 {
+		journal = nil
+	}
 	// With neither, nothing was recorded; still, a first run may have
 	// been started by a daemon killed before it recorded it.
 	fresh := errors.Is(err, os.ErrNotExist) && len(journal) == 0
@@ -474,7 +557,12 @@ func (e *Engine) dropState() {
 		e.journalFile.Close()
 		e.journalFile = nil
 	}
-	for _, path := range []string{e.statePath(), e.journalPath(), filepath.Join(e.cfg.StateDir, "exit"), e.outDir()} {
+	paths := []string{e.statePath(), filepath.Join(e.cfg.StateDir, "exit"), e.outDir()}
+	for _, seq := range e.journalFiles() {
+		paths = append(paths, e.journalName(seq))
+	}
+	e.journals = nil
+	for _, path := range paths {
 		if err := os.RemoveAll(path); err != nil {
 			e.log.Warn("removing state", zap.String("path", path), zap.Error(err))
 		}
