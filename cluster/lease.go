@@ -36,8 +36,8 @@ func (c *Cluster) kickRenewal() {
 // hintCommit tells the members that the leader committed index, for
 // each to renew at once (msgCommit), and renews this node's lease. By
 // TCP to each member in a cluster this small; a bigger one waits for
-// its next renewal (a quarter lease) rather than take a hundred
-// connections at every plan.
+// its next renewal (raftnode.RenewEvery: at most 500 ms) rather than
+// take a hundred connections at every plan.
 func (c *Cluster) hintCommit(ctx context.Context, index uint64) {
 	c.call(ctx, func() {
 		if c.ml != nil && c.ml.NumMembers() <= directLimit {

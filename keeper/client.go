@@ -9,7 +9,6 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -21,23 +20,31 @@ import (
 // reconnect and read the State first).
 var ErrBroken = errors.New("keeper connection broken")
 
-// Client is the daemon's connection to its keeper. Requests are
-// serialized: one is answered before the next is sent. Give each a
-// context with a deadline: a request not answered by then breaks the
-// connection (see ErrBroken and Done).
+// Client is the daemon's connection to its keeper. Requests may be made
+// from several goroutines at once: each is sent in turn on the one
+// connection without waiting for the answers before it (the keeper
+// answers a connection's requests in order), and each caller waits for
+// its own. A node that starts forty HA groups at once holds them in one
+// exchange, not forty round trips to a keeper that a loaded machine
+// schedules late. Give each request a context with a deadline: a
+// request not answered by then breaks the connection (see ErrBroken and
+// Done).
 type Client struct {
 	path string
 	c    net.Conn
 
-	mu  sync.Mutex // serializes requests; guards id and enc
+	mu  sync.Mutex // serializes the writes; guards id and enc
 	id  uint64
 	enc *json.Encoder
+	// pending are the requests sent and not answered, by ID. A lock of
+	// their own: the reader never waits for a write that may itself wait
+	// for the keeper to read.
+	pmu     sync.Mutex
+	pending map[uint64]chan Reply
 
-	want    atomic.Uint64 // the ID of the request waiting for its reply
-	replies chan Reply    // from the reader goroutine
-	done    chan struct{} // closed by the reader when the connection breaks
-	once    sync.Once     // the first break sets err and closes c
-	err     error         // why; set before done is closed
+	done chan struct{} // closed by the reader when the connection breaks
+	once sync.Once     // the first break sets err and closes c
+	err  error         // why; set before done is closed
 }
 
 // fail breaks the connection for the reason err, unless it is broken
@@ -57,7 +64,7 @@ func Dial(dir string) (*Client, error) {
 		return nil, fmt.Errorf("no keeper answers on %s: %w", path, err)
 	}
 	cl := &Client{path: path, c: c, enc: json.NewEncoder(c),
-		replies: make(chan Reply, 1), done: make(chan struct{})}
+		pending: map[uint64]chan Reply{}, done: make(chan struct{})}
 	go cl.read()
 	return cl, nil
 }
@@ -75,12 +82,12 @@ func (c *Client) read() {
 		}
 		// Never blocks, so that a broken connection is seen at once: a
 		// reply to no request waiting is dropped.
-		if r.ID != c.want.Load() {
-			continue
-		}
-		select {
-		case c.replies <- r:
-		default:
+		c.pmu.Lock()
+		ch := c.pending[r.ID]
+		delete(c.pending, r.ID)
+		c.pmu.Unlock()
+		if ch != nil {
+			ch <- r // buffered for this one reply
 		}
 	}
 	err := sc.Err()
@@ -113,20 +120,30 @@ func (c *Client) Close() error {
 
 // do sends r and returns the keeper's reply to it.
 func (c *Client) do(ctx context.Context, r Request) (Reply, error) {
+	ch := make(chan Reply, 1)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err := c.Err(); err != nil {
+		c.mu.Unlock()
 		return Reply{}, err
 	}
 	c.id++
 	r.ID = c.id
-	c.want.Store(r.ID)
+	c.pmu.Lock()
+	c.pending[r.ID] = ch
+	c.pmu.Unlock()
 	if dl, ok := ctx.Deadline(); ok {
 		c.c.SetWriteDeadline(dl)
 	} else {
 		c.c.SetWriteDeadline(time.Time{})
 	}
-	if err := c.enc.Encode(r); err != nil {
+	err := c.enc.Encode(r)
+	c.mu.Unlock()
+	if err != nil {
+		c.pmu.Lock()
+		delete(c.pending, r.ID)
+		c.pmu.Unlock()
+	}
+	if err != nil {
 		err = fmt.Errorf("%w: sending %s to keeper on %s: %v", ErrBroken, r.Op, c.path, err)
 		c.fail(err)
 		return Reply{}, err
@@ -137,29 +154,22 @@ func (c *Client) do(ctx context.Context, r Request) (Reply, error) {
 		}
 		return rep, nil
 	}
-	for {
+	select {
+	case rep := <-ch:
+		return answer(rep)
+	case <-c.done:
+		// A keeper that answered and then closed: its answer counts
+		// (select picks at random among ready cases).
 		select {
-		case rep := <-c.replies:
-			if rep.ID != r.ID {
-				continue // not ours; read filters these out already
-			}
+		case rep := <-ch:
 			return answer(rep)
-		case <-c.done:
-			// A keeper that answered and then closed: its answer counts
-			// (select picks at random among ready cases).
-			select {
-			case rep := <-c.replies:
-				if rep.ID == r.ID {
-					return answer(rep)
-				}
-			default:
-			}
-			return Reply{}, c.err
-		case <-ctx.Done():
-			err := fmt.Errorf("%w: keeper on %s did not answer %s: %v", ErrBroken, c.path, r.Op, ctx.Err())
-			c.fail(err)
-			return Reply{}, err
+		default:
 		}
+		return Reply{}, c.err
+	case <-ctx.Done():
+		err := fmt.Errorf("%w: keeper on %s did not answer %s: %v", ErrBroken, c.path, r.Op, ctx.Err())
+		c.fail(err)
+		return Reply{}, err
 	}
 }
 
