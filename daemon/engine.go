@@ -113,7 +113,7 @@ type Engine struct {
 	persists    *coalesce.Coalescer
 	journalFile *os.File // children started since the last state snapshot was built
 	journalSeq  int      // journalFile's number (journalPath)
-	journals    []int    // the journal files no durable snapshot covers yet
+	journals    []string // the journal files no durable snapshot covers yet
 	journalBuf  []byte   // its last line, whose room the next one reuses
 	// The state is written and synced off the loop (writeState): one
 	// write in flight, and the changes made meanwhile in the next one.

@@ -153,7 +153,7 @@ func TestSlowStateWriteDoesNotHoldTheLoop(t *testing.T) {
 		t.Fatalf("a tell answered before its state was written (%v)", err)
 	default:
 	}
-	journals, _ := filepath.Glob(filepath.Join(dir, "state", "journal.*"))
+	journals, _ := filepath.Glob(filepath.Join(dir, "run", "journal.*"))
 	var text strings.Builder
 	for _, j := range journals {
 		b, _ := os.ReadFile(j)

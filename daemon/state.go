@@ -77,32 +77,40 @@ func (e *Engine) statePath() string { return filepath.Join(e.cfg.StateDir, "stat
 // moment leaves a record of every child it started, in the snapshot or
 // in a journal that is still there. (Replay takes a line only over an
 // older run of its entry: a line the snapshot has already is harmless.)
+//
+// The journal files live beside the output FIFOs, in the runtime
+// directory (a tmpfs, /var/run's): one is made and one removed at every
+// snapshot, which on a disk costs metadata writes that wait behind other
+// syncs, and what they record, the children, does not outlive a reboot
+// either.
 func (e *Engine) journalPath(seq int) string {
-	return filepath.Join(e.cfg.StateDir, "journal."+strconv.Itoa(seq))
+	return filepath.Join(e.outDir(), "journal."+strconv.Itoa(seq))
 }
 
-// journalFiles lists the journal files in the state directory, oldest
-// first; "journal", of an older daemon, counts as number 0.
-func (e *Engine) journalFiles() []int {
-	names, _ := filepath.Glob(filepath.Join(e.cfg.StateDir, "journal*"))
-	var seqs []int
-	for _, name := range names {
-		base := filepath.Base(name)
-		if base == "journal" {
-			seqs = append(seqs, 0)
-		} else if n, err := strconv.Atoi(strings.TrimPrefix(base, "journal.")); err == nil && n > 0 {
-			seqs = append(seqs, n)
+// journalFiles lists the journal files: those of the runtime directory,
+// and those an older daemon kept in the state directory ("journal",
+// "journal.N").
+func (e *Engine) journalFiles() (paths []string, last int) {
+	dirs := []string{e.cfg.StateDir, e.outDir()}
+	if dirs[0] == dirs[1] {
+		dirs = dirs[1:]
+	}
+	for _, dir := range dirs {
+		names, _ := filepath.Glob(filepath.Join(dir, "journal*"))
+		for _, name := range names {
+			base := filepath.Base(name)
+			n, err := strconv.Atoi(strings.TrimPrefix(base, "journal."))
+			switch {
+			case base == "journal":
+			case err != nil || n <= 0:
+				continue // not ours
+			case dir == e.outDir():
+				last = max(last, n)
+			}
+			paths = append(paths, name)
 		}
 	}
-	sort.Ints(seqs)
-	return seqs
-}
-
-func (e *Engine) journalName(seq int) string {
-	if seq == 0 {
-		return filepath.Join(e.cfg.StateDir, "journal")
-	}
-	return e.journalPath(seq)
+	return paths, last
 }
 
 func (e *Engine) journal(p *proc) {
@@ -117,7 +125,7 @@ func (e *Engine) journal(p *proc) {
 			return
 		}
 		e.journalFile = f
-		e.journals = append(e.journals, e.journalSeq)
+		e.journals = append(e.journals, e.journalPath(e.journalSeq))
 	}
 	jl := journalLine{Group: p.g.name, Proc: p.saved(false)}
 	line := jl.appendJSON(e.journalBuf[:0])
@@ -204,11 +212,18 @@ func fileName(tag string) string {
 }
 
 // exitFile is where a wait or test entry's wrapper leaves its exit
-// status, so that it is known even if the daemon was dead when it ended.
+// status, so that it is known even if the daemon was dead when it ended:
+// beside the output FIFOs, for the same reason (made anew at every run,
+// on a tmpfs; a reboot ends the run it tells of anyway).
 func (e *Engine) exitFile(tag string) string {
 	if e.cfg.StateDir == "" {
 		return ""
 	}
+	return filepath.Join(e.outDir(), fileName(tag)+".exit")
+}
+
+// oldExitFile is where an older daemon left exit statuses.
+func (e *Engine) oldExitFile(tag string) string {
 	return filepath.Join(e.cfg.StateDir, "exit", fileName(tag))
 }
 
@@ -242,20 +257,21 @@ func (e *Engine) writeState() {
 	path, write := e.statePath(), e.writeFile
 	go func() {
 		err := write(path, data, 0o600)
+		if err == nil {
+			for _, j := range covered {
+				os.Remove(j)
+			}
+		}
 		e.post(func() { e.stateWritten(err, covered, st, waiters) })
 	}()
 }
 
 // stateWritten ends a write of writeState, on the loop.
-func (e *Engine) stateWritten(err error, covered []int, st api.Status, waiters []chan struct{}) {
+func (e *Engine) stateWritten(err error, covered []string, st api.Status, waiters []chan struct{}) {
 	e.writing = false
 	if err != nil {
 		e.log.Error("saving state", zap.String("path", e.statePath()), zap.Error(err))
 		e.journals = append(covered, e.journals...) // still needed
-	} else {
-		for _, seq := range covered {
-			os.Remove(e.journalName(seq))
-		}
 	}
 	e.published(st, waiters)
 	if e.writeAgain {
@@ -325,13 +341,10 @@ func (e *Engine) restore() {
 	}
 	data, err := os.ReadFile(e.statePath())
 	var journal []byte
-	e.journals = e.journalFiles()
-	for _, seq := range e.journals {
-		b, _ := os.ReadFile(e.journalName(seq))
+	e.journals, e.journalSeq = e.journalFiles()
+	for _, j := range e.journals {
+		b, _ := os.ReadFile(j)
 		journal = append(append(journal, b...), '\n')
-	}
-	if n := len(e.journals); n > 0 {
-		e.journalSeq = e.journals[n-1]
 	}
 	if len(bytes.TrimSpace(journal)) == 0 {
 		journal = nil
@@ -534,6 +547,10 @@ func (e *Engine) readExit(p *proc) int {
 		return -1
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		// A run an older daemon started: its wrapper wrote there.
+		f, err = os.OpenFile(e.oldExitFile(p.entry.Tag), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
 	if err != nil {
 		return -1
 	}
@@ -558,9 +575,8 @@ func (e *Engine) dropState() {
 		e.journalFile = nil
 	}
 	paths := []string{e.statePath(), filepath.Join(e.cfg.StateDir, "exit"), e.outDir()}
-	for _, seq := range e.journalFiles() {
-		paths = append(paths, e.journalName(seq))
-	}
+	journals, _ := e.journalFiles()
+	paths = append(paths, journals...)
 	e.journals = nil
 	for _, path := range paths {
 		if err := os.RemoveAll(path); err != nil {

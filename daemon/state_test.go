@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,5 +143,32 @@ func TestJournalLineJSON(t *testing.T) {
 		if got := jl.appendJSON(nil); string(got) != string(want) {
 			t.Errorf("appendJSON:\n%s\njson.Marshal:\n%s", got, want)
 		}
+	}
+}
+
+// A wait or test entry's exit status is read where this daemon's
+// wrapper writes it, beside the FIFOs, or, for a run an older daemon
+// started, in the state directory's exit/.
+func TestReadExitWhereItWasWritten(t *testing.T) {
+	eng := newTestEngine(t, "g:chk:1:test:true\n", func(d string, c *Config) {
+		c.StateDir, c.RunDir = filepath.Join(d, "state"), filepath.Join(d, "run")
+	})
+	p := eng.groups["g"].byTag["chk"]
+	if got := eng.readExit(p); got != -1 {
+		t.Errorf("no exit file: %d, want -1", got)
+	}
+	for _, f := range []struct{ path, code string }{{eng.oldExitFile("chk"), "3"}, {eng.exitFile("chk"), "5"}} {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.path, []byte(f.code+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := strconv.Itoa(eng.readExit(p)); got != f.code {
+			t.Errorf("with %s: %s, want %s", f.path, got, f.code)
+		}
+	}
+	if !strings.HasPrefix(eng.exitFile("chk"), eng.cfg.RunDir+"/") {
+		t.Errorf("exit file %s is not in the runtime directory %s", eng.exitFile("chk"), eng.cfg.RunDir)
 	}
 }

@@ -204,8 +204,8 @@ g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
 	pid := readPid(t, d.path("svc.starts"), 0)
 	d.cmd.Process.Kill()
 	<-d.done
-	for _, f := range []string{"state.json", "journal"} {
-		if err := os.Remove(filepath.Join(d.path("state"), f)); err != nil && !os.IsNotExist(err) {
+	for _, f := range append(journals(d), filepath.Join(d.path("state"), "state.json")) {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
 	}
@@ -223,11 +223,13 @@ g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
 // state, as if its runs had started without being recorded.
 func forgetRuns(t *testing.T, d *daemon, tag string) {
 	t.Helper()
-	dir := d.path("state")
-	journal, _ := os.ReadFile(filepath.Join(dir, "journal"))
-	found := strings.Contains(string(journal), `"tag":"`+tag+`"`)
-	os.Remove(filepath.Join(dir, "journal"))
-	path := filepath.Join(dir, "state.json")
+	found := false
+	for _, j := range journals(d) {
+		text, _ := os.ReadFile(j)
+		found = found || strings.Contains(string(text), `"tag":"`+tag+`"`)
+		os.Remove(j)
+	}
+	path := filepath.Join(d.path("state"), "state.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -259,4 +261,12 @@ func forgetRuns(t *testing.T, d *daemon, tag string) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// journals are a daemon's journal files: beside its output FIFOs, and
+// any an older daemon left in its state directory.
+func journals(d *daemon) []string {
+	run, _ := filepath.Glob(d.sock + ".out/journal.*")
+	old, _ := filepath.Glob(filepath.Join(d.path("state"), "journal*"))
+	return append(run, old...)
 }
