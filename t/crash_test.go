@@ -163,13 +163,7 @@ func killPid(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
 // and adopts it, rather than start a second copy beside it.
 func TestCrashBeforeRecord(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, `
-g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
-`)
-	d.tellDone("g", "1")
-	pid := readPid(t, d.path("svc.starts"), 0)
-	d.cmd.Process.Kill()
-	<-d.done
+	d, pid := killedWithRun(t)
 	forgetRuns(t, d, "svc")
 
 	d2 := launch(t, d.dir)
@@ -197,13 +191,7 @@ g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
 // told, and the run found is stopped rather than left unwatched.
 func TestCrashBeforeFirstRecord(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, `
-g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
-`)
-	d.tellDone("g", "1")
-	pid := readPid(t, d.path("svc.starts"), 0)
-	d.cmd.Process.Kill()
-	<-d.done
+	d, pid := killedWithRun(t)
 	for _, f := range append(journals(d), filepath.Join(d.path("state"), "state.json")) {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
@@ -217,6 +205,20 @@ g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
 	if n := len(lines(d.path("svc.starts"))); n != 1 {
 		t.Errorf("respawn entry started %d times, want 1", n)
 	}
+}
+
+// killedWithRun starts a daemon, tells its respawn entry svc up, and
+// SIGKILLs the daemon alone: svc (pid) lives on.
+func killedWithRun(t *testing.T) (d *daemon, pid int) {
+	t.Helper()
+	d = startDaemon(t, `
+g:svc:1:respawn:echo $$ >> {dir}/svc.starts; exec sleep 1000
+`)
+	d.tellDone("g", "1")
+	pid = readPid(t, d.path("svc.starts"), 0)
+	d.cmd.Process.Kill()
+	<-d.done
+	return d, pid
 }
 
 // forgetRuns takes every record of entry tag out of a stopped daemon's
