@@ -38,13 +38,19 @@ type simRaft struct {
 	electedAt time.Time            // on its clock
 	heard     map[string]time.Time // node -> when its last answered renewal arrived
 	lastHeard time.Duration        // a follower: the last heartbeat of a leader
-	timeout   time.Duration        // its election timeout
-	noQuorum  time.Duration        // a leader: since when it misses a quorum (0: it has one)
-	pending   []*simEntry
-	planBusy  bool // a ProposeAll runs
-	planQueue bool
-	planTimer int
-	fencing   map[string]*simFence
+	// campaigned is its last campaign; it campaigns again once timeout
+	// has passed since that or since lastHeard. A campaign that failed
+	// is not a leader's heartbeat: the candidate grants the next one
+	// that asks (raft's pre-vote asks only that no leader be known, and a
+	// candidate knows none), or candidates could keep refusing each other.
+	campaigned time.Duration
+	timeout    time.Duration // its election timeout
+	noQuorum   time.Duration // a leader: since when it misses a quorum (0: it has one)
+	pending    []*simEntry
+	planBusy   bool // a ProposeAll runs
+	planQueue  bool
+	planTimer  int
+	fencing    map[string]*simFence
 }
 
 // simEntry is one proposal (a ProposeAll of its commands).
@@ -128,7 +134,7 @@ func (s *sim) tick() {
 		}
 	}
 	for _, v := range voters {
-		if v.running() && !v.raft.leader && s.now-v.raft.lastHeard > v.raft.timeout {
+		if v.running() && !v.raft.leader && s.now-max(v.raft.lastHeard, v.raft.campaigned) > v.raft.timeout {
 			s.campaign(v)
 		}
 	}
@@ -168,7 +174,7 @@ func (s *sim) probe(n *simNode) {
 // campaign: a pre-vote among the voters v reaches that have not heard a
 // leader within the shortest election timeout; a majority elects it.
 func (s *sim) campaign(v *simNode) {
-	v.raft.lastHeard, v.raft.timeout = s.now, s.electionTimeout()
+	v.raft.campaigned, v.raft.timeout = s.now, s.electionTimeout()
 	term := v.raft.term
 	var grants []*simNode
 	for _, w := range s.nodes[:s.cfg.voters] {
