@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -170,5 +171,54 @@ func TestReadExitWhereItWasWritten(t *testing.T) {
 	}
 	if !strings.HasPrefix(eng.exitFile("chk"), eng.cfg.RunDir+"/") {
 		t.Errorf("exit file %s is not in the runtime directory %s", eng.exitFile("chk"), eng.cfg.RunDir)
+	}
+}
+
+// Restore replays the journal files of the runtime directory and the one
+// an older daemon kept in the state directory; the first durable
+// snapshot after it removes them all.
+func TestRestoreReadsEveryJournal(t *testing.T) {
+	eng := newTestEngine(t, "g:a:1:once:true\ng:b:1:once:true\n", func(d string, c *Config) {
+		c.StateDir, c.RunDir = filepath.Join(d, "state"), filepath.Join(d, "run")
+		for _, dir := range []string{c.StateDir, c.RunDir} {
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	g := eng.groups["g"]
+	files := map[string]journalLine{
+		filepath.Join(eng.cfg.StateDir, "journal"): {Group: "g", Proc: savedProc{Tag: "a", Mode: "once", Hash: g.byTag["a"].hash(), Run: 4}},
+		eng.journalPath(7):                         {Group: "g", Proc: savedProc{Tag: "b", Mode: "once", Hash: g.byTag["b"].hash(), Run: 6}},
+	}
+	for path, jl := range files {
+		line, _ := json.Marshal(jl)
+		if err := os.WriteFile(path, append(line, '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runTestEngine(t, eng)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var runs [2]int
+	if err := eng.call(ctx, func() { runs = [2]int{g.byTag["a"].run, g.byTag["b"].run} }); err != nil {
+		t.Fatal(err)
+	}
+	if runs != [2]int{4, 6} {
+		t.Errorf("runs after restore: a %d, b %d; want 4 and 6 from the two journals", runs[0], runs[1])
+	}
+	if _, err := eng.Tell(ctx, "g", "1"); err != nil { // answered once a snapshot is durable
+		t.Fatal(err)
+	}
+	for path := range files {
+		if _, err := os.Stat(path); err == nil {
+			t.Errorf("%s is still there after a durable snapshot", path)
+		}
+	}
+	if err := eng.call(ctx, func() { runs = [2]int{g.byTag["a"].run, g.byTag["b"].run} }); err != nil {
+		t.Fatal(err)
+	}
+	if runs != [2]int{5, 7} {
+		t.Errorf("runs after the tell: a %d, b %d; want 5 and 7", runs[0], runs[1])
 	}
 }
