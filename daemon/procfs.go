@@ -294,25 +294,34 @@ type leader struct {
 // names keeper (CLINIT_KEEPER: this daemon's state directory, so not
 // another daemon's on the same machine) and an entry, leaving out the
 // pids in known. After a crash they are the runs our predecessor started
-// and did not live to record. A session leader is left out too: the
-// daemon starts a run in a process group of its own within its session,
-// so one that leads a session is a descendant that left with setsid.
+// and did not live to record. Left out too, as descendants of a run that
+// made process groups of their own: a session leader (the daemon starts
+// a run in a process group of its own within its session, so one that
+// leads a session left with setsid), and one whose parent carries the
+// same mark (a run's parent was the daemon, dead now).
 func entryLeaders(keeper string, known map[int]bool) []leader {
 	if keeper == "" {
 		return nil
 	}
 	mark := []byte("\x00CLINIT_KEEPER=" + keeper + "\x00")
+	marked := func(pid int) ([]byte, bool) {
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil {
+			return nil, false
+		}
+		env = append(append([]byte{0}, env...), 0)
+		return env, bytes.Contains(env, mark)
+	}
 	var out []leader
 	liveProcs(func(p procInfo) bool {
 		if p.pid != p.pgid || p.pid == p.sid || known[p.pid] {
 			return true
 		}
-		env, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/environ")
-		if err != nil {
+		env, ok := marked(p.pid)
+		if !ok {
 			return true
 		}
-		env = append(append([]byte{0}, env...), 0)
-		if !bytes.Contains(env, mark) {
+		if _, parentOurs := marked(p.ppid); parentOurs {
 			return true
 		}
 		group, ok1 := envValue(env, "CLINIT_GROUP")

@@ -108,17 +108,20 @@ func TestProcStart(t *testing.T) {
 // entryLeaders finds a run by its environment: the leader of its own
 // process group, in the daemon's session, naming this daemon's state
 // directory. Not another daemon's, not a descendant that left with
-// setsid, not one already known.
+// setsid or made a group of its own, not one already known.
 func TestEntryLeaders(t *testing.T) {
 	dir := t.TempDir()
-	start := func(keeper, tag string, sys *syscall.SysProcAttr) int {
-		cmd := exec.Command("/bin/sleep", "10")
-		cmd.Env = []string{"CLINIT_GROUP=g", "CLINIT_TAG=" + tag, "CLINIT_KEEPER=" + keeper, "CLINIT_NODE=n"}
+	start := func(keeper, tag string, sys *syscall.SysProcAttr, argv ...string) int {
+		if argv == nil {
+			argv = []string{"/bin/sleep", "10"}
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = []string{"CLINIT_GROUP=g", "CLINIT_TAG=" + tag, "CLINIT_KEEPER=" + keeper, "CLINIT_NODE=n", "PATH=/usr/bin:/bin"}
 		cmd.SysProcAttr = sys
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Process.Kill(); cmd.Wait() })
 		return cmd.Process.Pid
 	}
 	ours := start(dir, "ours", setpgid())
@@ -126,9 +129,23 @@ func TestEntryLeaders(t *testing.T) {
 	start(dir, "left", &syscall.SysProcAttr{Setsid: true})
 	known := start(dir, "known", setpgid())
 	start(dir, "member", nil) // in this test's process group
-	got := entryLeaders(dir, map[int]bool{known: true})
+	// A known run whose child makes a process group of its own.
+	outer := start(dir, "outer", setpgid(), "/bin/sh", "-c", `perl -e 'setpgrp(0,0); exec "/bin/sleep", "10"' & wait`)
+	inner := 0
+	for deadline := time.Now().Add(10 * time.Second); inner == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		liveProcs(func(p procInfo) bool {
+			if p.ppid == outer && p.pgid == p.pid {
+				inner = p.pid
+			}
+			return inner == 0
+		})
+	}
+	if inner == 0 {
+		t.Fatal("the outer run's child made no process group of its own")
+	}
+	got := entryLeaders(dir, map[int]bool{known: true, outer: true})
 	if len(got) != 1 || got[0].pid != ours || got[0].group != "g" || got[0].tag != "ours" || got[0].start == 0 {
-		t.Fatalf("entryLeaders = %+v, want only pid %d, g/ours", got, ours)
+		t.Fatalf("entryLeaders = %+v, want only pid %d, g/ours (not %d, the child of a run)", got, ours, inner)
 	}
 	if got := entryLeaders("", nil); got != nil {
 		t.Errorf("entryLeaders with no directory = %+v", got)

@@ -481,15 +481,30 @@ func (e *Engine) unrecorded(st *savedState) map[string][]leader {
 	return out
 }
 
-// adoptUnrecorded takes over runs of g found by unrecorded: the newest of
-// an entry of the cltab that nothing runs of is its run after the last
-// recorded one; any other, like a run of an entry gone from the cltab, is
-// adopted as retired, and so stopped. Its command is taken to be the
+// adoptUnrecorded takes over runs of g found by unrecorded. A daemon has
+// at most one run of an entry that it has not recorded (it records each
+// start before it makes another), and only when nothing else of the
+// entry runs: so, for each entry of which nothing was adopted, the newest
+// found is its run after the last recorded one; of an entry gone from
+// the cltab, or of a group whose level was not recorded, it is adopted
+// as retired, and so stopped. The others found are left alone, as any
+// process that left its run's group is. Its command is taken to be the
 // entry's: a cltab changed while the daemon was away, between a fork and
 // its record, goes unnoticed. It returns how many were adopted.
 func (e *Engine) adoptUnrecorded(g *group, ls []leader) int {
 	n := 0
-	for _, l := range ls {
+	taken := map[string]bool{}
+	for _, p := range g.procs {
+		taken[p.entry.Tag] = p.alive()
+	}
+	for _, p := range g.retired {
+		taken[p.entry.Tag] = taken[p.entry.Tag] || p.alive()
+	}
+	for _, l := range ls { // newest first
+		if taken[l.tag] {
+			continue
+		}
+		taken[l.tag] = true
 		p := g.byTag[l.tag]
 		fifo := ""
 		if p != nil && p.m.state == sDown {

@@ -272,3 +272,29 @@ func journals(d *daemon) []string {
 	old, _ := filepath.Glob(filepath.Join(d.path("state"), "journal*"))
 	return append(run, old...)
 }
+
+// A process that left its run's process group (a group of its own, its
+// parent gone) is not taken for an unrecorded run: its entry's recorded
+// run is adopted, and it is left alone, as before the crash.
+func TestCrashLeavesEscapedGroupAlone(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, `
+g:svc:1:respawn:echo $$ >> {dir}/svc.starts; (perl -e 'setpgrp(0,0); open(F, ">>", "{dir}/escaped.pid"); print F "$$\n"; close F; exec "/bin/sleep", "1000"' &); exec sleep 1000
+`)
+	d.tellDone("g", "1")
+	svc := readPid(t, d.path("svc.starts"), 0)
+	escaped := readPid(t, d.path("escaped.pid"), 0)
+	d2 := crash(t, d)
+	d2.waitState("g", "1", "DONE")
+	settle()
+	if got := d2.entry("g", "svc").Pid; got != svc {
+		t.Errorf("new daemon reports pid %d, want the recorded %d adopted", got, svc)
+	}
+	if !alive(escaped) {
+		t.Errorf("the process that left its run's group (pid %d) was stopped by the restore", escaped)
+	}
+	if strings.Contains(d2.log.String(), "did not record") {
+		t.Errorf("a process that left its group was taken for an unrecorded run:\n%s", d2.log.String())
+	}
+	syscall.Kill(escaped, syscall.SIGKILL)
+}
